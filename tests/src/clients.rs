@@ -1,0 +1,107 @@
+//! Commands for the containers/image clients (skopeo, podman, buildah) and the Python oras client, each set up so
+//! that parallel tests do not share state.
+//!
+//! podman and buildah get a private storage root, run root and libpod tmpdir per test. What they cannot be given
+//! per process as root is the blob-info cache in /var/lib/containers/cache, which remembers which blobs a registry
+//! location already has and lets a client skip uploading them. Two things keep it harmless: every fixture has random
+//! blobs that no earlier run can have recorded, and the cache is deleted once per test binary before its first
+//! client runs (cargo runs test binaries one after another, and the `Once` holds back every test of this binary
+//! until the deletion is done, so no client has the database open meanwhile).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+
+use tempfile::TempDir;
+
+static CLEAR_BLOB_INFO_CACHE: Once = Once::new();
+
+/// Deletes the containers blob-info cache (root's and the invoking user's) once per test binary.
+pub fn clear_blob_info_cache() {
+    CLEAR_BLOB_INFO_CACHE.call_once(|| {
+        let mut dirs = vec![PathBuf::from("/var/lib/containers/cache")];
+        if let Some(home) = std::env::var_os("HOME") {
+            dirs.push(Path::new(&home).join(".local/share/containers/cache"));
+        }
+        for dir in dirs {
+            for file in ["blob-info-cache-v1.boltdb", "blob-info-cache-v1.sqlite"] {
+                match std::fs::remove_file(dir.join(file)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => panic!("cannot delete {}: {e}", dir.join(file).display()),
+                }
+            }
+        }
+    });
+}
+
+/// `skopeo` talking plain HTTP to the test registry.
+pub fn skopeo() -> Command {
+    clear_blob_info_cache();
+    Command::new("skopeo")
+}
+
+/// A private containers-storage for podman and buildah, removed with the test.
+pub struct Storage {
+    dir: TempDir,
+}
+
+impl Storage {
+    pub fn new() -> Storage {
+        clear_blob_info_cache();
+        Storage { dir: tempfile::Builder::new().prefix("berth-storage-").tempdir().expect("create storage dir") }
+    }
+
+    /// `podman` on this storage with vfs (works everywhere, no overlay mounts) and no systemd or journald.
+    pub fn podman(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.args(self.storage_args())
+            .arg("--tmpdir")
+            .arg(self.dir.path().join("libpod"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c
+    }
+
+    /// `buildah` on this storage.
+    pub fn buildah(&self) -> Command {
+        let mut c = Command::new("buildah");
+        c.args(self.storage_args());
+        c
+    }
+
+    fn storage_args(&self) -> Vec<String> {
+        let path = |name: &str| self.dir.path().join(name).display().to_string();
+        vec![
+            "--root".into(),
+            path("root"),
+            "--runroot".into(),
+            path("run"),
+            "--storage-driver".into(),
+            "vfs".into(),
+        ]
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        // vfs layers are plain directories, but containers-storage may leave read-only dirs that TempDir cannot
+        // remove; chmod first so the storage does not outlive the test.
+        let _ = Command::new("chmod").arg("-R").arg("u+rwX").arg(self.dir.path()).status();
+    }
+}
+
+/// The Python interpreter of the venv that has the `oras` package (`BERTH_TEST_PYTHON`, set by tests/run).
+pub fn python() -> Command {
+    Command::new(std::env::var_os("BERTH_TEST_PYTHON").unwrap_or_else(|| "python3".into()))
+}
+
+/// Path of a helper script shipped in tests/support.
+pub fn support_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("support").join(name)
+}
