@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use tempfile::TempDir;
 
 use crate::cmd::run;
 use crate::digest::{random_bytes, random_token, sha256_digest};
 
-/// An OCI image layout directory holding any number of tagged images.
+/// An OCI image layout directory holding any number of tagged images, removed when dropped.
 pub struct OciLayout {
-    dir: TempDir,
+    // Not a `TempDir`: its random names have capitals, and podman derives an image name from an `oci:` path, which
+    // must be lowercase.
+    root: PathBuf,
 }
 
 /// One image of a layout, with everything a test compares against what a registry or client gives back.
@@ -36,13 +37,15 @@ pub struct OciImage {
 
 impl OciLayout {
     pub fn new() -> OciLayout {
-        let dir = tempfile::Builder::new().prefix("berth-oci-").tempdir().expect("create layout dir");
-        run(Command::new("umoci").arg("init").arg("--layout").arg(dir.path().join("layout")));
-        OciLayout { dir }
+        let root = std::env::temp_dir().join(format!("berth-oci-{}", random_token()));
+        fs::create_dir(&root).expect("create layout dir");
+        let layout = OciLayout { root };
+        run(Command::new("umoci").arg("init").arg("--layout").arg(layout.path()));
+        layout
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.path().join("layout")
+        self.root.join("layout")
     }
 
     /// Adds a two-layer linux image for `architecture`: layer 1 holds busybox (when `busybox`) and a random file,
@@ -55,7 +58,7 @@ impl OciLayout {
         for layer in 0..2 {
             // A fresh bundle per layer: umoci diffs against the bundle's unpack-time tree, so each repack adds
             // exactly the files written since that unpack.
-            let bundle = self.dir.path().join(format!("bundle-{tag}-{layer}"));
+            let bundle = self.root.join(format!("bundle-{tag}-{layer}"));
             run(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(&image).arg(&bundle));
             let rootfs = bundle.join("rootfs");
             if layer == 0 && busybox {
@@ -89,6 +92,12 @@ impl OciLayout {
 impl Default for OciLayout {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Drop for OciLayout {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
     }
 }
 
