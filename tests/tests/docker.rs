@@ -1,0 +1,58 @@
+//! docker against the registry: load an image, push it, remove it, pull it back, and check the image ID, manifest
+//! digest and layers survive the round trip. Starts its own dockerd.
+
+use berth_tests::clients::skopeo;
+use berth_tests::digest::diff_id;
+use berth_tests::dockerd::Dockerd;
+use berth_tests::{OciLayout, Registry, run, stdout_of};
+
+const REPO: &str = "docker/app";
+
+#[test]
+fn load_push_rmi_pull() {
+    let registry = Registry::start();
+    let layout = OciLayout::new();
+    let image = layout.add_image("v1", "amd64", true);
+    let dockerd = Dockerd::start();
+
+    // docker 20.10 loads docker-archive tarballs, not OCI ones; skopeo converts only the manifest, so the config and
+    // therefore the image ID stay the layout's.
+    let work = tempfile::tempdir().expect("work dir");
+    let archive = work.path().join("image.tar");
+    run(skopeo().arg("copy").arg(image.oci_ref()).arg(format!("docker-archive:{}:berth-test/app:v1", archive.display())));
+    run(dockerd.docker().arg("load").arg("-i").arg(&archive));
+    let inspect_id = |reference: &str| stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{.Id}}", reference]));
+    assert_eq!(inspect_id("berth-test/app:v1"), image.config_digest);
+
+    let reference = registry.image_ref(REPO, "1");
+    run(dockerd.docker().args(["tag", "berth-test/app:v1", &reference]));
+    let push = stdout_of(dockerd.docker().args(["push", &reference]));
+    // The last line is "1: digest: sha256:... size: N".
+    let pushed_digest = push
+        .split_whitespace()
+        .skip_while(|word| *word != "digest:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no digest in docker push output:\n{push}"))
+        .to_owned();
+
+    let manifest = registry.manifest(REPO, "1");
+    assert_eq!(manifest.digest, pushed_digest, "registry serves the manifest docker pushed");
+    assert_eq!(manifest.media_type, "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(manifest.json["config"]["digest"], image.config_digest.as_str());
+    assert_eq!(registry.blob(REPO, &image.config_digest), image.config);
+    let layers = manifest.json["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), image.diff_ids.len());
+    for (layer, expected) in layers.iter().zip(&image.diff_ids) {
+        let blob = registry.blob(REPO, layer["digest"].as_str().expect("layer digest"));
+        assert_eq!(&diff_id(&blob), expected, "layer {}", layer["digest"]);
+    }
+
+    // Remove every local name so the pull must fetch everything from the registry.
+    run(dockerd.docker().args(["rmi", &reference, "berth-test/app:v1"]));
+    assert!(stdout_of(dockerd.docker().args(["images", "-q"])).is_empty(), "images left after rmi");
+    run(dockerd.docker().args(["pull", &reference]));
+    assert_eq!(inspect_id(&reference), image.config_digest);
+    let repo_digests = stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{json .RepoDigests}}", &reference]));
+    let repo_digests: Vec<String> = serde_json::from_str(&repo_digests).expect("RepoDigests JSON");
+    assert_eq!(repo_digests, [format!("{}/{REPO}@{}", registry.host(), manifest.digest)]);
+}
