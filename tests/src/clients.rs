@@ -49,7 +49,12 @@ pub struct Storage {
 impl Storage {
     pub fn new() -> Storage {
         clear_blob_info_cache();
-        Storage { dir: tempfile::Builder::new().prefix("berth-storage-").tempdir().expect("create storage dir") }
+        Storage {
+            dir: tempfile::Builder::new()
+                .prefix("berth-storage-")
+                .tempdir()
+                .expect("create storage dir"),
+        }
     }
 
     /// `podman` on this storage with vfs (works everywhere, no overlay mounts) and no systemd or journald.
@@ -92,7 +97,11 @@ impl Drop for Storage {
     fn drop(&mut self) {
         // vfs layers are plain directories, but containers-storage may leave read-only dirs that TempDir cannot
         // remove; chmod first so the storage does not outlive the test.
-        let _ = Command::new("chmod").arg("-R").arg("u+rwX").arg(self.dir.path()).status();
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+rwX")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -103,5 +112,7 @@ pub fn python() -> Command {
 
 /// Path of a helper script shipped in tests/support.
 pub fn support_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("support").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("support")
+        .join(name)
 }

@@ -12,7 +12,12 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 pub fn run(cmd: &mut Command) -> Output {
     let out = exec(cmd, None);
     if !out.status.success() {
-        panic!("{} failed with {}\n{}", describe(cmd), out.status, streams(&out));
+        panic!(
+            "{} failed with {}\n{}",
+            describe(cmd),
+            out.status,
+            streams(&out)
+        );
     }
     out
 }
@@ -21,7 +26,12 @@ pub fn run(cmd: &mut Command) -> Output {
 pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     let out = exec(cmd, Some(input));
     if !out.status.success() {
-        panic!("{} failed with {}\n{}", describe(cmd), out.status, streams(&out));
+        panic!(
+            "{} failed with {}\n{}",
+            describe(cmd),
+            out.status,
+            streams(&out)
+        );
     }
     out
 }
@@ -30,7 +40,11 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
 pub fn run_failing(cmd: &mut Command) -> Output {
     let out = exec(cmd, None);
     if out.status.success() {
-        panic!("{} succeeded but was expected to fail\n{}", describe(cmd), streams(&out));
+        panic!(
+            "{} succeeded but was expected to fail\n{}",
+            describe(cmd),
+            streams(&out)
+        );
     }
     out
 }
@@ -46,10 +60,16 @@ pub fn stdout_of(cmd: &mut Command) -> String {
 
 fn exec(cmd: &mut Command, input: Option<&[u8]>) -> Output {
     let what = describe(cmd);
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
 
     // Pipes are drained on threads so that a chatty command cannot block on a full pipe while we wait for it.
     let writer = input.map(|bytes| {
@@ -76,7 +96,10 @@ fn exec(cmd: &mut Command, input: Option<&[u8]>) -> Output {
                     stdout: stdout.join().unwrap_or_default(),
                     stderr: stderr.join().unwrap_or_default(),
                 };
-                panic!("{what} did not finish within {TIMEOUT:?}\n{}", streams(&out));
+                panic!(
+                    "{what} did not finish within {TIMEOUT:?}\n{}",
+                    streams(&out)
+                );
             }
             Err(e) => panic!("cannot wait for {what}: {e}"),
         }

@@ -25,7 +25,9 @@ pub fn gunzip(gzip: &[u8]) -> Vec<u8> {
 /// Contents of the member whose path ends in `name` inside a gzip layer tar.
 pub fn file_in_layer(gzip_layer: &[u8], name: &str) -> Vec<u8> {
     run_with_stdin(
-        Command::new("tar").args(["-xzO", "-f", "-", "--wildcards"]).arg(format!("*{name}")),
+        Command::new("tar")
+            .args(["-xzO", "-f", "-", "--wildcards"])
+            .arg(format!("*{name}")),
         gzip_layer,
     )
     .stdout

@@ -56,7 +56,10 @@ impl Registry {
     }
 
     fn try_start() -> Result<Registry, String> {
-        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -78,7 +81,11 @@ impl Registry {
                     );
                 }
                 let mut c = Command::new(bin);
-                c.arg("serve").arg("--addr").arg(&host).arg("--data-dir").arg(&data);
+                c.arg("serve")
+                    .arg("--addr")
+                    .arg(&host)
+                    .arg("--data-dir")
+                    .arg(&data);
                 c
             }
         };
@@ -92,7 +99,13 @@ impl Registry {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| e.to_string())?;
-        let mut registry = Registry { child, host, http, log, _dir: dir };
+        let mut registry = Registry {
+            child,
+            host,
+            http,
+            log,
+            _dir: dir,
+        };
         registry.wait_ready()?;
         Ok(registry)
     }
@@ -101,7 +114,10 @@ impl Registry {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("server exited with {status} before it was ready\n{}", self.log_text()));
+                return Err(format!(
+                    "server exited with {status} before it was ready\n{}",
+                    self.log_text()
+                ));
             }
             if let Ok(resp) = self.http.get(self.url("/v2/")).send()
                 && resp.status() == StatusCode::OK
@@ -109,7 +125,10 @@ impl Registry {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("GET /v2/ did not answer 200 within {READY_TIMEOUT:?}\n{}", self.log_text()));
+                return Err(format!(
+                    "GET /v2/ did not answer 200 within {READY_TIMEOUT:?}\n{}",
+                    self.log_text()
+                ));
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -140,7 +159,10 @@ impl Registry {
     }
 
     pub fn get(&self, path: &str) -> Response {
-        self.http.get(self.url(path)).send().unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        self.http
+            .get(self.url(path))
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// GET a manifest and check the registry's `Docker-Content-Digest` is the digest of the bytes it sent.
@@ -155,11 +177,29 @@ impl Registry {
         let status = resp.status();
         let digest = header(&resp, "docker-content-digest");
         let media_type = header(&resp, "content-type");
-        let bytes = resp.bytes().unwrap_or_else(|e| panic!("GET {path}: {e}")).to_vec();
-        assert_eq!(status, StatusCode::OK, "GET {path}: {}", String::from_utf8_lossy(&bytes));
-        assert_eq!(digest, sha256_digest(&bytes), "GET {path}: Docker-Content-Digest is not the body's digest");
-        let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("GET {path}: body is not JSON: {e}"));
-        Manifest { bytes, digest, media_type, json }
+        let bytes = resp
+            .bytes()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .to_vec();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert_eq!(
+            digest,
+            sha256_digest(&bytes),
+            "GET {path}: Docker-Content-Digest is not the body's digest"
+        );
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("GET {path}: body is not JSON: {e}"));
+        Manifest {
+            bytes,
+            digest,
+            media_type,
+            json,
+        }
     }
 
     /// Status of a manifest GET, for checks that a manifest is (or is no longer) there.
@@ -177,9 +217,21 @@ impl Registry {
         let path = format!("/v2/{repo}/blobs/{digest}");
         let resp = self.get(&path);
         let status = resp.status();
-        let bytes = resp.bytes().unwrap_or_else(|e| panic!("GET {path}: {e}")).to_vec();
-        assert_eq!(status, StatusCode::OK, "GET {path}: {}", String::from_utf8_lossy(&bytes));
-        assert_eq!(sha256_digest(&bytes), digest, "GET {path} returned other content");
+        let bytes = resp
+            .bytes()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .to_vec();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert_eq!(
+            sha256_digest(&bytes),
+            digest,
+            "GET {path} returned other content"
+        );
         bytes
     }
 
@@ -194,7 +246,11 @@ impl Registry {
         let body: serde_json::Value = resp.json().unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let mut tags: Vec<String> = body["tags"]
             .as_array()
-            .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         tags.sort();
         tags
@@ -224,7 +280,10 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -232,7 +291,10 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) {
         }
         thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("process {} ignored SIGTERM for {grace:?}; killing it", child.id());
+    eprintln!(
+        "process {} ignored SIGTERM for {grace:?}; killing it",
+        child.id()
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -257,7 +319,11 @@ fn berth_bin() -> PathBuf {
         .expect("test executable lives in target/<profile>/deps")
 }
 
-fn distribution_command(dir: &TempDir, host: &str, data: &std::path::Path) -> Result<Command, String> {
+fn distribution_command(
+    dir: &TempDir,
+    host: &str,
+    data: &std::path::Path,
+) -> Result<Command, String> {
     let config = dir.path().join("distribution.yml");
     fs::write(
         &config,
