@@ -93,18 +93,6 @@ impl Default for Storage {
     }
 }
 
-impl Drop for Storage {
-    fn drop(&mut self) {
-        // vfs layers are plain directories, but containers-storage may leave read-only dirs that TempDir cannot
-        // remove; chmod first so the storage does not outlive the test.
-        let _ = Command::new("chmod")
-            .arg("-R")
-            .arg("u+rwX")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// The Python interpreter of the venv that has the `oras` package (`BERTH_TEST_PYTHON`, set by tests/run).
 pub fn python() -> Command {
     Command::new(std::env::var_os("BERTH_TEST_PYTHON").unwrap_or_else(|| "python3".into()))

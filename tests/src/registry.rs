@@ -259,9 +259,9 @@ impl Registry {
     /// The server's output so far, shown when a test fails so the server's side of the story is in the report.
     pub fn log_text(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(200).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        format!("--- registry log ({}) ---\n{}", self.host, tail.join("\n"))
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(200)..].join("\n");
+        format!("--- registry log ({}) ---\n{tail}", self.host)
     }
 }
 
