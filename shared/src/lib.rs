@@ -1,16 +1,10 @@
-//! Berth's registry library (stub while the core is written).
-pub mod server {
-    //! Runs the registry over plain HTTP.
-    use std::{net::SocketAddr, path::PathBuf};
-    /// Options of `berth serve` on the embedded store.
-    pub struct EmbeddedOptions {
-        pub addr: SocketAddr,
-        pub data_dir: PathBuf,
-    }
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot serve: {0}")]
-    pub struct ServeError(String);
-    pub async fn serve_embedded(_options: EmbeddedOptions) -> Result<(), ServeError> {
-        Err(ServeError("not yet".into()))
-    }
-}
+//! Berth: a private OCI container registry. This library holds everything its binaries share: the OCI domain
+//! ([`oci`]), the registry's operations ([`registry`]) over storage ports and adapters ([`store`]), the HTTP handlers
+//! grouped by the function serving them ([`http`]), and the plain-HTTP server ([`server`]).
+
+pub mod error;
+pub mod http;
+pub mod oci;
+pub mod registry;
+pub mod server;
+pub mod store;

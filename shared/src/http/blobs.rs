@@ -1,0 +1,211 @@
+//! The blobs function's endpoints: blob downloads and deletes, and the upload protocol.
+
+use axum::{
+    body::Body,
+    http::{HeaderName, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+
+use super::{CONTENT_DIGEST, UPLOAD_UUID, content_length, header_text, header_value, query_param, routes::Endpoint, upload_range};
+use crate::{
+    error::Error,
+    oci::{Digest, RepositoryName},
+    registry::{BlobDownload, Blobs, Chunk},
+    store::{ByteRange, UploadSession},
+};
+
+const CHUNK_MIN_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-min-length");
+
+pub(super) async fn handle(blobs: &Blobs, endpoint: Endpoint, parts: &Parts, body: Body) -> Result<Response, Error> {
+    match endpoint {
+        Endpoint::GetBlob { name, digest, head } => get_blob(blobs, &name, &digest, head, parts).await,
+        Endpoint::DeleteBlob { name, digest } => delete_blob(blobs, &name, &digest).await,
+        Endpoint::StartUpload { name } => start_upload(blobs, &name, parts, body).await,
+        Endpoint::UploadStatus { name, id } => upload_status(blobs, &name, &id).await,
+        Endpoint::PatchUpload { name, id } => patch_upload(blobs, &name, &id, parts, body).await,
+        Endpoint::FinishUpload { name, id } => finish_upload(blobs, &name, &id, parts, body).await,
+        Endpoint::CancelUpload { name, id } => cancel_upload(blobs, &name, &id).await,
+        other => Err(Error::EndpointUnknown(format!("{other:?}"))),
+    }
+}
+
+/// `GET|HEAD /v2/<name>/blobs/<digest>` — the blob (or the `Range` asked for, 206), or a 307 to the backend's URL.
+async fn get_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest, head: bool, parts: &Parts) -> Result<Response, Error> {
+    let size = blobs.size(name, digest).await?;
+    let range = match header_text(&parts.headers, header::RANGE) {
+        Some(range) if !head => parse_range(range, size)?,
+        _ => None,
+    };
+    let mut response = if head {
+        StatusCode::OK.into_response()
+    } else {
+        match blobs.download(digest, range).await? {
+            BlobDownload::Redirect(url) => return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, header_value(url)), (CONTENT_DIGEST, header_value(digest))]).into_response()),
+            BlobDownload::Stream(bytes) => Body::from_stream(bytes).into_response(),
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header_value("application/octet-stream"));
+    headers.insert(header::ACCEPT_RANGES, header_value("bytes"));
+    headers.insert(CONTENT_DIGEST, header_value(digest));
+    headers.insert(header::ETAG, header_value(format!("\"{digest}\"")));
+    match range {
+        Some(range) => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            response.headers_mut().insert(header::CONTENT_LENGTH, header_value(range.len()));
+            response.headers_mut().insert(header::CONTENT_RANGE, header_value(format!("bytes {}-{}/{size}", range.first, range.last)));
+        }
+        None => {
+            response.headers_mut().insert(header::CONTENT_LENGTH, header_value(size));
+        }
+    }
+    Ok(response)
+}
+
+/// A single `bytes=` range (`a-b`, `a-`, `-suffix`) resolved against the blob's size.
+fn parse_range(range: &str, size: u64) -> Result<Option<ByteRange>, Error> {
+    let unsatisfiable = || Error::RangeNotSatisfiable { size };
+    let spec = range.strip_prefix("bytes=").ok_or_else(unsatisfiable)?;
+    let (first, last) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let number = |text: &str| text.trim().parse::<u64>().map_err(|_| unsatisfiable());
+    let (first, last) = match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            let suffix = number(suffix)?.min(size);
+            (size - suffix, size.checked_sub(1).ok_or_else(unsatisfiable)?)
+        }
+        (first, "") => (number(first)?, size.checked_sub(1).ok_or_else(unsatisfiable)?),
+        (first, last) => (number(first)?, number(last)?.min(size.saturating_sub(1))),
+    };
+    if first > last || first >= size {
+        return Err(unsatisfiable());
+    }
+    Ok(Some(ByteRange { first, last }))
+}
+
+/// `DELETE /v2/<name>/blobs/<digest>` — unlinks the blob from the repository; 202.
+async fn delete_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest) -> Result<Response, Error> {
+    blobs.delete(name, digest).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `POST /v2/<name>/blobs/uploads/` — `?mount=<digest>&from=<repo>` links a blob from another repository (201, or
+/// 202 with a new session when it cannot); `?digest=<digest>` takes the whole blob in this request (201); otherwise
+/// opens an upload session (202).
+async fn start_upload(blobs: &Blobs, name: &RepositoryName, parts: &Parts, body: Body) -> Result<Response, Error> {
+    if let (Some(mount), Some(from)) = (query_param(parts, "mount"), query_param(parts, "from")) {
+        let (digest, from) = (Digest::parse(&mount)?, RepositoryName::parse(&from)?);
+        if blobs.mount(name, &digest, &from).await? {
+            return Ok(blob_created(name, &digest));
+        }
+    } else if let Some(digest) = query_param(parts, "digest") {
+        let digest = Digest::parse(&digest)?;
+        blobs.upload_whole(name, &digest, chunk(parts, body)?).await?;
+        return Ok(blob_created(name, &digest));
+    }
+    let session = blobs.start_upload(name).await?;
+    let mut response = upload_progress(StatusCode::ACCEPTED, &session);
+    if let Some(min) = blobs.chunk_min_length() {
+        response.headers_mut().insert(CHUNK_MIN_LENGTH, header_value(min));
+    }
+    Ok(response)
+}
+
+/// `GET /v2/<name>/blobs/uploads/<id>` — where the upload stands: 204 with `Range`.
+async fn upload_status(blobs: &Blobs, name: &RepositoryName, id: &str) -> Result<Response, Error> {
+    Ok(upload_progress(StatusCode::NO_CONTENT, &blobs.upload(name, id).await?))
+}
+
+/// `PATCH /v2/<name>/blobs/uploads/<id>` — appends a chunk (`Content-Range` must continue where the upload stands,
+/// else 416); a body without `Content-Range` is streamed whole. 202 with the new `Range`.
+async fn patch_upload(blobs: &Blobs, name: &RepositoryName, id: &str, parts: &Parts, body: Body) -> Result<Response, Error> {
+    let session = blobs.append(name, id, chunk(parts, body)?).await?;
+    Ok(upload_progress(StatusCode::ACCEPTED, &session))
+}
+
+/// `PUT /v2/<name>/blobs/uploads/<id>?digest=<digest>` — closes the upload, with an optional last chunk; the blob
+/// appears once its digest is verified and it is stored. 201.
+async fn finish_upload(blobs: &Blobs, name: &RepositoryName, id: &str, parts: &Parts, body: Body) -> Result<Response, Error> {
+    let digest = query_param(parts, "digest").ok_or_else(|| Error::DigestInvalid("the digest query parameter is required".into()))?;
+    let digest = Digest::parse(&digest)?;
+    let last_chunk = match content_length(&parts.headers)? {
+        Some(0) => None,
+        _ => Some(chunk(parts, body)?),
+    };
+    blobs.finish(name, id, &digest, last_chunk).await?;
+    Ok(blob_created(name, &digest))
+}
+
+/// `DELETE /v2/<name>/blobs/uploads/<id>` — abandons the upload and its bytes; 204.
+async fn cancel_upload(blobs: &Blobs, name: &RepositoryName, id: &str) -> Result<Response, Error> {
+    blobs.cancel(name, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The chunk a request body carries, with what `Content-Range` and `Content-Length` say of it.
+fn chunk(parts: &Parts, body: Body) -> Result<Chunk, Error> {
+    let length = content_length(&parts.headers)?;
+    let range = header_text(&parts.headers, header::CONTENT_RANGE).map(parse_content_range).transpose()?;
+    if let (Some((first, last)), Some(length)) = (range, length)
+        && last - first + 1 != length
+    {
+        return Err(Error::BlobUploadInvalid(format!("Content-Range {first}-{last} does not match Content-Length {length}")));
+    }
+    let length = length.or(range.map(|(first, last)| last - first + 1));
+    Ok(Chunk { start: range.map(|(first, _)| first), length, data: super::body_stream(body) })
+}
+
+/// `Content-Range: <first>-<last>` (inclusive), as the spec writes it; a `bytes ` prefix is tolerated.
+fn parse_content_range(text: &str) -> Result<(u64, u64), Error> {
+    let invalid = || Error::BlobUploadInvalid(format!("bad Content-Range {text}"));
+    let spec = text.trim().trim_start_matches("bytes").trim_start_matches([' ', '=']);
+    let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
+    let (first, last): (u64, u64) = (first.parse().map_err(|_| invalid())?, last.split('/').next().unwrap_or_default().parse().map_err(|_| invalid())?);
+    if last < first {
+        return Err(invalid());
+    }
+    Ok((first, last))
+}
+
+fn upload_progress(status: StatusCode, session: &UploadSession) -> Response {
+    (
+        status,
+        [
+            (header::LOCATION, header_value(format!("/v2/{}/blobs/uploads/{}", session.repository, session.id))),
+            (header::RANGE, upload_range(session.size)),
+            (UPLOAD_UUID, header_value(&session.id)),
+            (header::CONTENT_LENGTH, header_value(0)),
+        ],
+    )
+        .into_response()
+}
+
+fn blob_created(name: &RepositoryName, digest: &Digest) -> Response {
+    (StatusCode::CREATED, [(header::LOCATION, header_value(format!("/v2/{name}/blobs/{digest}"))), (CONTENT_DIGEST, header_value(digest))]).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_against_the_size() {
+        let range = |first, last| Some(ByteRange { first, last });
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), range(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100).unwrap(), range(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), range(90, 99));
+        assert_eq!(parse_range("bytes=95-200", 100).unwrap(), range(95, 99));
+        for bad in ["bytes=100-", "bytes=5-1", "items=0-1", "bytes=a-b", "bytes=0-1,3-4"] {
+            assert!(matches!(parse_range(bad, 100), Err(Error::RangeNotSatisfiable { size: 100 })), "{bad}");
+        }
+        assert!(parse_range("bytes=0-0", 0).is_err());
+    }
+
+    #[test]
+    fn content_ranges_are_inclusive_spans() {
+        assert_eq!(parse_content_range("0-99").unwrap(), (0, 99));
+        assert_eq!(parse_content_range("bytes 100-199/*").unwrap(), (100, 199));
+        for bad in ["", "5", "9-3", "a-b", "-1"] {
+            assert!(parse_content_range(bad).is_err(), "{bad}");
+        }
+    }
+}

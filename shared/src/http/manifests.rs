@@ -1,0 +1,217 @@
+//! The manifests function's endpoints: manifests, tags, referrers, the catalog and repository management.
+
+use axum::{
+    Json,
+    body::Body,
+    http::{HeaderName, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use http_body_util::{BodyExt, Limited};
+use serde::Serialize;
+
+use super::{CONTENT_DIGEST, header_text, header_value, query_param, routes::Endpoint};
+use crate::{
+    error::Error,
+    oci::{Descriptor, Digest, Reference, RepositoryName, media_types},
+    registry::Manifests,
+    store::PageRequest,
+};
+
+/// The most entries one listing page returns, whatever `n` asks for; more come through the `Link` header.
+const MAX_PAGE: usize = 1000;
+const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
+
+pub(super) async fn handle(manifests: &Manifests, endpoint: Endpoint, parts: &Parts, body: Body) -> Result<Response, Error> {
+    match endpoint {
+        Endpoint::GetManifest { name, reference, head } => get_manifest(manifests, &name, &reference, head).await,
+        Endpoint::PutManifest { name, reference } => put_manifest(manifests, &name, &reference, parts, body).await,
+        Endpoint::DeleteManifest { name, reference } => delete_manifest(manifests, &name, &reference).await,
+        Endpoint::ListTags { name } => list_tags(manifests, &name, parts).await,
+        Endpoint::Catalog => catalog(manifests, parts).await,
+        Endpoint::Referrers { name, digest } => referrers(manifests, &name, &digest, parts).await,
+        Endpoint::ListManifests { name } => list_manifests(manifests, &name).await,
+        Endpoint::DeleteRepository { name } => delete_repository(manifests, &name).await,
+        other => Err(Error::EndpointUnknown(format!("{other:?}"))),
+    }
+}
+
+/// `GET|HEAD /v2/<name>/manifests/<reference>` — the manifest's bytes with its media type and digest.
+async fn get_manifest(manifests: &Manifests, name: &RepositoryName, reference: &Reference, head: bool) -> Result<Response, Error> {
+    let (record, body) = if head {
+        (manifests.record(name, reference).await?, Body::empty())
+    } else {
+        let stored = manifests.get(name, reference).await?;
+        (stored.record, Body::from_stream(stored.bytes))
+    };
+    let mut response = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, header_value(&record.media_type)),
+            (header::CONTENT_LENGTH, header_value(record.size)),
+            (CONTENT_DIGEST, header_value(&record.digest)),
+            (header::ETAG, header_value(format!("\"{}\"", record.digest))),
+        ],
+        body,
+    )
+        .into_response();
+    if head {
+        // axum would otherwise replace the length of a manifest with the empty body's.
+        response.headers_mut().insert(header::CONTENT_LENGTH, header_value(record.size));
+    }
+    Ok(response)
+}
+
+/// `PUT /v2/<name>/manifests/<reference>` — validates and stores a manifest; 201 with its digest.
+async fn put_manifest(manifests: &Manifests, name: &RepositoryName, reference: &Reference, parts: &Parts, body: Body) -> Result<Response, Error> {
+    let limit = manifests.max_manifest_bytes();
+    let too_large = |size| Error::TooLarge { what: "manifest", size, limit, advice: "" };
+    if let Some(size) = super::content_length(&parts.headers)?.filter(|size| *size > limit) {
+        return Err(too_large(size));
+    }
+    let bytes = Limited::new(body, limit as usize).collect().await.map_err(|error| {
+        if error.is::<http_body_util::LengthLimitError>() { too_large(limit + 1) } else { Error::ManifestInvalid(format!("the request body broke off: {error}")) }
+    })?;
+    let (digest, subject) = manifests.put(name, reference, header_text(&parts.headers, header::CONTENT_TYPE), bytes.to_bytes()).await?;
+    let mut response = (
+        StatusCode::CREATED,
+        [(header::LOCATION, header_value(format!("/v2/{name}/manifests/{digest}"))), (CONTENT_DIGEST, header_value(&digest))],
+    )
+        .into_response();
+    if let Some(subject) = subject {
+        response.headers_mut().insert(OCI_SUBJECT, header_value(subject));
+    }
+    Ok(response)
+}
+
+/// `DELETE /v2/<name>/manifests/<reference>` — by digest the manifest and its tags, by tag the tag alone; 202.
+async fn delete_manifest(manifests: &Manifests, name: &RepositoryName, reference: &Reference) -> Result<Response, Error> {
+    manifests.delete(name, reference).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[derive(Serialize)]
+struct TagList {
+    name: String,
+    tags: Vec<String>,
+}
+
+/// `GET /v2/<name>/tags/list?n=<n>&last=<last>` — tags in lexical order, paged with a `Link` header.
+async fn list_tags(manifests: &Manifests, name: &RepositoryName, parts: &Parts) -> Result<Response, Error> {
+    let page = page_request(parts)?;
+    let tags = manifests.tags(name, &page.fetch()).await?;
+    Ok(page.respond(&format!("/v2/{name}/tags/list"), tags, |tags| TagList { name: name.to_string(), tags }))
+}
+
+#[derive(Serialize)]
+struct Catalog {
+    repositories: Vec<String>,
+}
+
+/// `GET /v2/_catalog?n=<n>&last=<last>` — repository names in lexical order, paged with a `Link` header.
+async fn catalog(manifests: &Manifests, parts: &Parts) -> Result<Response, Error> {
+    let page = page_request(parts)?;
+    let names = manifests.catalog(&page.fetch()).await?;
+    Ok(page.respond("/v2/_catalog", names, |repositories| Catalog { repositories }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageIndex {
+    schema_version: u32,
+    media_type: &'static str,
+    manifests: Vec<Descriptor>,
+}
+
+/// `GET /v2/<name>/referrers/<digest>?artifactType=<type>` — an image index of the manifests whose subject is
+/// `<digest>`; never 404, an empty index when there are none.
+async fn referrers(manifests: &Manifests, name: &RepositoryName, digest: &Digest, parts: &Parts) -> Result<Response, Error> {
+    let artifact_type = query_param(parts, "artifactType");
+    let found = manifests.referrers(name, digest, artifact_type.as_deref()).await?;
+    let index = ImageIndex { schema_version: 2, media_type: media_types::OCI_INDEX, manifests: found };
+    let mut response = ([(header::CONTENT_TYPE, media_types::OCI_INDEX)], Json(index)).into_response();
+    if artifact_type.is_some() {
+        response.headers_mut().insert(OCI_FILTERS_APPLIED, header_value("artifactType"));
+    }
+    Ok(response)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestListing {
+    repository: String,
+    manifests: Vec<ManifestSummary>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestSummary {
+    digest: String,
+    media_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<String>,
+    size: u64,
+    tags: Vec<String>,
+    /// Unix milliseconds.
+    pushed_at: u64,
+}
+
+/// `GET /berth/v1/repositories/<name>/manifests` — every manifest of a repository with its tags and push time.
+async fn list_manifests(manifests: &Manifests, name: &RepositoryName) -> Result<Response, Error> {
+    let listed = manifests.list_manifests(name).await?;
+    let manifests = listed
+        .into_iter()
+        .map(|entry| ManifestSummary {
+            digest: entry.manifest.digest.to_string(),
+            media_type: entry.manifest.media_type,
+            artifact_type: entry.manifest.artifact_type,
+            size: entry.manifest.size,
+            tags: entry.tags.iter().map(ToString::to_string).collect(),
+            pushed_at: entry.manifest.pushed_at,
+        })
+        .collect();
+    Ok(Json(ManifestListing { repository: name.to_string(), manifests }).into_response())
+}
+
+/// `DELETE /berth/v1/repositories/<name>` — removes a repository's manifests, tags and blob links; 202.
+async fn delete_repository(manifests: &Manifests, name: &RepositoryName) -> Result<Response, Error> {
+    manifests.delete_repository(name).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// A listing page as the client asked for it: `n` entries after `last`.
+struct Page {
+    n: usize,
+    last: Option<String>,
+}
+
+fn page_request(parts: &Parts) -> Result<Page, Error> {
+    let n = match query_param(parts, "n") {
+        Some(text) => text.parse::<usize>().map_err(|_| Error::PaginationInvalid(format!("n={text} is not a count")))?.min(MAX_PAGE),
+        None => MAX_PAGE,
+    };
+    Ok(Page { n, last: query_param(parts, "last") })
+}
+
+impl Page {
+    /// One entry more than the page holds, to learn whether a next page exists.
+    fn fetch(&self) -> PageRequest {
+        PageRequest { limit: self.n + 1, after: self.last.clone() }
+    }
+
+    /// The page's JSON, with `Link: <path?n=&last=>; rel="next"` when entries remain.
+    fn respond<T: ToString, B: Serialize>(&self, path: &str, mut entries: Vec<T>, body: impl FnOnce(Vec<String>) -> B) -> Response {
+        let more = entries.len() > self.n;
+        entries.truncate(self.n);
+        let entries: Vec<String> = entries.iter().map(ToString::to_string).collect();
+        let link = match (more, entries.last()) {
+            (true, Some(last)) => Some(format!("<{path}?n={}&last={last}>; rel=\"next\"", self.n)),
+            _ => None,
+        };
+        let mut response = Json(body(entries)).into_response();
+        if let Some(link) = link {
+            response.headers_mut().insert(header::LINK, header_value(link));
+        }
+        response
+    }
+}

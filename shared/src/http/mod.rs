@@ -1,0 +1,90 @@
+//! The HTTP face of the registry: one router whose endpoints are grouped by the Lambda function that serves them.
+//!
+//! Every request is parsed once into an [`routes::Endpoint`]; the function owning it answers. `berth serve` mounts all
+//! functions on one port, a Lambda binary only its own.
+
+mod blobs;
+mod error;
+mod manifests;
+pub mod routes;
+mod token;
+
+use std::{io, sync::Arc};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, request::Parts},
+    response::{IntoResponse, Response},
+};
+use futures_util::TryStreamExt;
+
+use crate::{
+    error::Error,
+    registry::{Blobs, Manifests},
+    store::ByteStream,
+};
+use routes::Function;
+
+/// The functions one process serves; a function left `None` answers 404 for its endpoints.
+#[derive(Clone, Default)]
+pub struct Functions {
+    pub manifests: Option<Arc<Manifests>>,
+    pub blobs: Option<Arc<Blobs>>,
+}
+
+/// The registry's router, answering every path through [`routes::parse`].
+pub fn router(functions: Functions) -> Router {
+    Router::new().fallback(dispatch).with_state(functions)
+}
+
+async fn dispatch(State(functions): State<Functions>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let endpoint = match routes::parse(&parts.method, parts.uri.path()) {
+        Ok(endpoint) => endpoint,
+        Err(error) => return error.into_response(),
+    };
+    let served = match (endpoint.function(), &functions.manifests, &functions.blobs) {
+        (Function::Token, _, _) => token::handle(endpoint),
+        (Function::Manifests, Some(manifests), _) => manifests::handle(manifests, endpoint, &parts, body).await,
+        (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &parts, body).await,
+        _ => Err(Error::EndpointUnknown(parts.uri.path().to_owned())),
+    };
+    let mut response = served.unwrap_or_else(IntoResponse::into_response);
+    response.headers_mut().insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    response
+}
+
+const API_VERSION_HEADER: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+
+/// A header value from text Berth built itself (validated names, digests, numbers), which is always visible ASCII.
+fn header_value(value: impl ToString) -> HeaderValue {
+    HeaderValue::from_str(&value.to_string()).expect("registry-built header values are ASCII")
+}
+
+/// The `Range` an upload reports: the inclusive span of bytes received, `0-0` before the first.
+pub(crate) fn upload_range(size: u64) -> HeaderValue {
+    header_value(format!("0-{}", size.saturating_sub(1)))
+}
+
+fn query_param(parts: &Parts, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).unwrap_or_default();
+    pairs.into_iter().find_map(|(key, value)| (key == name).then_some(value))
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
+    header_text(headers, axum::http::header::CONTENT_LENGTH)
+        .map(|text| text.parse().map_err(|_| Error::BlobUploadInvalid(format!("bad Content-Length {text}"))))
+        .transpose()
+}
+
+fn body_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(io::Error::other))
+}

@@ -1,0 +1,240 @@
+//! Blob downloads, deletes, cross-repository mounts and the upload protocol (monolithic, chunked, resumable).
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use futures_util::StreamExt;
+
+use crate::{
+    error::Error,
+    oci::{Algorithm, Digest, DigestHasher, RepositoryName},
+    store::{BlobIndex, BlobStore, ByteRange, ByteStream, StoreError, UploadSession, UploadSessions},
+};
+
+/// How a client gets a blob's bytes.
+pub enum BlobDownload {
+    /// From a short-lived URL of the backend (answered with a redirect).
+    Redirect(String),
+    Stream(ByteStream),
+}
+
+/// A chunk of an upload as a request carries it.
+pub struct Chunk {
+    /// Where the client says the chunk starts (`Content-Range`), when it says.
+    pub start: Option<u64>,
+    /// How many bytes the client announced (`Content-Length`, or the `Content-Range` span), when it did.
+    pub length: Option<u64>,
+    pub data: ByteStream,
+}
+
+pub struct Blobs {
+    store: Arc<dyn BlobStore>,
+    index: Arc<dyn BlobIndex>,
+    sessions: Arc<dyn UploadSessions>,
+}
+
+/// What the bytes of one request did to an upload: hashed as they pass, counted, and any client-side fault.
+struct Intake {
+    hasher: DigestHasher,
+    received: u64,
+    fault: Option<Error>,
+}
+
+impl Blobs {
+    pub fn new(store: Arc<dyn BlobStore>, index: Arc<dyn BlobIndex>, sessions: Arc<dyn UploadSessions>) -> Self {
+        Self { store, index, sessions }
+    }
+
+    pub fn chunk_min_length(&self) -> Option<u64> {
+        self.store.chunk_min_length()
+    }
+
+    /// The size of a blob `repository` may read.
+    pub async fn size(&self, repository: &RepositoryName, digest: &Digest) -> Result<u64, Error> {
+        self.index.linked_blob(repository, digest).await?.ok_or_else(|| Error::BlobUnknown(digest.to_string()))
+    }
+
+    /// The blob's bytes (or a range of them), by redirect where the backend offers one and no range is asked.
+    pub async fn download(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobDownload, Error> {
+        if range.is_none()
+            && let Some(url) = self.store.download_url(digest).await?
+        {
+            return Ok(BlobDownload::Redirect(url));
+        }
+        Ok(BlobDownload::Stream(self.store.read(digest, range).await?))
+    }
+
+    /// Removes the blob from `repository`. The bytes stay while any repository links them.
+    pub async fn delete(&self, repository: &RepositoryName, digest: &Digest) -> Result<(), Error> {
+        if self.index.unlink_blob(repository, digest).await? { Ok(()) } else { Err(Error::BlobUnknown(digest.to_string())) }
+    }
+
+    /// Links a blob `from` holds into `repository`; `false` when `from` does not hold it (the client then uploads).
+    pub async fn mount(&self, repository: &RepositoryName, digest: &Digest, from: &RepositoryName) -> Result<bool, Error> {
+        let Some(size) = self.index.linked_blob(from, digest).await? else {
+            return Ok(false);
+        };
+        self.index.link_blob(repository, digest, size, None).await?;
+        Ok(true)
+    }
+
+    pub async fn start_upload(&self, repository: &RepositoryName) -> Result<UploadSession, Error> {
+        let session = new_session(repository);
+        self.sessions.create_upload(&session).await?;
+        Ok(session)
+    }
+
+    /// The session, if it exists and belongs to `repository`.
+    pub async fn upload(&self, repository: &RepositoryName, id: &str) -> Result<UploadSession, Error> {
+        match self.sessions.upload(id).await? {
+            Some(session) if &session.repository == repository => Ok(session),
+            _ => Err(Error::BlobUploadUnknown),
+        }
+    }
+
+    /// Appends one chunk and saves the session; the chunk counts only once saved.
+    pub async fn append(&self, repository: &RepositoryName, id: &str, chunk: Chunk) -> Result<UploadSession, Error> {
+        let mut session = self.upload(repository, id).await?;
+        self.advance(&mut session, chunk).await?;
+        Ok(session)
+    }
+
+    /// Closes an upload: appends the last chunk if any, checks the digest, stores the blob and links it.
+    pub async fn finish(&self, repository: &RepositoryName, id: &str, digest: &Digest, last_chunk: Option<Chunk>) -> Result<(), Error> {
+        let mut session = self.upload(repository, id).await?;
+        if let Some(chunk) = last_chunk {
+            self.advance(&mut session, chunk).await?;
+        }
+        self.verify_and_store(&session, digest).await?;
+        self.index.link_blob(repository, digest, session.size, Some(id)).await?;
+        Ok(())
+    }
+
+    /// A whole blob in one request (`POST ...?digest=`); nothing is recorded unless it verifies.
+    pub async fn upload_whole(&self, repository: &RepositoryName, digest: &Digest, chunk: Chunk) -> Result<(), Error> {
+        let mut session = new_session(repository);
+        if let Err(error) = self.write_chunk(&mut session, chunk).await {
+            self.store.abort_upload(&session).await?;
+            return Err(error);
+        }
+        self.verify_and_store(&session, digest).await?;
+        self.index.link_blob(repository, digest, session.size, None).await?;
+        Ok(())
+    }
+
+    pub async fn cancel(&self, repository: &RepositoryName, id: &str) -> Result<(), Error> {
+        let session = self.upload(repository, id).await?;
+        self.discard(&session).await
+    }
+
+    async fn discard(&self, session: &UploadSession) -> Result<(), Error> {
+        self.store.abort_upload(session).await?;
+        self.sessions.delete_upload(&session.id).await?;
+        Ok(())
+    }
+
+    /// Writes a chunk and saves the session, unless a concurrent request moved the upload on meanwhile.
+    async fn advance(&self, session: &mut UploadSession, chunk: Chunk) -> Result<(), Error> {
+        let previous_size = session.size;
+        self.write_chunk(session, chunk).await?;
+        self.sessions.save_upload(session, previous_size).await.map_err(|error| concurrent_write(error, previous_size))
+    }
+
+    /// Streams a chunk into the backend at the session's end, hashing as it goes. On success `session` holds the new
+    /// size and hash state; the caller saves it.
+    async fn write_chunk(&self, session: &mut UploadSession, chunk: Chunk) -> Result<(), Error> {
+        if let Some(start) = chunk.start
+            && start != session.size
+        {
+            return Err(Error::ChunkOutOfOrder { uploaded: session.size, start });
+        }
+        let hasher = DigestHasher::restore(Algorithm::Sha256, &session.hash_state)
+            .ok_or_else(|| StoreError::Corrupt(format!("hash state of upload {}", session.id)))?;
+        let intake = Arc::new(Mutex::new(Intake { hasher, received: 0, fault: None }));
+        let limit = chunk.length;
+        let counted = {
+            let intake = intake.clone();
+            chunk.data.map(move |item| {
+                let mut intake = intake.lock().unwrap_or_else(PoisonError::into_inner);
+                let result = match item {
+                    Ok(bytes) if limit.is_some_and(|limit| intake.received + bytes.len() as u64 > limit) => {
+                        Err(Error::BlobUploadInvalid("the body is longer than its Content-Length".into()))
+                    }
+                    Ok(bytes) => Ok(bytes),
+                    Err(error) => Err(Error::BlobUploadInvalid(format!("the request body broke off: {error}"))),
+                };
+                match result {
+                    Ok(bytes) => {
+                        intake.hasher.update(&bytes);
+                        intake.received += bytes.len() as u64;
+                        Ok(bytes)
+                    }
+                    Err(fault) => {
+                        let message = fault.to_string();
+                        intake.fault = Some(fault);
+                        Err(std::io::Error::other(message))
+                    }
+                }
+            })
+        };
+        let written = self.store.append_upload(session, Box::pin(counted)).await;
+        let (hasher, received, fault) = {
+            let mut intake = intake.lock().unwrap_or_else(PoisonError::into_inner);
+            (intake.hasher.clone(), intake.received, intake.fault.take())
+        };
+        if let Some(fault) = fault {
+            return Err(fault);
+        }
+        let written = written.map_err(|error| concurrent_write(error, session.size))?;
+        if limit.is_some_and(|limit| limit != received) || written != received {
+            return Err(Error::BlobUploadInvalid(format!("received {received} bytes of the {} announced", limit.unwrap_or(received))));
+        }
+        session.size += written;
+        session.hash_state = hasher.save();
+        Ok(())
+    }
+
+    /// Checks the uploaded bytes against `digest` and moves them to their content address; a mismatch discards the
+    /// upload entirely.
+    async fn verify_and_store(&self, session: &UploadSession, digest: &Digest) -> Result<(), Error> {
+        let actual = match digest.algorithm() {
+            Algorithm::Sha256 => DigestHasher::restore(Algorithm::Sha256, &session.hash_state)
+                .ok_or_else(|| StoreError::Corrupt(format!("hash state of upload {}", session.id)))?
+                .finish(),
+            // Sessions hash SHA-256 as bytes arrive; another algorithm is only known now, so read the bytes once more.
+            other => {
+                let mut hasher = DigestHasher::new(other);
+                let mut bytes = self.store.read_upload(session).await?;
+                while let Some(chunk) = bytes.next().await {
+                    hasher.update(&chunk.map_err(StoreError::from)?);
+                }
+                hasher.finish()
+            }
+        };
+        if &actual != digest {
+            self.discard(session).await?;
+            return Err(Error::DigestMismatch { expected: digest.to_string(), actual: actual.to_string() });
+        }
+        self.store.commit_upload(session, digest).await.map_err(|error| concurrent_write(error, session.size))
+    }
+}
+
+fn new_session(repository: &RepositoryName) -> UploadSession {
+    UploadSession {
+        id: uuid::Uuid::new_v4().to_string(),
+        repository: repository.clone(),
+        size: 0,
+        hash_state: DigestHasher::new(Algorithm::Sha256).save(),
+        backend_state: String::new(),
+        started_at: super::unix_millis() / 1000,
+    }
+}
+
+/// A conditional write that lost means another request moved the upload on: the client's chunk no longer fits.
+fn concurrent_write(error: StoreError, size: u64) -> Error {
+    match error {
+        StoreError::Conflict => Error::ChunkOutOfOrder { uploaded: size, start: size },
+        other => Error::Store(other),
+    }
+}

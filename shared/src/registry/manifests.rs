@@ -1,0 +1,143 @@
+//! Manifests, tags, referrers and the catalog: validation on push, resolution on pull, and listings.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{EventSink, RegistryEvent, unix_millis};
+use crate::{
+    error::Error,
+    oci::{Descriptor, Digest, ParsedManifest, Reference, RepositoryName, Tag},
+    store::{BlobIndex, BlobStore, ByteStream, ManifestIndex, ManifestRecord, PageRequest, TaggedManifest},
+};
+
+/// A manifest found by reference, with a stream of its bytes.
+pub struct StoredManifest {
+    pub record: ManifestRecord,
+    pub bytes: ByteStream,
+}
+
+pub struct Manifests {
+    store: Arc<dyn BlobStore>,
+    blobs: Arc<dyn BlobIndex>,
+    index: Arc<dyn ManifestIndex>,
+    events: Arc<dyn EventSink>,
+    max_manifest_bytes: u64,
+}
+
+impl Manifests {
+    pub fn new(store: Arc<dyn BlobStore>, blobs: Arc<dyn BlobIndex>, index: Arc<dyn ManifestIndex>, events: Arc<dyn EventSink>, max_manifest_bytes: u64) -> Self {
+        Self { store, blobs, index, events, max_manifest_bytes }
+    }
+
+    pub fn max_manifest_bytes(&self) -> u64 {
+        self.max_manifest_bytes
+    }
+
+    /// Validates and stores a manifest, then points the tag at it. Returns its digest and subject.
+    pub async fn put(&self, repository: &RepositoryName, reference: &Reference, content_type: Option<&str>, bytes: Bytes) -> Result<(Digest, Option<Digest>), Error> {
+        if bytes.len() as u64 > self.max_manifest_bytes {
+            return Err(Error::TooLarge { what: "manifest", size: bytes.len() as u64, limit: self.max_manifest_bytes, advice: "" });
+        }
+        let parsed = ParsedManifest::parse(&bytes, content_type)?;
+        let (digest, tag) = match reference {
+            Reference::Digest(expected) => {
+                let actual = Digest::of(expected.algorithm(), &bytes);
+                if &actual != expected {
+                    return Err(Error::DigestMismatch { expected: expected.to_string(), actual: actual.to_string() });
+                }
+                (actual, None)
+            }
+            Reference::Tag(tag) => (Digest::of(crate::oci::Algorithm::Sha256, &bytes), Some(tag)),
+        };
+        for blob in &parsed.blobs {
+            if self.blobs.linked_blob(repository, blob).await?.is_none() {
+                return Err(Error::ManifestBlobUnknown { kind: "blob", digest: blob.to_string() });
+            }
+        }
+        for child in &parsed.manifests {
+            if self.index.manifest(repository, child).await?.is_none() {
+                return Err(Error::ManifestBlobUnknown { kind: "manifest", digest: child.to_string() });
+            }
+        }
+        let record = ManifestRecord {
+            digest: digest.clone(),
+            media_type: parsed.media_type,
+            size: bytes.len() as u64,
+            artifact_type: parsed.artifact_type,
+            subject: parsed.subject.map(|subject| subject.digest),
+            annotations: parsed.annotations,
+            pushed_at: unix_millis(),
+        };
+        self.store.put(&digest, bytes).await?;
+        self.index.put_manifest(repository, &record, tag).await?;
+        self.events
+            .publish(RegistryEvent::ManifestPushed { repository: repository.clone(), digest: digest.clone(), media_type: record.media_type, tag: tag.cloned() })
+            .await;
+        Ok((digest, record.subject))
+    }
+
+    /// The manifest's record, without its bytes (for HEAD).
+    pub async fn record(&self, repository: &RepositoryName, reference: &Reference) -> Result<ManifestRecord, Error> {
+        let unknown = || Error::ManifestUnknown(reference.to_string());
+        let digest = match reference {
+            Reference::Digest(digest) => digest.clone(),
+            Reference::Tag(tag) => self.index.resolve_tag(repository, tag).await?.ok_or_else(unknown)?,
+        };
+        self.index.manifest(repository, &digest).await?.ok_or_else(unknown)
+    }
+
+    pub async fn get(&self, repository: &RepositoryName, reference: &Reference) -> Result<StoredManifest, Error> {
+        let record = self.record(repository, reference).await?;
+        let bytes = self.store.read(&record.digest, None).await?;
+        Ok(StoredManifest { record, bytes })
+    }
+
+    /// By tag, removes only the tag; by digest, the manifest and every tag pointing at it.
+    pub async fn delete(&self, repository: &RepositoryName, reference: &Reference) -> Result<(), Error> {
+        let (deleted, event) = match reference {
+            Reference::Tag(tag) => (self.index.delete_tag(repository, tag).await?, RegistryEvent::TagDeleted { repository: repository.clone(), tag: tag.clone() }),
+            Reference::Digest(digest) => {
+                (self.index.delete_manifest(repository, digest).await?, RegistryEvent::ManifestDeleted { repository: repository.clone(), digest: digest.clone() })
+            }
+        };
+        if !deleted {
+            return Err(Error::ManifestUnknown(reference.to_string()));
+        }
+        self.events.publish(event).await;
+        Ok(())
+    }
+
+    /// One page of tags, in lexical order.
+    pub async fn tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, Error> {
+        self.require_repository(repository).await?;
+        Ok(self.index.list_tags(repository, page).await?)
+    }
+
+    pub async fn catalog(&self, page: &PageRequest) -> Result<Vec<RepositoryName>, Error> {
+        Ok(self.index.catalog(page).await?)
+    }
+
+    /// Descriptors of the manifests whose subject is `subject`, optionally only those of one artifact type.
+    pub async fn referrers(&self, repository: &RepositoryName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>, Error> {
+        let records = self.index.referrers(repository, subject).await?;
+        Ok(records.iter().filter(|record| artifact_type.is_none_or(|wanted| record.artifact_type.as_deref() == Some(wanted))).map(ManifestRecord::descriptor).collect())
+    }
+
+    pub async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, Error> {
+        self.require_repository(repository).await?;
+        Ok(self.index.list_manifests(repository).await?)
+    }
+
+    pub async fn delete_repository(&self, repository: &RepositoryName) -> Result<(), Error> {
+        if !self.index.delete_repository(repository).await? {
+            return Err(Error::NameUnknown(repository.to_string()));
+        }
+        self.events.publish(RegistryEvent::RepositoryDeleted { repository: repository.clone() }).await;
+        Ok(())
+    }
+
+    async fn require_repository(&self, repository: &RepositoryName) -> Result<(), Error> {
+        if self.index.repository_exists(repository).await? { Ok(()) } else { Err(Error::NameUnknown(repository.to_string())) }
+    }
+}

@@ -1,0 +1,93 @@
+//! Running the registry over plain HTTP: `berth serve` on the embedded store, and any router until SIGTERM or ctrl-c.
+
+use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
+
+use axum::{Router, extract::Request, middleware::Next, response::Response};
+use tokio::net::TcpListener;
+
+use crate::{
+    http::{self, Functions},
+    registry::{Blobs, EventBus, Manifests},
+    store::{StoreError, embedded::EmbeddedMetadata, filesystem::FilesystemBlobStore, layout},
+};
+
+/// Options of `berth serve` on the embedded store.
+pub struct EmbeddedOptions {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_manifest_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("server failed: {0}")]
+    Serve(io::Error),
+}
+
+/// Every function over the embedded store in `data_dir` (created if missing): blobs on disk, metadata in redb.
+pub async fn embedded_functions(data_dir: &std::path::Path, max_manifest_bytes: u64, events: Arc<EventBus>) -> Result<Functions, StoreError> {
+    tokio::fs::create_dir_all(data_dir).await?;
+    let blob_store = Arc::new(FilesystemBlobStore::open(data_dir).await?);
+    let metadata = Arc::new(EmbeddedMetadata::open(&data_dir.join(layout::METADATA_FILE))?);
+    Ok(Functions {
+        manifests: Some(Arc::new(Manifests::new(blob_store.clone(), metadata.clone(), metadata.clone(), events, max_manifest_bytes))),
+        blobs: Some(Arc::new(Blobs::new(blob_store, metadata.clone(), metadata))),
+    })
+}
+
+/// `berth serve`: the whole registry on one port over the embedded store.
+pub async fn serve_embedded(options: EmbeddedOptions) -> Result<(), ServeError> {
+    let functions = embedded_functions(&options.data_dir, options.max_manifest_bytes, Arc::new(EventBus::new(1024))).await?;
+    let listener = TcpListener::bind(options.addr).await.map_err(|source| ServeError::Bind { addr: options.addr, source })?;
+    tracing::info!(addr = %options.addr, data_dir = %options.data_dir.display(), "berth registry listening");
+    serve(listener, http::router(functions)).await.map_err(ServeError::Serve)
+}
+
+/// Serves `app` until SIGTERM or ctrl-c, then lets requests in flight finish.
+pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
+    axum::serve(listener, app.layer(axum::middleware::from_fn(log_request))).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("berth registry stopped");
+    Ok(())
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path, started) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if response.status().is_server_error() {
+        tracing::warn!(%method, %path, status, elapsed_ms, "request failed");
+    } else {
+        tracing::debug!(%method, %path, status, elapsed_ms, "request");
+    }
+    response
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,234 @@
+//! The store contract: behaviour every adapter pair (blob store + metadata store) must show. Each adapter's tests
+//! call [`check_all`] with a fresh, empty store.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+
+use super::{BlobStore, ByteRange, ByteStream, ManifestRecord, MetadataStore, PageRequest, StoreError, UploadSession};
+use crate::oci::{Algorithm, Digest, DigestHasher, RepositoryName, Tag};
+
+pub(crate) struct Stores {
+    pub blobs: Arc<dyn BlobStore>,
+    pub metadata: Arc<dyn MetadataStore>,
+}
+
+pub(crate) async fn check_all(stores: Stores) {
+    uploads_append_commit_and_read_back(&stores).await;
+    append_discards_bytes_of_an_unsaved_request(&stores).await;
+    small_puts_are_content_addressed(&stores).await;
+    upload_sessions_save_conditionally(&stores).await;
+    linking_a_blob_closes_its_upload(&stores).await;
+    manifests_tags_and_referrers(&stores).await;
+    listings_page_in_lexical_order(&stores).await;
+    deleting_a_repository_removes_everything_it_held(&stores).await;
+}
+
+fn repo(name: &str) -> RepositoryName {
+    RepositoryName::parse(name).unwrap()
+}
+
+fn tag(name: &str) -> Tag {
+    Tag::parse(name).unwrap()
+}
+
+fn session(repository: &str) -> UploadSession {
+    UploadSession {
+        id: uuid::Uuid::new_v4().to_string(),
+        repository: repo(repository),
+        size: 0,
+        hash_state: DigestHasher::new(Algorithm::Sha256).save(),
+        backend_state: String::new(),
+        started_at: 0,
+    }
+}
+
+fn chunks(parts: &[&'static [u8]]) -> ByteStream {
+    Box::pin(stream::iter(parts.iter().map(|part| Ok(Bytes::from_static(part))).collect::<Vec<_>>()))
+}
+
+async fn collect(mut bytes: ByteStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    while let Some(chunk) = bytes.next().await {
+        all.extend_from_slice(&chunk.unwrap());
+    }
+    all
+}
+
+fn record(content: &[u8], subject: Option<&Digest>, artifact_type: Option<&str>) -> ManifestRecord {
+    ManifestRecord {
+        digest: Digest::of(Algorithm::Sha256, content),
+        media_type: crate::oci::media_types::OCI_MANIFEST.into(),
+        size: content.len() as u64,
+        artifact_type: artifact_type.map(str::to_owned),
+        subject: subject.cloned(),
+        annotations: None,
+        pushed_at: 1,
+    }
+}
+
+async fn uploads_append_commit_and_read_back(stores: &Stores) {
+    let mut upload = session("contract/upload");
+    let written = stores.blobs.append_upload(&mut upload, chunks(&[b"hello ", b"wor"])).await.unwrap();
+    assert_eq!(written, 9);
+    upload.size += written;
+    let written = stores.blobs.append_upload(&mut upload, chunks(&[b"ld"])).await.unwrap();
+    upload.size += written;
+    assert_eq!(collect(stores.blobs.read_upload(&upload).await.unwrap()).await, b"hello world");
+    let digest = Digest::of(Algorithm::Sha256, b"hello world");
+    stores.blobs.commit_upload(&upload, &digest).await.unwrap();
+    assert_eq!(collect(stores.blobs.read(&digest, None).await.unwrap()).await, b"hello world");
+    assert_eq!(collect(stores.blobs.read(&digest, Some(ByteRange { first: 6, last: 9 })).await.unwrap()).await, b"worl");
+
+    let empty = session("contract/upload");
+    let empty_digest = Digest::of(Algorithm::Sha256, b"");
+    stores.blobs.commit_upload(&empty, &empty_digest).await.unwrap();
+    assert_eq!(collect(stores.blobs.read(&empty_digest, None).await.unwrap()).await, b"");
+    stores.blobs.abort_upload(&empty).await.unwrap();
+}
+
+async fn append_discards_bytes_of_an_unsaved_request(stores: &Stores) {
+    let mut upload = session("contract/retry");
+    upload.size += stores.blobs.append_upload(&mut upload, chunks(&[b"keep"])).await.unwrap();
+    // A request whose session was never saved: its bytes must not survive the next append.
+    let failed: ByteStream = Box::pin(stream::iter(vec![Ok(Bytes::from_static(b"LOST")), Err(std::io::Error::other("client went away"))]));
+    assert!(stores.blobs.append_upload(&mut upload.clone(), failed).await.is_err());
+    upload.size += stores.blobs.append_upload(&mut upload, chunks(&[b"-this"])).await.unwrap();
+    assert_eq!(collect(stores.blobs.read_upload(&upload).await.unwrap()).await, b"keep-this");
+    stores.blobs.abort_upload(&upload).await.unwrap();
+}
+
+async fn small_puts_are_content_addressed(stores: &Stores) {
+    let content = Bytes::from_static(b"{\"small\":true}");
+    let digest = Digest::of(Algorithm::Sha256, &content);
+    stores.blobs.put(&digest, content.clone()).await.unwrap();
+    stores.blobs.put(&digest, content.clone()).await.unwrap();
+    assert_eq!(collect(stores.blobs.read(&digest, None).await.unwrap()).await, content);
+    stores.blobs.delete(&digest).await.unwrap();
+    assert!(stores.blobs.read(&digest, None).await.is_err());
+    stores.blobs.delete(&digest).await.unwrap();
+}
+
+async fn upload_sessions_save_conditionally(stores: &Stores) {
+    let mut upload = session("contract/sessions");
+    stores.metadata.create_upload(&upload).await.unwrap();
+    assert_eq!(stores.metadata.upload(&upload.id).await.unwrap(), Some(upload.clone()));
+    upload.size = 10;
+    stores.metadata.save_upload(&upload, 0).await.unwrap();
+    upload.size = 20;
+    assert!(matches!(stores.metadata.save_upload(&upload, 0).await, Err(StoreError::Conflict)), "a stale size must lose");
+    assert_eq!(stores.metadata.upload(&upload.id).await.unwrap().unwrap().size, 10);
+    stores.metadata.delete_upload(&upload.id).await.unwrap();
+    assert_eq!(stores.metadata.upload(&upload.id).await.unwrap(), None);
+    assert!(matches!(stores.metadata.save_upload(&upload, 10).await, Err(StoreError::Conflict)), "a deleted session cannot be saved");
+}
+
+async fn linking_a_blob_closes_its_upload(stores: &Stores) {
+    let (a, b) = (repo("contract/link-a"), repo("contract/link-b"));
+    let digest = Digest::of(Algorithm::Sha256, b"linked");
+    let upload = session("contract/link-a");
+    stores.metadata.create_upload(&upload).await.unwrap();
+    stores.metadata.link_blob(&a, &digest, 6, Some(&upload.id)).await.unwrap();
+    assert_eq!(stores.metadata.upload(&upload.id).await.unwrap(), None);
+    assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), Some(6));
+    assert_eq!(stores.metadata.linked_blob(&b, &digest).await.unwrap(), None, "links are per repository");
+    assert!(stores.metadata.unlink_blob(&a, &digest).await.unwrap());
+    assert!(!stores.metadata.unlink_blob(&a, &digest).await.unwrap());
+    assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), None);
+}
+
+async fn manifests_tags_and_referrers(stores: &Stores) {
+    let name = repo("contract/manifests");
+    let image = record(b"image", None, None);
+    let sbom = record(b"sbom", Some(&image.digest), Some("application/spdx+json"));
+    let signature = record(b"signature", Some(&image.digest), Some("application/vnd.dev.sigstore"));
+    stores.metadata.put_manifest(&name, &image, Some(&tag("v1"))).await.unwrap();
+    stores.metadata.put_manifest(&name, &sbom, None).await.unwrap();
+    stores.metadata.put_manifest(&name, &signature, Some(&tag("sig"))).await.unwrap();
+
+    assert_eq!(stores.metadata.resolve_tag(&name, &tag("v1")).await.unwrap(), Some(image.digest.clone()));
+    assert_eq!(stores.metadata.manifest(&name, &image.digest).await.unwrap(), Some(image.clone()));
+    assert_eq!(stores.metadata.manifest(&repo("contract/other"), &image.digest).await.unwrap(), None);
+    let mut referrers: Vec<Digest> = stores.metadata.referrers(&name, &image.digest).await.unwrap().into_iter().map(|found| found.digest).collect();
+    referrers.sort();
+    let mut expected = vec![sbom.digest.clone(), signature.digest.clone()];
+    expected.sort();
+    assert_eq!(referrers, expected);
+
+    // Moving a tag points it at the new manifest and leaves the old one in place.
+    stores.metadata.put_manifest(&name, &sbom, Some(&tag("v1"))).await.unwrap();
+    assert_eq!(stores.metadata.resolve_tag(&name, &tag("v1")).await.unwrap(), Some(sbom.digest.clone()));
+    assert!(stores.metadata.manifest(&name, &image.digest).await.unwrap().is_some());
+
+    let listed = stores.metadata.list_manifests(&name).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    let sbom_entry = listed.iter().find(|entry| entry.manifest.digest == sbom.digest).unwrap();
+    assert_eq!(sbom_entry.tags, vec![tag("v1")]);
+
+    assert!(stores.metadata.delete_tag(&name, &tag("sig")).await.unwrap());
+    assert!(!stores.metadata.delete_tag(&name, &tag("sig")).await.unwrap());
+    assert!(stores.metadata.manifest(&name, &signature.digest).await.unwrap().is_some(), "untagging keeps the manifest");
+
+    // Deleting a manifest removes its tags and its referrer entry.
+    assert!(stores.metadata.delete_manifest(&name, &sbom.digest).await.unwrap());
+    assert!(!stores.metadata.delete_manifest(&name, &sbom.digest).await.unwrap());
+    assert_eq!(stores.metadata.resolve_tag(&name, &tag("v1")).await.unwrap(), None);
+    let left: Vec<Digest> = stores.metadata.referrers(&name, &image.digest).await.unwrap().into_iter().map(|found| found.digest).collect();
+    assert_eq!(left, vec![signature.digest.clone()]);
+}
+
+async fn listings_page_in_lexical_order(stores: &Stores) {
+    let name = repo("contract/paging");
+    let image = record(b"paged", None, None);
+    for tag_name in ["b", "a", "c", "a1"] {
+        stores.metadata.put_manifest(&name, &image, Some(&tag(tag_name))).await.unwrap();
+    }
+    let page = |limit, after: Option<&str>| PageRequest { limit, after: after.map(str::to_owned) };
+    let names = |tags: Vec<Tag>| tags.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(names(stores.metadata.list_tags(&name, &page(10, None)).await.unwrap()), ["a", "a1", "b", "c"]);
+    assert_eq!(names(stores.metadata.list_tags(&name, &page(2, None)).await.unwrap()), ["a", "a1"]);
+    assert_eq!(names(stores.metadata.list_tags(&name, &page(2, Some("a1"))).await.unwrap()), ["b", "c"]);
+    assert!(stores.metadata.list_tags(&name, &page(2, Some("c"))).await.unwrap().is_empty());
+
+    // Other repositories whose names share the prefix stay out of the listing.
+    stores.metadata.put_manifest(&repo("contract/paging-other"), &image, Some(&tag("zz"))).await.unwrap();
+    assert_eq!(names(stores.metadata.list_tags(&name, &page(10, Some("b"))).await.unwrap()), ["c"]);
+
+    let all = stores.metadata.catalog(&page(1000, None)).await.unwrap();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted);
+    assert!(all.contains(&name) && all.contains(&repo("contract/paging-other")));
+    let after_paging = stores.metadata.catalog(&page(1, Some("contract/paging"))).await.unwrap();
+    assert_eq!(after_paging, vec![repo("contract/paging-other")]);
+    assert!(stores.metadata.repository_exists(&name).await.unwrap());
+    assert!(!stores.metadata.repository_exists(&repo("contract/never")).await.unwrap());
+}
+
+async fn deleting_a_repository_removes_everything_it_held(stores: &Stores) {
+    let (doomed, kept) = (repo("contract/doomed"), repo("contract/doomed-not"));
+    let image = record(b"doomed", None, None);
+    let digest = Digest::of(Algorithm::Sha256, b"doomed-layer");
+    for name in [&doomed, &kept] {
+        stores.metadata.link_blob(name, &digest, 12, None).await.unwrap();
+        stores.metadata.put_manifest(name, &image, Some(&tag("v1"))).await.unwrap();
+    }
+    assert!(stores.metadata.delete_repository(&doomed).await.unwrap());
+    assert!(!stores.metadata.delete_repository(&doomed).await.unwrap());
+    assert!(!stores.metadata.repository_exists(&doomed).await.unwrap());
+    assert_eq!(stores.metadata.linked_blob(&doomed, &digest).await.unwrap(), None);
+    assert_eq!(stores.metadata.resolve_tag(&doomed, &tag("v1")).await.unwrap(), None);
+    assert_eq!(stores.metadata.manifest(&doomed, &image.digest).await.unwrap(), None);
+    assert_eq!(stores.metadata.linked_blob(&kept, &digest).await.unwrap(), Some(12));
+    assert_eq!(stores.metadata.resolve_tag(&kept, &tag("v1")).await.unwrap(), Some(image.digest));
+}
+
+/// The embedded adapters of `berth serve`.
+#[tokio::test]
+async fn embedded_adapters_keep_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Arc::new(super::filesystem::FilesystemBlobStore::open(dir.path()).await.unwrap());
+    let metadata = Arc::new(super::embedded::EmbeddedMetadata::open(&dir.path().join(super::layout::METADATA_FILE)).unwrap());
+    check_all(Stores { blobs, metadata }).await;
+}

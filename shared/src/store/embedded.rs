@@ -1,0 +1,313 @@
+//! The embedded metadata store of `berth serve`: every port's records in one redb database, each change one
+//! ACID transaction.
+
+use std::{collections::BTreeMap, path::Path, sync::Arc};
+
+use async_trait::async_trait;
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{
+    BlobIndex, ManifestIndex, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
+    layout::{BLOB_LINKS, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS},
+};
+use crate::oci::{Digest, RepositoryName, Tag};
+
+pub struct EmbeddedMetadata {
+    db: Arc<Database>,
+}
+
+fn db_error(error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Database(error.into().to_string())
+}
+
+fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    serde_json::to_vec(record).expect("records serialize")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn parse_stored<T>(text: &str, parse: impl FnOnce(&str) -> Result<T, crate::error::Error>) -> Result<T, StoreError> {
+    parse(text).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+impl EmbeddedMetadata {
+    /// Opens or creates the database file and every table, so readers never meet a missing table.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(db_error)?;
+        let txn = db.begin_write().map_err(db_error)?;
+        txn.open_table(REPOSITORIES).map_err(db_error)?;
+        txn.open_table(BLOB_LINKS).map_err(db_error)?;
+        txn.open_table(MANIFESTS).map_err(db_error)?;
+        txn.open_table(TAGS).map_err(db_error)?;
+        txn.open_table(REFERRERS).map_err(db_error)?;
+        txn.open_table(UPLOADS).map_err(db_error)?;
+        txn.commit().map_err(db_error)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs `change` in one write transaction on a blocking thread; it commits only if `change` succeeds, durably.
+    async fn write<T: Send + 'static>(&self, change: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(db_error)?;
+            let result = change(&txn)?;
+            txn.commit().map_err(db_error)?;
+            Ok(result)
+        })
+        .await
+        .map_err(|error| StoreError::Database(format!("write task failed: {error}")))?
+    }
+
+    /// Reads a snapshot. Reads are short and served from redb's cache, so they run inline.
+    fn read<T>(&self, query: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        query(&self.db.begin_read().map_err(db_error)?)
+    }
+}
+
+/// Keys `(repository, x)` of `table` with x strictly after `after`, in order, at most `limit`.
+fn second_keys_after<V: redb::Value + 'static>(
+    table: &impl ReadableTable<(&'static str, &'static str), V>,
+    repository: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    for entry in table.range((repository, after)..).map_err(db_error)? {
+        let (key, _) = entry.map_err(db_error)?;
+        let (owner, second) = key.value();
+        if owner != repository || keys.len() == limit {
+            break;
+        }
+        if second != after {
+            keys.push(second.to_owned());
+        }
+    }
+    Ok(keys)
+}
+
+#[async_trait]
+impl UploadSessions for EmbeddedMetadata {
+    async fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
+        let (id, record) = (session.id.clone(), encode(session));
+        self.write(move |txn| {
+            txn.open_table(UPLOADS).map_err(db_error)?.insert(id.as_str(), record.as_slice()).map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(UPLOADS).map_err(db_error)?;
+            table.get(id).map_err(db_error)?.map(|record| decode(record.value())).transpose()
+        })
+    }
+
+    async fn save_upload(&self, session: &UploadSession, previous_size: u64) -> Result<(), StoreError> {
+        let (id, record) = (session.id.clone(), encode(session));
+        self.write(move |txn| {
+            let mut table = txn.open_table(UPLOADS).map_err(db_error)?;
+            let current: Option<UploadSession> = table.get(id.as_str()).map_err(db_error)?.map(|stored| decode(stored.value())).transpose()?;
+            if current.is_none_or(|current| current.size != previous_size) {
+                return Err(StoreError::Conflict);
+            }
+            table.insert(id.as_str(), record.as_slice()).map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |txn| {
+            txn.open_table(UPLOADS).map_err(db_error)?.remove(id.as_str()).map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl BlobIndex for EmbeddedMetadata {
+    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(BLOB_LINKS).map_err(db_error)?;
+            Ok(table.get((repository.as_str(), digest.to_string().as_str())).map_err(db_error)?.map(|size| size.value()))
+        })
+    }
+
+    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError> {
+        let (repository, digest, finished_upload) = (repository.to_string(), digest.to_string(), finished_upload.map(str::to_owned));
+        self.write(move |txn| {
+            txn.open_table(BLOB_LINKS).map_err(db_error)?.insert((repository.as_str(), digest.as_str()), size).map_err(db_error)?;
+            txn.open_table(REPOSITORIES).map_err(db_error)?.insert(repository.as_str(), ()).map_err(db_error)?;
+            if let Some(id) = finished_upload {
+                txn.open_table(UPLOADS).map_err(db_error)?.remove(id.as_str()).map_err(db_error)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
+        let (repository, digest) = (repository.to_string(), digest.to_string());
+        self.write(move |txn| Ok(txn.open_table(BLOB_LINKS).map_err(db_error)?.remove((repository.as_str(), digest.as_str())).map_err(db_error)?.is_some())).await
+    }
+}
+
+#[async_trait]
+impl ManifestIndex for EmbeddedMetadata {
+    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError> {
+        let (repository, digest, encoded) = (repository.to_string(), record.digest.to_string(), encode(record));
+        let (tag, subject) = (tag.map(Tag::to_string), record.subject.as_ref().map(Digest::to_string));
+        self.write(move |txn| {
+            txn.open_table(MANIFESTS).map_err(db_error)?.insert((repository.as_str(), digest.as_str()), encoded.as_slice()).map_err(db_error)?;
+            txn.open_table(REPOSITORIES).map_err(db_error)?.insert(repository.as_str(), ()).map_err(db_error)?;
+            if let Some(tag) = tag {
+                txn.open_table(TAGS).map_err(db_error)?.insert((repository.as_str(), tag.as_str()), digest.as_str()).map_err(db_error)?;
+            }
+            if let Some(subject) = subject {
+                txn.open_table(REFERRERS).map_err(db_error)?.insert((repository.as_str(), subject.as_str(), digest.as_str()), ()).map_err(db_error)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(MANIFESTS).map_err(db_error)?;
+            table.get((repository.as_str(), digest.to_string().as_str())).map_err(db_error)?.map(|record| decode(record.value())).transpose()
+        })
+    }
+
+    async fn resolve_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<Digest>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(TAGS).map_err(db_error)?;
+            table.get((repository.as_str(), tag.as_str())).map_err(db_error)?.map(|digest| parse_stored(digest.value(), Digest::parse)).transpose()
+        })
+    }
+
+    async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
+        let (repository, digest) = (repository.to_string(), digest.to_string());
+        self.write(move |txn| {
+            let Some(removed) = txn.open_table(MANIFESTS).map_err(db_error)?.remove((repository.as_str(), digest.as_str())).map_err(db_error)?.map(|record| record.value().to_vec()) else {
+                return Ok(false);
+            };
+            let record: ManifestRecord = decode(&removed)?;
+            let mut tags = txn.open_table(TAGS).map_err(db_error)?;
+            let pointing: Vec<String> = second_keys_after(&tags, &repository, "", usize::MAX)?
+                .into_iter()
+                .filter(|tag| tags.get((repository.as_str(), tag.as_str())).ok().flatten().is_some_and(|target| target.value() == digest))
+                .collect();
+            for tag in pointing {
+                tags.remove((repository.as_str(), tag.as_str())).map_err(db_error)?;
+            }
+            if let Some(subject) = record.subject {
+                txn.open_table(REFERRERS).map_err(db_error)?.remove((repository.as_str(), subject.to_string().as_str(), digest.as_str())).map_err(db_error)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, StoreError> {
+        let (repository, tag) = (repository.to_string(), tag.to_string());
+        self.write(move |txn| Ok(txn.open_table(TAGS).map_err(db_error)?.remove((repository.as_str(), tag.as_str())).map_err(db_error)?.is_some())).await
+    }
+
+    async fn list_tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(TAGS).map_err(db_error)?;
+            let keys = second_keys_after(&table, repository.as_str(), page.after.as_deref().unwrap_or(""), page.limit)?;
+            keys.iter().map(|tag| parse_stored(tag, Tag::parse)).collect()
+        })
+    }
+
+    async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, StoreError> {
+        self.read(|txn| {
+            let mut tags_by_digest: BTreeMap<String, Vec<Tag>> = BTreeMap::new();
+            let tags = txn.open_table(TAGS).map_err(db_error)?;
+            for entry in tags.range((repository.as_str(), "")..).map_err(db_error)? {
+                let (key, digest) = entry.map_err(db_error)?;
+                let (owner, tag) = key.value();
+                if owner != repository.as_str() {
+                    break;
+                }
+                tags_by_digest.entry(digest.value().to_owned()).or_default().push(parse_stored(tag, Tag::parse)?);
+            }
+            let manifests = txn.open_table(MANIFESTS).map_err(db_error)?;
+            let mut listed = Vec::new();
+            for entry in manifests.range((repository.as_str(), "")..).map_err(db_error)? {
+                let (key, record) = entry.map_err(db_error)?;
+                let (owner, digest) = key.value();
+                if owner != repository.as_str() {
+                    break;
+                }
+                listed.push(TaggedManifest { manifest: decode(record.value())?, tags: tags_by_digest.remove(digest).unwrap_or_default() });
+            }
+            Ok(listed)
+        })
+    }
+
+    async fn referrers(&self, repository: &RepositoryName, subject: &Digest) -> Result<Vec<ManifestRecord>, StoreError> {
+        let subject = subject.to_string();
+        self.read(|txn| {
+            let referrers = txn.open_table(REFERRERS).map_err(db_error)?;
+            let manifests = txn.open_table(MANIFESTS).map_err(db_error)?;
+            let mut found = Vec::new();
+            for entry in referrers.range((repository.as_str(), subject.as_str(), "")..).map_err(db_error)? {
+                let (key, _) = entry.map_err(db_error)?;
+                let (owner, referred, digest) = key.value();
+                if owner != repository.as_str() || referred != subject {
+                    break;
+                }
+                if let Some(record) = manifests.get((owner, digest)).map_err(db_error)? {
+                    found.push(decode(record.value())?);
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    async fn catalog(&self, page: &PageRequest) -> Result<Vec<RepositoryName>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(REPOSITORIES).map_err(db_error)?;
+            let after = page.after.as_deref().unwrap_or("");
+            let mut names = Vec::new();
+            for entry in table.range(after..).map_err(db_error)? {
+                let (name, _) = entry.map_err(db_error)?;
+                if names.len() == page.limit {
+                    break;
+                }
+                if name.value() != after {
+                    names.push(parse_stored(name.value(), RepositoryName::parse)?);
+                }
+            }
+            Ok(names)
+        })
+    }
+
+    async fn repository_exists(&self, repository: &RepositoryName) -> Result<bool, StoreError> {
+        self.read(|txn| Ok(txn.open_table(REPOSITORIES).map_err(db_error)?.get(repository.as_str()).map_err(db_error)?.is_some()))
+    }
+
+    async fn delete_repository(&self, repository: &RepositoryName) -> Result<bool, StoreError> {
+        let repository = repository.to_string();
+        self.write(move |txn| {
+            if txn.open_table(REPOSITORIES).map_err(db_error)?.remove(repository.as_str()).map_err(db_error)?.is_none() {
+                return Ok(false);
+            }
+            let owned_by = |owner: &str| owner == repository.as_str();
+            txn.open_table(BLOB_LINKS).map_err(db_error)?.retain(|(owner, _), _| !owned_by(owner)).map_err(db_error)?;
+            txn.open_table(MANIFESTS).map_err(db_error)?.retain(|(owner, _), _| !owned_by(owner)).map_err(db_error)?;
+            txn.open_table(TAGS).map_err(db_error)?.retain(|(owner, _), _| !owned_by(owner)).map_err(db_error)?;
+            txn.open_table(REFERRERS).map_err(db_error)?.retain(|(owner, _, _), _| !owned_by(owner)).map_err(db_error)?;
+            Ok(true)
+        })
+        .await
+    }
+}

@@ -1,0 +1,149 @@
+//! The filesystem blob store of `berth serve`: bytes are fsynced, then renamed into their content address.
+
+use std::{
+    io::SeekFrom,
+    path::{Path, PathBuf},
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::{
+    fs::{self, File, OpenOptions},
+    io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter},
+};
+use tokio_util::io::ReaderStream;
+
+use super::{BlobStore, ByteRange, ByteStream, StoreError, UploadSession, layout};
+use crate::oci::Digest;
+
+/// Large buffers keep the number of blocking write and read calls per GiB low.
+const IO_BUFFER: usize = 1 << 20;
+
+pub struct FilesystemBlobStore {
+    root: PathBuf,
+}
+
+impl FilesystemBlobStore {
+    /// Opens (creating where missing) the store under `root`; unfinished small writes left by a crash are dropped.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        for dir in [layout::BLOBS_DIR, layout::UPLOADS_DIR] {
+            fs::create_dir_all(root.join(dir)).await?;
+        }
+        let tmp = root.join(layout::TMP_DIR);
+        if fs::try_exists(&tmp).await? {
+            fs::remove_dir_all(&tmp).await?;
+        }
+        fs::create_dir_all(&tmp).await?;
+        Ok(Self { root })
+    }
+
+    fn blob(&self, digest: &Digest) -> PathBuf {
+        self.root.join(layout::blob_path(digest))
+    }
+
+    fn upload(&self, session: &UploadSession) -> PathBuf {
+        self.root.join(layout::upload_path(&session.id))
+    }
+
+    /// Renames a complete, fsynced file to its content address and makes the rename itself durable.
+    async fn publish(&self, from: &Path, digest: &Digest) -> Result<(), StoreError> {
+        let target = self.blob(digest);
+        let parent = target.parent().expect("blob paths have a parent");
+        fs::create_dir_all(parent).await?;
+        fs::rename(from, &target).await?;
+        sync_dir(parent).await
+    }
+}
+
+async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).await?.sync_all().await?;
+    Ok(())
+}
+
+async fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path).await {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+fn stream_file(file: impl tokio::io::AsyncRead + Send + 'static) -> ByteStream {
+    Box::pin(ReaderStream::with_capacity(file, IO_BUFFER))
+}
+
+#[async_trait]
+impl BlobStore for FilesystemBlobStore {
+    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
+        let mut file = File::open(self.blob(digest)).await?;
+        Ok(match range {
+            Some(range) => {
+                file.seek(SeekFrom::Start(range.first)).await?;
+                stream_file(file.take(range.len()))
+            }
+            None => stream_file(file),
+        })
+    }
+
+    async fn download_url(&self, _digest: &Digest) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<(), StoreError> {
+        if fs::try_exists(self.blob(digest)).await? {
+            return Ok(());
+        }
+        let staging = self.root.join(layout::TMP_DIR).join(uuid::Uuid::new_v4().to_string());
+        let mut file = File::create(&staging).await?;
+        file.write_all(&bytes).await?;
+        file.sync_all().await?;
+        self.publish(&staging, digest).await
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        remove_if_present(&self.blob(digest)).await
+    }
+
+    fn chunk_min_length(&self) -> Option<u64> {
+        None
+    }
+
+    async fn append_upload(&self, session: &mut UploadSession, mut data: ByteStream) -> Result<u64, StoreError> {
+        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(self.upload(session)).await?;
+        // Bytes past the session's size are from a request that failed before its session was saved: drop them.
+        file.set_len(session.size).await?;
+        file.seek(SeekFrom::Start(session.size)).await?;
+        let mut writer = BufWriter::with_capacity(IO_BUFFER, file);
+        let mut written = 0;
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk?;
+            writer.write_all(&chunk).await?;
+            written += chunk.len() as u64;
+        }
+        writer.flush().await?;
+        writer.get_ref().sync_data().await?;
+        Ok(written)
+    }
+
+    async fn read_upload(&self, session: &UploadSession) -> Result<ByteStream, StoreError> {
+        let file = File::open(self.upload(session)).await?;
+        Ok(stream_file(file.take(session.size)))
+    }
+
+    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
+        let upload = self.upload(session);
+        if !fs::try_exists(&upload).await? {
+            // An empty blob never had bytes appended.
+            File::create(&upload).await?.sync_all().await?;
+        }
+        let file = OpenOptions::new().write(true).open(&upload).await?;
+        file.set_len(session.size).await?;
+        file.sync_all().await?;
+        self.publish(&upload, digest).await
+    }
+
+    async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
+        remove_if_present(&self.upload(session)).await
+    }
+}

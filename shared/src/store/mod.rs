@@ -1,0 +1,178 @@
+//! Storage ports: the traits the registry needs from a backend, split by role, and the records they hold.
+//!
+//! Adapters: [`filesystem`] (blob bytes on local disk) and [`embedded`] (metadata in redb) make `berth serve`'s
+//! default store. [`layout`] owns every key the adapters write. [`contract`] is the suite each adapter must pass.
+
+pub mod embedded;
+pub mod filesystem;
+pub mod layout;
+
+#[cfg(test)]
+pub(crate) mod contract;
+
+use std::{collections::BTreeMap, io, pin::Pin};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::oci::{Descriptor, Digest, RepositoryName, Tag};
+
+/// Bytes flowing in or out of a store, never held whole.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("database: {0}")]
+    Database(String),
+    /// A conditional write lost to a concurrent one; the caller decides whether that is the client's error.
+    #[error("concurrent modification")]
+    Conflict,
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// An inclusive byte range of a blob, already checked against its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl ByteRange {
+    pub fn len(&self) -> u64 {
+        self.last - self.first + 1
+    }
+}
+
+/// Where an unfinished upload stands; stored between requests so any process can take the next one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadSession {
+    pub id: String,
+    pub repository: RepositoryName,
+    /// Bytes received and durably written so far.
+    pub size: u64,
+    /// SHA-256 state of those bytes ([`crate::oci::DigestHasher::save`]).
+    pub hash_state: Vec<u8>,
+    /// Adapter-owned progress (an S3 multipart id and its parts, say); opaque to the registry.
+    pub backend_state: String,
+    /// Unix seconds; sessions older than the expiry are abandoned.
+    pub started_at: u64,
+}
+
+/// A stored manifest, as the index keeps it; the bytes live in the blob store under `digest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Unix milliseconds.
+    pub pushed_at: u64,
+}
+
+impl ManifestRecord {
+    /// The descriptor the referrers API lists for this manifest.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            artifact_type: self.artifact_type.clone(),
+            annotations: self.annotations.clone(),
+            urls: None,
+            platform: None,
+        }
+    }
+}
+
+/// A manifest with the tags that point at it, for management listings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaggedManifest {
+    pub manifest: ManifestRecord,
+    pub tags: Vec<Tag>,
+}
+
+/// One page of a lexically ordered listing: at most `limit` entries strictly after `after`.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub after: Option<String>,
+}
+
+/// Blob bytes: content-addressed, written once however many repositories link them.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Streams a stored blob, or one range of it.
+    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<ByteStream, StoreError>;
+    /// A short-lived URL the client may fetch the blob from itself, where the backend offers one.
+    async fn download_url(&self, digest: &Digest) -> Result<Option<String>, StoreError>;
+    /// Stores small content (a manifest) under its digest in one durable step.
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<(), StoreError>;
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
+    /// The smallest chunk the backend takes, advertised as `OCI-Chunk-Min-Length`; `None` when any size will do.
+    fn chunk_min_length(&self) -> Option<u64>;
+
+    /// Appends `data` to an upload holding `session.size` bytes, returning how many bytes it wrote; the bytes count only
+    /// once the caller saves the session with the new size. Updates `session.backend_state` as needed.
+    async fn append_upload(&self, session: &mut UploadSession, data: ByteStream) -> Result<u64, StoreError>;
+    /// Streams the bytes of an unfinished upload (to hash them under another algorithm).
+    async fn read_upload(&self, session: &UploadSession) -> Result<ByteStream, StoreError>;
+    /// Moves a verified upload to its content address, durably. Idempotent if the blob is already stored.
+    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError>;
+    async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError>;
+}
+
+/// Upload sessions between requests.
+#[async_trait]
+pub trait UploadSessions: Send + Sync {
+    async fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError>;
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>, StoreError>;
+    /// Saves progress only if the stored session still holds `previous_size` bytes, so that of two racing chunks one
+    /// wins and the other gets [`StoreError::Conflict`].
+    async fn save_upload(&self, session: &UploadSession, previous_size: u64) -> Result<(), StoreError>;
+    async fn delete_upload(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// Which repositories hold which blobs.
+#[async_trait]
+pub trait BlobIndex: Send + Sync {
+    /// The blob's size if `repository` links it.
+    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>, StoreError>;
+    /// Records a stored, verified blob and links it into `repository`, deleting `finished_upload` in the same
+    /// transaction so a crash leaves either the session or the link, never both or neither.
+    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError>;
+    /// Removes the link; `false` when there was none.
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError>;
+}
+
+/// Manifests, tags, referrers and the repository catalog.
+#[async_trait]
+pub trait ManifestIndex: Send + Sync {
+    /// Records a manifest (its bytes already stored) and points `tag` at it, in one transaction.
+    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError>;
+    async fn manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError>;
+    async fn resolve_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<Digest>, StoreError>;
+    /// Removes a manifest, every tag pointing at it and its referrer entry; `false` when it was not there.
+    async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError>;
+    /// Removes one tag, leaving its manifest; `false` when it was not there.
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, StoreError>;
+    async fn list_tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, StoreError>;
+    async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, StoreError>;
+    /// Manifests in `repository` whose subject is `subject`.
+    async fn referrers(&self, repository: &RepositoryName, subject: &Digest) -> Result<Vec<ManifestRecord>, StoreError>;
+    /// Repositories holding at least one manifest or blob.
+    async fn catalog(&self, page: &PageRequest) -> Result<Vec<RepositoryName>, StoreError>;
+    async fn repository_exists(&self, repository: &RepositoryName) -> Result<bool, StoreError>;
+    /// Removes every manifest, tag and blob link of a repository; `false` when it did not exist.
+    async fn delete_repository(&self, repository: &RepositoryName) -> Result<bool, StoreError>;
+}
+
+/// Everything a metadata backend provides; one adapter usually implements all roles.
+pub trait MetadataStore: UploadSessions + BlobIndex + ManifestIndex {}
+impl<T: UploadSessions + BlobIndex + ManifestIndex> MetadataStore for T {}
