@@ -161,4 +161,16 @@ fn manifest_list_with_two_platforms() {
             );
         }
     }
+
+    // A client on an arm64 node resolves the index to the arm64 instance: pulling with --arch must give that image.
+    let reference = registry.image_ref("podman/multi", "1");
+    let fresh = Storage::new();
+    run(fresh
+        .podman()
+        .args(["pull", "-q", "--tls-verify=false", "--arch", "arm64"])
+        .arg(&reference));
+    assert_eq!(
+        inspect(&fresh, &reference, "{{.Id}}"),
+        arm64.config_digest.trim_start_matches("sha256:")
+    );
 }

@@ -64,6 +64,22 @@ fn copy_inspect_list_copy_out_and_delete() {
         .arg(registry.docker_ref(REPO, "v2")));
     assert_eq!(registry.manifest(REPO, "v2").digest, image.manifest_digest);
 
+    // Into another repository of the same registry: skopeo knows the blobs live in REPO and asks the registry to
+    // mount them from there (falling back to an upload if refused); either way the mirror must serve them.
+    let mirror = "mirror/app";
+    run(skopeo()
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(registry.docker_ref(REPO, "v1"))
+        .arg(registry.docker_ref(mirror, "v1")));
+    assert_eq!(registry.manifest(mirror, "v1").bytes, image.manifest);
+    for digest in image.blob_digests() {
+        assert_eq!(
+            registry.blob(mirror, &digest),
+            image.blob(&digest),
+            "mirrored blob {digest}"
+        );
+    }
+
     let tags: serde_json::Value = serde_json::from_str(&stdout_of(
         skopeo()
             .args(["list-tags", "--tls-verify=false"])
