@@ -41,15 +41,14 @@ pub fn router(functions: Functions) -> Router {
 
 async fn dispatch(State(functions): State<Functions>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let endpoint = match routes::parse(&parts.method, parts.uri.path()) {
-        Ok(endpoint) => endpoint,
-        Err(error) => return error.into_response(),
-    };
-    let served = match (endpoint.function(), &functions.manifests, &functions.blobs) {
-        (Function::Token, _, _) => token::handle(endpoint),
-        (Function::Manifests, Some(manifests), _) => manifests::handle(manifests, endpoint, &parts, body).await,
-        (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &parts, body).await,
-        _ => Err(Error::EndpointUnknown(parts.uri.path().to_owned())),
+    let served = match routes::parse(&parts.method, parts.uri.path()) {
+        Ok(endpoint) => match (endpoint.function(), &functions.manifests, &functions.blobs) {
+            (Function::Token, _, _) => token::handle(endpoint),
+            (Function::Manifests, Some(manifests), _) => manifests::handle(manifests, endpoint, &parts, body).await,
+            (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &parts, body).await,
+            _ => Err(Error::EndpointUnknown(parts.uri.path().to_owned())),
+        },
+        Err(error) => Err(error),
     };
     let mut response = served.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));

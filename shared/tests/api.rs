@@ -1,0 +1,576 @@
+//! In-process HTTP tests of every endpoint, success and error paths, against the router over the embedded store.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Method, Request, StatusCode},
+};
+use berth::{
+    http::router,
+    oci::{Algorithm, Digest},
+    registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus, RegistryEvent},
+    server::embedded_functions,
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+struct Api {
+    router: Router,
+    events: Arc<EventBus>,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers)).to_str().unwrap()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| panic!("not JSON ({error}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts an OCI error reply: status, code, and the spec's body shape.
+    fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
+        let body = self.json();
+        assert_eq!(body["errors"][0]["code"], code, "body: {body}");
+        assert!(body["errors"][0]["message"].is_string());
+    }
+}
+
+impl Api {
+    async fn new() -> Self {
+        Self::with_manifest_limit(DEFAULT_MAX_MANIFEST_BYTES).await
+    }
+
+    async fn with_manifest_limit(limit: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let events = Arc::new(EventBus::new(64));
+        let functions = embedded_functions(dir.path(), limit, events.clone()).await.unwrap();
+        Self { router: router(functions), events, _dir: dir }
+    }
+
+    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self.router.clone().oneshot(request.body(body.into()).unwrap()).await.unwrap();
+        let (parts, body) = response.into_parts();
+        assert!(!parts.status.is_server_error(), "{path} answered {}", parts.status);
+        assert_eq!(parts.headers["docker-distribution-api-version"], "registry/2.0");
+        Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes().to_vec() }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], Body::empty()).await
+    }
+
+    /// Pushes a blob in one request and returns its digest.
+    async fn push_blob(&self, name: &str, content: &[u8]) -> Digest {
+        let digest = sha256(content);
+        let reply = self.send(Method::POST, &format!("/v2/{name}/blobs/uploads/?digest={digest}"), &[], content.to_vec()).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        digest
+    }
+
+    async fn put_manifest(&self, name: &str, reference: &str, media_type: &str, manifest: &[u8]) -> Reply {
+        self.send(Method::PUT, &format!("/v2/{name}/manifests/{reference}"), &[("content-type", media_type)], manifest.to_vec()).await
+    }
+
+    /// Pushes config and layer blobs and an OCI manifest referencing them under `tag`; returns the manifest's bytes.
+    async fn push_image(&self, name: &str, tag: &str, layer: &[u8]) -> Vec<u8> {
+        let manifest = image_manifest(&self.push_blob(name, b"{}").await, &self.push_blob(name, layer).await, layer.len());
+        let reply = self.put_manifest(name, tag, OCI_MANIFEST, &manifest).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+        manifest
+    }
+
+    /// Opens an upload session and returns its `Location`.
+    async fn start_upload(&self, name: &str) -> String {
+        let reply = self.send(Method::POST, &format!("/v2/{name}/blobs/uploads/"), &[], Body::empty()).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        assert_eq!(reply.header("range"), "0-0");
+        assert!(!reply.header("docker-upload-uuid").is_empty());
+        reply.header("location").to_owned()
+    }
+}
+
+fn sha256(content: &[u8]) -> Digest {
+    Digest::of(Algorithm::Sha256, content)
+}
+
+fn image_manifest(config: &Digest, layer: &Digest, layer_size: usize) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": layer_size}]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn version_check_answers_200() {
+    let api = Api::new().await;
+    let reply = api.get("/v2/").await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn monolithic_upload_then_download_with_ranges() {
+    let api = Api::new().await;
+    let content = b"0123456789abcdef";
+    let digest = sha256(content);
+    let reply = api.send(Method::POST, &format!("/v2/lib/app/blobs/uploads/?digest={digest}"), &[], content.to_vec()).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.header("location"), format!("/v2/lib/app/blobs/{digest}"));
+    assert_eq!(reply.header("docker-content-digest"), digest.to_string());
+
+    let whole = api.get(&format!("/v2/lib/app/blobs/{digest}")).await;
+    assert_eq!((whole.status, whole.body.as_slice()), (StatusCode::OK, &content[..]));
+    assert_eq!(whole.header("docker-content-digest"), digest.to_string());
+
+    let head = api.send(Method::HEAD, &format!("/v2/lib/app/blobs/{digest}"), &[], Body::empty()).await;
+    assert_eq!((head.status, head.header("content-length"), head.body.len()), (StatusCode::OK, "16", 0));
+
+    let part = api.send(Method::GET, &format!("/v2/lib/app/blobs/{digest}"), &[("range", "bytes=4-9")], Body::empty()).await;
+    assert_eq!((part.status, part.body.as_slice()), (StatusCode::PARTIAL_CONTENT, &b"456789"[..]));
+    assert_eq!(part.header("content-range"), "bytes 4-9/16");
+
+    let beyond = api.send(Method::GET, &format!("/v2/lib/app/blobs/{digest}"), &[("range", "bytes=16-")], Body::empty()).await;
+    beyond.assert_error(StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED");
+    assert_eq!(beyond.header("content-range"), "bytes */16");
+}
+
+#[tokio::test]
+async fn chunked_upload_in_order_with_status_and_final_chunk() {
+    let api = Api::new().await;
+    let location = api.start_upload("chunked").await;
+
+    let first = api.send(Method::PATCH, &location, &[("content-range", "0-4"), ("content-length", "5")], &b"hello"[..]).await;
+    assert_eq!((first.status, first.header("range")), (StatusCode::ACCEPTED, "0-4"));
+    let location = first.header("location").to_owned();
+
+    let out_of_order = api.send(Method::PATCH, &location, &[("content-range", "7-9"), ("content-length", "3")], &b"xyz"[..]).await;
+    out_of_order.assert_error(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID");
+    assert_eq!(out_of_order.header("range"), "0-4");
+
+    let status = api.get(&location).await;
+    assert_eq!((status.status, status.header("range")), (StatusCode::NO_CONTENT, "0-4"));
+
+    let digest = sha256(b"hello world");
+    let closed = api.send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-range", "5-10"), ("content-length", "6")], &b" world"[..]).await;
+    assert_eq!(closed.status, StatusCode::CREATED);
+    assert_eq!(closed.header("docker-content-digest"), digest.to_string());
+    assert_eq!(api.get(&format!("/v2/chunked/blobs/{digest}")).await.body, b"hello world");
+    api.get(&location).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[tokio::test]
+async fn streamed_patch_without_content_range_then_empty_put() {
+    let api = Api::new().await;
+    let location = api.start_upload("streamed").await;
+    let content = vec![7u8; 3 << 20];
+    let patched = api.send(Method::PATCH, &location, &[], content.clone()).await;
+    assert_eq!((patched.status, patched.header("range")), (StatusCode::ACCEPTED, "0-3145727"));
+    let digest = sha256(&content);
+    let closed = api.send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-length", "0")], Body::empty()).await;
+    assert_eq!(closed.status, StatusCode::CREATED);
+    assert_eq!(api.get(&format!("/v2/streamed/blobs/{digest}")).await.body, content);
+}
+
+#[tokio::test]
+async fn sha512_digests_work_for_blobs_and_manifests() {
+    let api = Api::new().await;
+    let content = b"sha512 content";
+    let digest = Digest::of(Algorithm::Sha512, content);
+    let whole = api.send(Method::POST, &format!("/v2/five12/blobs/uploads/?digest={digest}"), &[], content.to_vec()).await;
+    assert_eq!(whole.status, StatusCode::CREATED);
+    assert_eq!(api.get(&format!("/v2/five12/blobs/{digest}")).await.body, content);
+
+    let location = api.start_upload("five12").await;
+    let other = b"chunked sha512";
+    let other_digest = Digest::of(Algorithm::Sha512, other);
+    assert_eq!(api.send(Method::PATCH, &location, &[], other.to_vec()).await.status, StatusCode::ACCEPTED);
+    let closed = api.send(Method::PUT, &format!("{location}?digest={other_digest}"), &[("content-length", "0")], Body::empty()).await;
+    assert_eq!(closed.status, StatusCode::CREATED);
+    assert_eq!(api.get(&format!("/v2/five12/blobs/{other_digest}")).await.body, other);
+
+    let manifest = image_manifest(&api.push_blob("five12", b"{}").await, &digest, content.len());
+    let manifest_digest = Digest::of(Algorithm::Sha512, &manifest);
+    let pushed = api.put_manifest("five12", &manifest_digest.to_string(), OCI_MANIFEST, &manifest).await;
+    assert_eq!((pushed.status, pushed.header("docker-content-digest")), (StatusCode::CREATED, manifest_digest.to_string().as_str()));
+    assert_eq!(api.get(&format!("/v2/five12/manifests/{manifest_digest}")).await.body, manifest);
+}
+
+#[tokio::test]
+async fn wrong_digest_keeps_nothing() {
+    let api = Api::new().await;
+    let claimed = sha256(b"what the client claims");
+    let whole = api.send(Method::POST, &format!("/v2/wrong/blobs/uploads/?digest={claimed}"), &[], &b"other bytes"[..]).await;
+    whole.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.get(&format!("/v2/wrong/blobs/{claimed}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    api.get(&format!("/v2/wrong/blobs/{}", sha256(b"other bytes"))).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+
+    let location = api.start_upload("wrong").await;
+    api.send(Method::PATCH, &location, &[], &b"other bytes"[..]).await;
+    let closed = api.send(Method::PUT, &format!("{location}?digest={claimed}"), &[("content-length", "0")], Body::empty()).await;
+    closed.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.get(&location).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.get(&format!("/v2/wrong/blobs/{claimed}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+
+    let location = api.start_upload("wrong").await;
+    let no_digest = api.send(Method::PUT, &location, &[("content-length", "0")], Body::empty()).await;
+    no_digest.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    let bad_digest = api.send(Method::PUT, &format!("{location}?digest=sha256:abc"), &[("content-length", "0")], Body::empty()).await;
+    bad_digest.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+}
+
+#[tokio::test]
+async fn content_length_that_lies_changes_nothing() {
+    let api = Api::new().await;
+    let location = api.start_upload("liar").await;
+    let short = api.send(Method::PATCH, &location, &[("content-length", "100")], &b"only twenty bytes!!!"[..]).await;
+    short.assert_error(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID");
+    let range_mismatch = api.send(Method::PATCH, &location, &[("content-range", "0-9"), ("content-length", "5")], &b"12345"[..]).await;
+    range_mismatch.assert_error(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID");
+    let status = api.get(&location).await;
+    assert_eq!(status.header("range"), "0-0", "no byte of a rejected chunk counts");
+
+    let patched = api.send(Method::PATCH, &location, &[("content-length", "4")], &b"real"[..]).await;
+    assert_eq!(patched.header("range"), "0-3");
+    let digest = sha256(b"real");
+    assert_eq!(api.send(Method::PUT, &format!("{location}?digest={digest}"), &[], Body::empty()).await.status, StatusCode::CREATED);
+    assert_eq!(api.get(&format!("/v2/liar/blobs/{digest}")).await.body, b"real");
+
+    let digest = sha256(b"abc");
+    let whole = api.send(Method::POST, &format!("/v2/liar/blobs/uploads/?digest={digest}"), &[("content-length", "9")], &b"abc"[..]).await;
+    whole.assert_error(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID");
+    api.get(&format!("/v2/liar/blobs/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+}
+
+#[tokio::test]
+async fn unknown_and_foreign_upload_sessions() {
+    let api = Api::new().await;
+    let unknown = format!("/v2/a/blobs/uploads/{}", uuid_like());
+    api.send(Method::PATCH, &unknown, &[], &b"x"[..]).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.get(&unknown).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.send(Method::PUT, &format!("{unknown}?digest={}", sha256(b"x")), &[], &b"x"[..]).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.send(Method::PATCH, "/v2/a/blobs/uploads/garbage", &[], &b"x"[..]).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+
+    let location = api.start_upload("owner").await;
+    let foreign = location.replace("/v2/owner/", "/v2/intruder/");
+    api.send(Method::PATCH, &foreign, &[], &b"x"[..]).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+
+    assert_eq!(api.send(Method::DELETE, &location, &[], Body::empty()).await.status, StatusCode::NO_CONTENT);
+    api.get(&location).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.send(Method::DELETE, &location, &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+}
+
+fn uuid_like() -> String {
+    "0b8a1c2e-3d4f-4a5b-8c6d-7e8f9a0b1c2d".to_owned()
+}
+
+#[tokio::test]
+async fn blobs_are_per_repository_and_mountable() {
+    let api = Api::new().await;
+    let digest = api.push_blob("team/a", b"shared layer").await;
+    api.get(&format!("/v2/team/b/blobs/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+
+    let mounted = api.send(Method::POST, &format!("/v2/team/b/blobs/uploads/?mount={digest}&from=team/a"), &[], Body::empty()).await;
+    assert_eq!((mounted.status, mounted.header("location")), (StatusCode::CREATED, format!("/v2/team/b/blobs/{digest}").as_str()));
+    assert_eq!(api.get(&format!("/v2/team/b/blobs/{digest}")).await.body, b"shared layer");
+
+    // A mount from a repository without the blob falls back to an ordinary upload.
+    let fallback = api.send(Method::POST, &format!("/v2/team/c/blobs/uploads/?mount={digest}&from=team/none"), &[], Body::empty()).await;
+    assert_eq!(fallback.status, StatusCode::ACCEPTED);
+    assert!(fallback.header("location").starts_with("/v2/team/c/blobs/uploads/"));
+    api.get(&format!("/v2/team/c/blobs/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+
+    assert_eq!(api.send(Method::DELETE, &format!("/v2/team/b/blobs/{digest}"), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    api.get(&format!("/v2/team/b/blobs/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    assert_eq!(api.get(&format!("/v2/team/a/blobs/{digest}")).await.body, b"shared layer", "other repositories keep the blob");
+    api.send(Method::DELETE, &format!("/v2/team/b/blobs/{digest}"), &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+}
+
+#[tokio::test]
+async fn manifests_by_tag_and_digest() {
+    let api = Api::new().await;
+    let manifest = api.push_image("web", "v1", b"layer one").await;
+    let digest = sha256(&manifest);
+
+    let by_tag = api.get("/v2/web/manifests/v1").await;
+    assert_eq!((by_tag.status, by_tag.body.as_slice()), (StatusCode::OK, manifest.as_slice()));
+    assert_eq!(by_tag.header("content-type"), OCI_MANIFEST);
+    assert_eq!(by_tag.header("docker-content-digest"), digest.to_string());
+    assert_eq!(api.get(&format!("/v2/web/manifests/{digest}")).await.body, manifest);
+
+    let head = api.send(Method::HEAD, "/v2/web/manifests/v1", &[], Body::empty()).await;
+    assert_eq!((head.status, head.header("content-length"), head.body.len()), (StatusCode::OK, manifest.len().to_string().as_str(), 0));
+    assert_eq!(head.header("docker-content-digest"), digest.to_string());
+
+    let by_digest = api.put_manifest("web", &digest.to_string(), OCI_MANIFEST, &manifest).await;
+    assert_eq!(by_digest.status, StatusCode::CREATED);
+    let wrong = api.put_manifest("web", &sha256(b"else").to_string(), OCI_MANIFEST, &manifest).await;
+    wrong.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+
+    api.get("/v2/web/manifests/v2").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.get("/v2/other/manifests/v1").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.get(&format!("/v2/other/manifests/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+}
+
+#[tokio::test]
+async fn manifest_validation_rejects_bad_manifests_and_stores_nothing() {
+    let api = Api::new().await;
+    let config = api.push_blob("strict", b"{}").await;
+    let missing = sha256(b"never pushed");
+    let dangling = image_manifest(&config, &missing, 12);
+    api.put_manifest("strict", "v1", OCI_MANIFEST, &dangling).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN");
+    api.put_manifest("strict", "v1", OCI_MANIFEST, b"not json").await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    let schema1 = br#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
+    api.put_manifest("strict", "v1", "application/vnd.docker.distribution.manifest.v1+prettyjws", schema1).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": missing.to_string(), "size": 10}]})).unwrap();
+    api.put_manifest("strict", "list", OCI_INDEX, &index).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN");
+    api.put_manifest("strict", "-bad-tag", OCI_MANIFEST, &dangling).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    api.get("/v2/strict/manifests/v1").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.get("/v2/strict/manifests/list").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.get(&format!("/v2/strict/manifests/{}", sha256(&dangling))).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+}
+
+#[tokio::test]
+async fn indexes_and_docker_manifest_lists() {
+    let api = Api::new().await;
+    let amd64 = api.push_image("multi", "amd64", b"amd64 layer").await;
+    let arm64 = api.push_image("multi", "arm64", b"arm64 layer").await;
+    let child = |manifest: &[u8], arch: &str| json!({"mediaType": OCI_MANIFEST, "digest": sha256(manifest).to_string(), "size": manifest.len(), "platform": {"os": "linux", "architecture": arch}});
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child(&amd64, "amd64"), child(&arm64, "arm64")]})).unwrap();
+    assert_eq!(api.put_manifest("multi", "latest", OCI_INDEX, &index).await.status, StatusCode::CREATED);
+    let fetched = api.get("/v2/multi/manifests/latest").await;
+    assert_eq!((fetched.body.as_slice(), fetched.header("content-type")), (index.as_slice(), OCI_INDEX));
+
+    let docker_type = "application/vnd.docker.distribution.manifest.v2+json";
+    let config = api.push_blob("dock", b"{\"architecture\":\"amd64\"}").await;
+    let layer = api.push_blob("dock", b"docker layer").await;
+    let docker = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": docker_type,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config.to_string(), "size": 24},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer.to_string(), "size": 12}]})).unwrap();
+    assert_eq!(api.put_manifest("dock", "v1", docker_type, &docker).await.status, StatusCode::CREATED);
+    let list_type = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let list = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": list_type,
+        "manifests": [{"mediaType": docker_type, "digest": sha256(&docker).to_string(), "size": docker.len(), "platform": {"os": "linux", "architecture": "amd64"}}]})).unwrap();
+    assert_eq!(api.put_manifest("dock", "list", list_type, &list).await.status, StatusCode::CREATED);
+    assert_eq!(api.get("/v2/dock/manifests/list").await.header("content-type"), list_type);
+}
+
+#[tokio::test]
+async fn four_mib_manifests_fit_and_larger_ones_get_413() {
+    let api = Api::new().await;
+    let config = api.push_blob("big", b"{}").await;
+    let layer = api.push_blob("big", b"l").await;
+    let sized = |size: usize| {
+        let mut manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": 1}],
+            "annotations": {"padding": ""}});
+        let overhead = serde_json::to_vec(&manifest).unwrap().len();
+        manifest["annotations"]["padding"] = json!("x".repeat(size - overhead));
+        serde_json::to_vec(&manifest).unwrap()
+    };
+    let largest = sized(4 << 20);
+    assert_eq!(largest.len(), 4 << 20);
+    assert_eq!(api.put_manifest("big", "max", OCI_MANIFEST, &largest).await.status, StatusCode::CREATED);
+    assert_eq!(api.get("/v2/big/manifests/max").await.body, largest);
+    let too_big = sized((4 << 20) + 1);
+    api.put_manifest("big", "over", OCI_MANIFEST, &too_big).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
+    api.get("/v2/big/manifests/over").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+
+    // A configured larger limit takes larger manifests; the limit holds without Content-Length too.
+    let roomy = Api::with_manifest_limit(8 << 20).await;
+    let config = roomy.push_blob("big", b"{}").await;
+    assert_eq!(config, sha256(b"{}"));
+    roomy.push_blob("big", b"l").await;
+    assert_eq!(roomy.put_manifest("big", "over", OCI_MANIFEST, &too_big).await.status, StatusCode::CREATED);
+    let tight = Api::with_manifest_limit(1000).await;
+    let streamed = Body::from_stream(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(too_big))]));
+    tight.send(Method::PUT, "/v2/big/manifests/x", &[("content-type", OCI_MANIFEST)], streamed).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
+}
+
+#[tokio::test]
+async fn tags_and_catalog_page_with_link_headers() {
+    let api = Api::new().await;
+    for tag in ["c", "a", "b", "d"] {
+        api.push_image("paged", tag, b"same layer").await;
+    }
+    api.push_image("another", "x", b"x").await;
+    let all = api.get("/v2/paged/tags/list").await;
+    assert_eq!(all.json(), json!({"name": "paged", "tags": ["a", "b", "c", "d"]}));
+    assert!(all.headers.get("link").is_none());
+
+    let first = api.get("/v2/paged/tags/list?n=2").await;
+    assert_eq!(first.json()["tags"], json!(["a", "b"]));
+    assert_eq!(first.header("link"), "</v2/paged/tags/list?n=2&last=b>; rel=\"next\"");
+    let second = api.get("/v2/paged/tags/list?n=2&last=b").await;
+    assert_eq!(second.json()["tags"], json!(["c", "d"]));
+    assert!(second.headers.get("link").is_none());
+    assert_eq!(api.get("/v2/paged/tags/list?n=0").await.json()["tags"], json!([]));
+    api.get("/v2/paged/tags/list?n=many").await.assert_error(StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID");
+    api.get("/v2/nothing/here/tags/list").await.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
+
+    let catalog = api.get("/v2/_catalog?n=1").await;
+    assert_eq!(catalog.json(), json!({"repositories": ["another"]}));
+    assert_eq!(catalog.header("link"), "</v2/_catalog?n=1&last=another>; rel=\"next\"");
+    assert_eq!(api.get("/v2/_catalog?n=1&last=another").await.json(), json!({"repositories": ["paged"]}));
+}
+
+#[tokio::test]
+async fn referrers_list_subjects_artifacts_with_filtering() {
+    let api = Api::new().await;
+    let image = api.push_image("art", "v1", b"image layer").await;
+    let subject = sha256(&image);
+    let empty_config = api.push_blob("art", b"{}").await;
+    let sbom_layer = api.push_blob("art", b"{\"spdx\":true}").await;
+    let artifact = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_config.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/spdx+json", "digest": sbom_layer.to_string(), "size": 13}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": image.len()},
+        "annotations": {"org.opencontainers.image.created": "2026-11-26T00:00:00Z"}})).unwrap();
+    let pushed = api.put_manifest("art", &sha256(&artifact).to_string(), OCI_MANIFEST, &artifact).await;
+    assert_eq!((pushed.status, pushed.header("oci-subject")), (StatusCode::CREATED, subject.to_string().as_str()));
+
+    let referrers = api.get(&format!("/v2/art/referrers/{subject}")).await;
+    assert_eq!((referrers.status, referrers.header("content-type")), (StatusCode::OK, OCI_INDEX));
+    let index = referrers.json();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    let descriptor = &index["manifests"][0];
+    assert_eq!(descriptor["digest"], sha256(&artifact).to_string());
+    assert_eq!(descriptor["artifactType"], "application/spdx+json");
+    assert_eq!(descriptor["size"], artifact.len());
+    assert_eq!(descriptor["annotations"]["org.opencontainers.image.created"], "2026-11-26T00:00:00Z");
+
+    let filtered = api.get(&format!("/v2/art/referrers/{subject}?artifactType=application/spdx%2Bjson")).await;
+    assert_eq!((filtered.header("oci-filters-applied"), filtered.json()["manifests"].as_array().unwrap().len()), ("artifactType", 1));
+    let other = api.get(&format!("/v2/art/referrers/{subject}?artifactType=application/other")).await;
+    assert_eq!(other.json()["manifests"], json!([]));
+    let none = api.get(&format!("/v2/unknown/referrers/{}", sha256(b"nothing"))).await;
+    assert_eq!((none.status, none.json()["manifests"].clone()), (StatusCode::OK, json!([])));
+    api.get("/v2/art/referrers/sha256:nope").await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+
+    // Deleting the artifact takes it out of the referrers list.
+    assert_eq!(api.send(Method::DELETE, &format!("/v2/art/manifests/{}", sha256(&artifact)), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(api.get(&format!("/v2/art/referrers/{subject}")).await.json()["manifests"], json!([]));
+}
+
+#[tokio::test]
+async fn deleting_tags_and_manifests() {
+    let api = Api::new().await;
+    let manifest = api.push_image("del", "v1", b"layer").await;
+    let digest = sha256(&manifest);
+    assert_eq!(api.put_manifest("del", "v2", OCI_MANIFEST, &manifest).await.status, StatusCode::CREATED);
+
+    assert_eq!(api.send(Method::DELETE, "/v2/del/manifests/v1", &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    api.get("/v2/del/manifests/v1").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    assert_eq!(api.get(&format!("/v2/del/manifests/{digest}")).await.status, StatusCode::OK, "untagging keeps the manifest");
+
+    assert_eq!(api.send(Method::DELETE, &format!("/v2/del/manifests/{digest}"), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    api.get(&format!("/v2/del/manifests/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.get("/v2/del/manifests/v2").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.send(Method::DELETE, &format!("/v2/del/manifests/{digest}"), &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.send(Method::DELETE, "/v2/del/manifests/v9", &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+}
+
+#[tokio::test]
+async fn management_lists_manifests_and_deletes_repositories() {
+    let api = Api::new().await;
+    let manifest = api.push_image("mgmt/app", "v1", b"layer").await;
+    let listing = api.get("/berth/v1/repositories/mgmt/app/manifests").await.json();
+    assert_eq!(listing["repository"], "mgmt/app");
+    let entry = &listing["manifests"][0];
+    assert_eq!((entry["digest"].as_str().unwrap(), entry["mediaType"].as_str().unwrap()), (sha256(&manifest).to_string().as_str(), OCI_MANIFEST));
+    assert_eq!((entry["size"].as_u64().unwrap(), entry["tags"].clone()), (manifest.len() as u64, json!(["v1"])));
+    assert!(entry["pushedAt"].as_u64().unwrap() > 1_700_000_000_000);
+
+    assert_eq!(api.send(Method::DELETE, "/berth/v1/repositories/mgmt/app", &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    api.get("/v2/mgmt/app/tags/list").await.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
+    api.get("/v2/mgmt/app/manifests/v1").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    assert_eq!(api.get("/v2/_catalog").await.json()["repositories"], json!([]));
+    api.send(Method::DELETE, "/berth/v1/repositories/mgmt/app", &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
+}
+
+#[tokio::test]
+async fn invalid_names_tags_digests_and_methods() {
+    let api = Api::new().await;
+    let long_name = "a".repeat(256);
+    for name in ["Upper", "a//b", "..", "a/../b", "-a", &long_name] {
+        api.get(&format!("/v2/{name}/tags/list")).await.assert_error(StatusCode::BAD_REQUEST, "NAME_INVALID");
+        api.send(Method::POST, &format!("/v2/{name}/blobs/uploads/"), &[], Body::empty()).await.assert_error(StatusCode::BAD_REQUEST, "NAME_INVALID");
+    }
+    api.get("/v2/ok/manifests/.bad").await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    api.get("/v2/ok/manifests/sha256:123").await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.get("/v2/ok/blobs/md5:abc").await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.send(Method::POST, "/v2/ok/blobs/uploads/?digest=sha256:short", &[], &b"x"[..]).await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.send(Method::POST, "/v2/ok/blobs/uploads/?mount=bad&from=a", &[], Body::empty()).await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.send(Method::POST, "/v2/ok/manifests/v1", &[], Body::empty()).await.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
+    api.get("/v2/ok/somewhere").await.assert_error(StatusCode::NOT_FOUND, "UNSUPPORTED");
+    api.get("/elsewhere").await.assert_error(StatusCode::NOT_FOUND, "UNSUPPORTED");
+}
+
+#[tokio::test]
+async fn pushes_announce_events() {
+    let api = Api::new().await;
+    let mut events = api.events.subscribe();
+    let manifest = api.push_image("events", "v1", b"layer").await;
+    assert_eq!(
+        events.recv().await.unwrap(),
+        RegistryEvent::ManifestPushed {
+            repository: berth::oci::RepositoryName::parse("events").unwrap(),
+            digest: sha256(&manifest),
+            media_type: OCI_MANIFEST.into(),
+            tag: Some(berth::oci::Tag::parse("v1").unwrap()),
+        }
+    );
+}
+
+#[tokio::test]
+async fn concurrent_pushes_of_one_blob_and_one_tag_are_safe() {
+    let api = Arc::new(Api::new().await);
+    let content = vec![42u8; 1 << 20];
+    let pushes = (0..16).map(|_| {
+        let (api, content) = (api.clone(), content.clone());
+        tokio::spawn(async move {
+            let location = api.start_upload("race").await;
+            let patched = api.send(Method::PATCH, &location, &[], content.clone()).await;
+            let closed = api.send(Method::PUT, &format!("{}?digest={}", patched.header("location"), sha256(&content)), &[], Body::empty()).await;
+            assert_eq!(closed.status, StatusCode::CREATED);
+        })
+    });
+    for push in pushes.collect::<Vec<_>>() {
+        push.await.unwrap();
+    }
+    assert_eq!(api.get(&format!("/v2/race/blobs/{}", sha256(&content))).await.body, content);
+
+    let tags = (0..16).map(|index| {
+        let api = api.clone();
+        tokio::spawn(async move { sha256(&api.push_image("race", "latest", format!("layer {index}").as_bytes()).await) })
+    });
+    let mut pushed = Vec::new();
+    for tag in tags.collect::<Vec<_>>() {
+        pushed.push(tag.await.unwrap());
+    }
+    let current = api.send(Method::HEAD, "/v2/race/manifests/latest", &[], Body::empty()).await;
+    let current = Digest::parse(current.header("docker-content-digest")).unwrap();
+    assert!(pushed.contains(&current), "the tag points at one of the pushed manifests");
+    assert_eq!(api.get(&format!("/v2/race/manifests/{current}")).await.status, StatusCode::OK);
+}
