@@ -17,6 +17,7 @@ pub(crate) struct Stores {
 pub(crate) async fn check_all(stores: Stores) {
     uploads_append_commit_and_read_back(&stores).await;
     append_discards_bytes_of_an_unsaved_request(&stores).await;
+    one_writer_per_upload_at_a_time(&stores).await;
     small_puts_are_content_addressed(&stores).await;
     upload_sessions_save_conditionally(&stores).await;
     linking_a_blob_closes_its_upload(&stores).await;
@@ -96,6 +97,26 @@ async fn append_discards_bytes_of_an_unsaved_request(stores: &Stores) {
     assert!(stores.blobs.append_upload(&mut upload.clone(), failed).await.is_err());
     upload.size += stores.blobs.append_upload(&mut upload, chunks(&[b"-this"])).await.unwrap();
     assert_eq!(collect(stores.blobs.read_upload(&upload).await.unwrap()).await, b"keep-this");
+    stores.blobs.abort_upload(&upload).await.unwrap();
+}
+
+async fn one_writer_per_upload_at_a_time(stores: &Stores) {
+    let mut upload = session("contract/exclusive");
+    let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+    // The first request's body stays open until the second request has been refused.
+    let held: ByteStream = Box::pin(stream::once(async { Ok(Bytes::from_static(b"first")) }).chain(stream::once(async move {
+        let _ = receiver.await;
+        Ok(Bytes::from_static(b"!"))
+    })));
+    let blobs = stores.blobs.clone();
+    let mut first_session = upload.clone();
+    let first = tokio::spawn(async move { blobs.append_upload(&mut first_session, held).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = stores.blobs.append_upload(&mut upload.clone(), chunks(&[b"second"])).await;
+    assert!(matches!(second, Err(StoreError::Conflict)), "a second writer must be refused, got {second:?}");
+    sender.send(()).unwrap();
+    upload.size += first.await.unwrap().unwrap();
+    assert_eq!(collect(stores.blobs.read_upload(&upload).await.unwrap()).await, b"first!");
     stores.blobs.abort_upload(&upload).await.unwrap();
 }
 

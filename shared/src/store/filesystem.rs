@@ -62,6 +62,17 @@ async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Takes the upload file's lock, held until the file is closed: two requests on one session (a client retrying while
+/// its first attempt still runs) must not interleave their bytes, so the second gets [`StoreError::Conflict`].
+async fn lock_exclusively(file: File) -> Result<File, StoreError> {
+    let file = file.into_std().await;
+    match file.try_lock() {
+        Ok(()) => Ok(File::from_std(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Conflict),
+        Err(std::fs::TryLockError::Error(error)) => Err(error.into()),
+    }
+}
+
 async fn remove_if_present(path: &Path) -> Result<(), StoreError> {
     match fs::remove_file(path).await {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
@@ -110,7 +121,7 @@ impl BlobStore for FilesystemBlobStore {
     }
 
     async fn append_upload(&self, session: &mut UploadSession, mut data: ByteStream) -> Result<u64, StoreError> {
-        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(self.upload(session)).await?;
+        let mut file = lock_exclusively(OpenOptions::new().create(true).truncate(false).write(true).open(self.upload(session)).await?).await?;
         // Bytes past the session's size are from a request that failed before its session was saved: drop them.
         file.set_len(session.size).await?;
         file.seek(SeekFrom::Start(session.size)).await?;
@@ -137,7 +148,7 @@ impl BlobStore for FilesystemBlobStore {
             // An empty blob never had bytes appended.
             File::create(&upload).await?.sync_all().await?;
         }
-        let file = OpenOptions::new().write(true).open(&upload).await?;
+        let file = lock_exclusively(OpenOptions::new().write(true).open(&upload).await?).await?;
         file.set_len(session.size).await?;
         file.sync_all().await?;
         self.publish(&upload, digest).await
