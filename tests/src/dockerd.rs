@@ -127,7 +127,9 @@ impl Drop for Dockerd {
         if thread::panicking() {
             eprintln!("{}", self.log_text());
         }
-        terminate(&mut self.child, STOP_TIMEOUT);
+        if !terminate(&mut self.child, STOP_TIMEOUT) {
+            eprintln!("dockerd ignored SIGTERM for {STOP_TIMEOUT:?} and was killed");
+        }
         // The exec root holds containerd's state; make sure nothing is left mounted below it before it is removed.
         let _ = Command::new("umount")
             .arg("-R")

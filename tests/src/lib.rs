@@ -15,4 +15,61 @@ pub mod registry;
 pub use cmd::{run, run_failing, run_with_stdin, stdout_of};
 pub use digest::sha256_digest;
 pub use fixture::{OciImage, OciLayout};
-pub use registry::{Manifest, Registry};
+pub use registry::{Manifest, Registry, berth_bin};
+
+// ---- Content pushed over plain HTTP ---------------------------------------------------------------------------------
+// For tests of Berth's own tools (`berth repository ...`): they need images in the registry, not a real client's push.
+
+/// Pushes a tiny OCI image to `repo:tag` by HTTP (config and one layer, both derived from `seed`, then the manifest)
+/// and returns the manifest digest the registry announced. The same `seed` gives the same manifest, so pushing it
+/// again under another tag adds a tag to one manifest.
+pub fn push_tiny_image(registry: &Registry, repo: &str, tag: &str, seed: &str) -> String {
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": { "Labels": { "berth.test.seed": seed } },
+        "rootfs": { "type": "layers", "diff_ids": [] },
+    })
+    .to_string()
+    .into_bytes();
+    let layer = format!("layer of {seed}").into_bytes();
+    let descriptor = |media_type: &str, bytes: &[u8]| serde_json::json!({ "mediaType": media_type, "digest": sha256_digest(bytes), "size": bytes.len() });
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
+    })
+    .to_string();
+    for blob in [&config, &layer] {
+        let path = format!("/v2/{repo}/blobs/uploads/?digest={}", sha256_digest(blob));
+        let resp = registry
+            .http()
+            .post(registry.url(&path))
+            .body(blob.clone())
+            .send()
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "POST {path}");
+    }
+    let path = format!("/v2/{repo}/manifests/{tag}");
+    let resp = registry
+        .http()
+        .put(registry.url(&path))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "PUT {path}");
+    let digest = resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        digest,
+        sha256_digest(manifest.as_bytes()),
+        "PUT {path}: Docker-Content-Digest"
+    );
+    digest
+}

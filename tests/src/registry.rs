@@ -270,33 +270,41 @@ impl Drop for Registry {
         if thread::panicking() {
             eprintln!("{}", self.log_text());
         }
-        terminate(&mut self.child, STOP_TIMEOUT);
+        // Every client of the test has finished by now, so nothing legitimate can hold the server up.
+        let stopped = terminate(&mut self.child, STOP_TIMEOUT);
+        if !stopped && !thread::panicking() {
+            panic!(
+                "registry ignored SIGTERM for {STOP_TIMEOUT:?} and was killed\n{}",
+                self.log_text()
+            );
+        }
     }
 }
 
 /// SIGTERM, then SIGKILL if the process has not exited within `grace`: a graceful stop is what users do, and a
-/// server that ignores it must not outlive the test.
-pub(crate) fn terminate(child: &mut Child, grace: Duration) {
+/// process that ignores it must not outlive the test. Returns whether it stopped on SIGTERM.
+pub(crate) fn terminate(child: &mut Child, grace: Duration) -> bool {
     if let Ok(Some(_)) = child.try_wait() {
-        return;
+        return true;
     }
-    let _ = Command::new("kill")
-        .arg("-TERM")
+    // The shell's builtin `kill`: procps' /bin/kill is not on every machine, and std cannot send SIGTERM.
+    let sent = Command::new("sh")
+        .args(["-c", "kill -TERM \"$1\"", "sh"])
         .arg(child.id().to_string())
         .status();
+    if !sent.as_ref().is_ok_and(|s| s.success()) {
+        eprintln!("could not send SIGTERM to process {}: {sent:?}", child.id());
+    }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
-            return;
+            return true;
         }
         thread::sleep(Duration::from_millis(50));
     }
-    eprintln!(
-        "process {} ignored SIGTERM for {grace:?}; killing it",
-        child.id()
-    );
     let _ = child.kill();
     let _ = child.wait();
+    false
 }
 
 fn header(resp: &Response, name: &str) -> String {
@@ -308,7 +316,7 @@ fn header(resp: &Response, name: &str) -> String {
 }
 
 /// `BERTH_BIN`, else `target/<profile>/berth` beside the `deps/` directory that holds the test executable.
-fn berth_bin() -> PathBuf {
+pub fn berth_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("BERTH_BIN") {
         return PathBuf::from(bin);
     }
