@@ -130,11 +130,17 @@ impl Drop for Dockerd {
         if !terminate(&mut self.child, STOP_TIMEOUT) {
             eprintln!("dockerd ignored SIGTERM for {STOP_TIMEOUT:?} and was killed");
         }
-        // The exec root holds containerd's state; make sure nothing is left mounted below it before it is removed.
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.exec_root.path())
-            .stderr(Stdio::null())
-            .status();
+        // dockerd bind-mounts its data root onto itself (to make it a shared mount) and containerd mounts below the
+        // exec root; where / is not a shared mount those can outlive dockerd and keep the directories from going.
+        for dir in [
+            self.data_root.path().join("data"),
+            self.exec_root.path().to_owned(),
+        ] {
+            let _ = Command::new("umount")
+                .arg("-R")
+                .arg(dir)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
