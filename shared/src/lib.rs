@@ -8,3 +8,5 @@ pub mod oci;
 pub mod registry;
 pub mod server;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

@@ -106,7 +106,7 @@ impl Blobs {
         if let Some(chunk) = last_chunk {
             self.advance(&mut session, chunk).await?;
         }
-        self.verify_and_store(&session, digest).await?;
+        self.verify_and_store(&mut session, digest).await?;
         self.index.link_blob(repository, digest, session.size, Some(id)).await?;
         Ok(())
     }
@@ -118,7 +118,7 @@ impl Blobs {
             self.store.abort_upload(&session).await?;
             return Err(error);
         }
-        self.verify_and_store(&session, digest).await?;
+        self.verify_and_store(&mut session, digest).await?;
         self.index.link_blob(repository, digest, session.size, None).await?;
         Ok(())
     }
@@ -197,7 +197,7 @@ impl Blobs {
 
     /// Checks the uploaded bytes against `digest` and moves them to their content address; a mismatch discards the
     /// upload entirely.
-    async fn verify_and_store(&self, session: &UploadSession, digest: &Digest) -> Result<(), Error> {
+    async fn verify_and_store(&self, session: &mut UploadSession, digest: &Digest) -> Result<(), Error> {
         let actual = match digest.algorithm() {
             Algorithm::Sha256 => DigestHasher::restore(Algorithm::Sha256, &session.hash_state)
                 .ok_or_else(|| StoreError::Corrupt(format!("hash state of upload {}", session.id)))?

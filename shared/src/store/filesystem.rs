@@ -137,7 +137,7 @@ impl BlobStore for FilesystemBlobStore {
         Ok(written)
     }
 
-    async fn read_upload(&self, session: &UploadSession) -> Result<ByteStream, StoreError> {
+    async fn read_upload(&self, session: &mut UploadSession) -> Result<ByteStream, StoreError> {
         let file = File::open(self.upload(session)).await?;
         Ok(stream_file(file.take(session.size)))
     }
@@ -156,5 +156,37 @@ impl BlobStore for FilesystemBlobStore {
 
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
         remove_if_present(&self.upload(session)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures_util::stream;
+
+    use super::*;
+    use crate::store::contract::{collect, session};
+
+    #[tokio::test]
+    async fn one_writer_per_upload_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FilesystemBlobStore::open(dir.path()).await.unwrap());
+        let mut upload = session("fs/exclusive");
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        // The first request's body stays open until the second request has been refused.
+        let held: ByteStream = Box::pin(stream::once(async { Ok(Bytes::from_static(b"first")) }).chain(stream::once(async move {
+            let _ = released.await;
+            Ok(Bytes::from_static(b"!"))
+        })));
+        let (first_store, mut first_session) = (store.clone(), upload.clone());
+        let first = tokio::spawn(async move { first_store.append_upload(&mut first_session, held).await });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let second = store.append_upload(&mut upload.clone(), Box::pin(stream::iter([Ok(Bytes::from_static(b"second"))]))).await;
+        assert!(matches!(second, Err(StoreError::Conflict)), "a second writer must be refused, got {second:?}");
+        release.send(()).unwrap();
+        upload.size += first.await.unwrap().unwrap();
+        assert_eq!(collect(store.read_upload(&mut upload).await.unwrap()).await, b"first!");
     }
 }

@@ -16,6 +16,22 @@
 //! referrers     (<repo>, <subject>, <digest>)       -> ()            manifests whose `subject` is <subject>
 //! uploads       <session-id>                        -> UploadSession (JSON)
 //! ```
+//! S3, one bucket:
+//! ```text
+//! blobs/<algorithm>/<hex[0..2]>/<hex>   a blob's bytes, as on the filesystem; written (copied) only after verification
+//! uploads/<session-id>/data             the multipart upload of a session, completed here before the copy to blobs/
+//! uploads/<session-id>/tail/<gen>       bytes not yet filling a part; a fresh <gen> each time (see s3.rs)
+//! ```
+//! DynamoDB, one table with string keys `pk` (partition) and `sk` (sort); every listing is a Query on one pk:
+//! ```text
+//! pk              sk                            attributes
+//! REPOS           <repo>                        -                      catalog
+//! REPO#<repo>     BLOB#<digest>                 size                   blob link
+//! REPO#<repo>     MANIFEST#<digest>             record (JSON)
+//! REPO#<repo>     REFERRER#<subject>#<digest>   -                      referrer entry
+//! REPO#<repo>     TAG#<tag>                     digest
+//! UPLOAD#<id>     UPLOAD                        session (JSON), size, expires_at (TTL, epoch seconds)
+//! ```
 
 use std::path::PathBuf;
 
@@ -44,6 +60,64 @@ pub fn is_upload_id(id: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok_and(|parsed| parsed.hyphenated().to_string() == id)
 }
 
+/// A blob's S3 key: the filesystem layout with `/` separators.
+pub fn s3_blob_key(digest: &Digest) -> String {
+    format!("{BLOBS_DIR}/{}/{}/{}", digest.algorithm().as_str(), &digest.hex()[..2], digest.hex())
+}
+
+pub fn s3_upload_data_key(id: &str) -> String {
+    format!("{UPLOADS_DIR}/{id}/data")
+}
+
+pub fn s3_upload_tail_key(id: &str, generation: &str) -> String {
+    format!("{UPLOADS_DIR}/{id}/tail/{generation}")
+}
+
+/// DynamoDB keys. Sort-key prefixes sort BLOB# < MANIFEST# < REFERRER# < TAG#, and each listing asks for one prefix.
+pub mod dynamo {
+    use crate::oci::{Digest, RepositoryName, Tag};
+
+    pub const PK: &str = "pk";
+    pub const SK: &str = "sk";
+    /// The TTL attribute: DynamoDB deletes abandoned upload sessions after this epoch second.
+    pub const EXPIRES_AT: &str = "expires_at";
+    pub const CATALOG_PK: &str = "REPOS";
+    pub const UPLOAD_SK: &str = "UPLOAD";
+    pub const BLOB_PREFIX: &str = "BLOB#";
+    pub const MANIFEST_PREFIX: &str = "MANIFEST#";
+    pub const REFERRER_PREFIX: &str = "REFERRER#";
+    pub const TAG_PREFIX: &str = "TAG#";
+
+    pub fn repository_pk(repository: &RepositoryName) -> String {
+        format!("REPO#{repository}")
+    }
+
+    pub fn blob_sk(digest: &Digest) -> String {
+        format!("{BLOB_PREFIX}{digest}")
+    }
+
+    pub fn manifest_sk(digest: &Digest) -> String {
+        format!("{MANIFEST_PREFIX}{digest}")
+    }
+
+    pub fn tag_sk(tag: &Tag) -> String {
+        format!("{TAG_PREFIX}{tag}")
+    }
+
+    /// The prefix of every referrer entry of one subject.
+    pub fn referrers_of(subject: &Digest) -> String {
+        format!("{REFERRER_PREFIX}{subject}#")
+    }
+
+    pub fn referrer_sk(subject: &Digest, digest: &Digest) -> String {
+        format!("{}{digest}", referrers_of(subject))
+    }
+
+    pub fn upload_pk(id: &str) -> String {
+        format!("UPLOAD#{id}")
+    }
+}
+
 pub const REPOSITORIES: TableDefinition<&str, ()> = TableDefinition::new("repositories");
 pub const BLOB_LINKS: TableDefinition<(&str, &str), u64> = TableDefinition::new("blob_links");
 pub const MANIFESTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("manifests");
@@ -61,6 +135,32 @@ mod tests {
         assert_eq!(blob_path(&sha256), PathBuf::from(format!("blobs/sha256/ab/ab{}", "0".repeat(62))));
         let sha512 = Digest::parse(&format!("sha512:cd{}", "1".repeat(126))).unwrap();
         assert_eq!(blob_path(&sha512), PathBuf::from(format!("blobs/sha512/cd/cd{}", "1".repeat(126))));
+    }
+
+    #[test]
+    fn s3_keys() {
+        let digest = Digest::parse(&format!("sha256:ab{}", "0".repeat(62))).unwrap();
+        assert_eq!(s3_blob_key(&digest), format!("blobs/sha256/ab/ab{}", "0".repeat(62)));
+        assert_eq!(s3_upload_data_key("u1"), "uploads/u1/data");
+        assert_eq!(s3_upload_tail_key("u1", "g2"), "uploads/u1/tail/g2");
+    }
+
+    #[test]
+    fn dynamo_keys_sort_by_kind() {
+        use crate::oci::{RepositoryName, Tag};
+        let digest = Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap();
+        let subject = Digest::parse(&format!("sha256:{}", "2".repeat(64))).unwrap();
+        let repository = RepositoryName::parse("team/app").unwrap();
+        assert_eq!(dynamo::repository_pk(&repository), "REPO#team/app");
+        assert_eq!(dynamo::blob_sk(&digest), format!("BLOB#{digest}"));
+        assert_eq!(dynamo::manifest_sk(&digest), format!("MANIFEST#{digest}"));
+        assert_eq!(dynamo::tag_sk(&Tag::parse("v1").unwrap()), "TAG#v1");
+        assert_eq!(dynamo::referrer_sk(&subject, &digest), format!("REFERRER#{subject}#{digest}"));
+        assert!(dynamo::referrer_sk(&subject, &digest).starts_with(&dynamo::referrers_of(&subject)));
+        assert_eq!(dynamo::upload_pk("u1"), "UPLOAD#u1");
+        let mut prefixes = [dynamo::TAG_PREFIX, dynamo::REFERRER_PREFIX, dynamo::BLOB_PREFIX, dynamo::MANIFEST_PREFIX];
+        prefixes.sort();
+        assert_eq!(prefixes, [dynamo::BLOB_PREFIX, dynamo::MANIFEST_PREFIX, dynamo::REFERRER_PREFIX, dynamo::TAG_PREFIX]);
     }
 
     #[test]

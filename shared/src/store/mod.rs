@@ -5,7 +5,10 @@
 
 pub mod embedded;
 pub mod filesystem;
+pub mod aws;
+pub mod dynamodb;
 pub mod layout;
+pub mod s3;
 
 #[cfg(test)]
 pub(crate) mod contract;
@@ -31,6 +34,9 @@ pub enum StoreError {
     /// A conditional write lost to a concurrent one; the caller decides whether that is the client's error.
     #[error("concurrent modification")]
     Conflict,
+    /// A cloud service refused or failed a call.
+    #[error("{service}: {message}")]
+    Backend { service: &'static str, message: String },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
 }
@@ -121,8 +127,9 @@ pub trait BlobStore: Send + Sync {
     /// Appends `data` to an upload holding `session.size` bytes, returning how many bytes it wrote; the bytes count only
     /// once the caller saves the session with the new size. Updates `session.backend_state` as needed.
     async fn append_upload(&self, session: &mut UploadSession, data: ByteStream) -> Result<u64, StoreError>;
-    /// Streams the bytes of an unfinished upload (to hash them under another algorithm).
-    async fn read_upload(&self, session: &UploadSession) -> Result<ByteStream, StoreError>;
+    /// Streams the bytes of an unfinished upload (to hash them under another algorithm). The backend may assemble
+    /// them first, recording that in `session.backend_state` for the commit that follows.
+    async fn read_upload(&self, session: &mut UploadSession) -> Result<ByteStream, StoreError>;
     /// Moves a verified upload to its content address, durably. Idempotent if the blob is already stored.
     async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError>;
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError>;

@@ -1,0 +1,336 @@
+//! The DynamoDB metadata store: every port's records in one table (keys in [`layout::dynamo`]); changes touching
+//! several items commit in one TransactWriteItems, tag moves and session progress with conditional writes.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::{
+    Client,
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, WriteRequest},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{
+    BlobIndex, ManifestIndex, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
+    layout::dynamo::{self as keys, EXPIRES_AT, PK, SK},
+};
+use crate::oci::{Digest, RepositoryName, Tag};
+
+/// How long an upload session lives after it starts; the bucket's lifecycle rules clean up its bytes after this.
+const UPLOAD_LIFETIME_SECS: u64 = 24 * 3600;
+/// DynamoDB's limit on items per BatchWriteItem.
+const BATCH_WRITE_LIMIT: usize = 25;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoMetadata {
+    client: Client,
+    table: String,
+}
+
+fn dynamo_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> StoreError {
+    let conditional = matches!(error.code(), Some("ConditionalCheckFailedException"));
+    if conditional { StoreError::Conflict } else { StoreError::Backend { service: "DynamoDB", message: DisplayErrorContext(&error).to_string() } }
+}
+
+fn transaction_error(error: SdkError<TransactWriteItemsError>) -> StoreError {
+    let cancelled_by_condition = error
+        .as_service_error()
+        .and_then(|service| match service {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled.cancellation_reasons.as_ref(),
+            _ => None,
+        })
+        .is_some_and(|reasons| reasons.iter().any(|reason| reason.code.as_deref() == Some("ConditionalCheckFailed")));
+    if cancelled_by_condition { StoreError::Conflict } else { dynamo_error(error) }
+}
+
+fn text(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn number(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(pk: String, sk: String) -> Item {
+    HashMap::from([(PK.to_owned(), text(pk)), (SK.to_owned(), text(sk))])
+}
+
+fn item(pk: String, sk: String, attributes: impl IntoIterator<Item = (&'static str, AttributeValue)>) -> Item {
+    let mut item = key(pk, sk);
+    item.extend(attributes.into_iter().map(|(name, value)| (name.to_owned(), value)));
+    item
+}
+
+fn text_of<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name).and_then(|value| value.as_s().ok()).map(String::as_str).ok_or_else(|| StoreError::Corrupt(format!("item without text attribute {name}")))
+}
+
+fn number_of(item: &Item, name: &str) -> Result<u64, StoreError> {
+    item.get(name).and_then(|value| value.as_n().ok()).and_then(|value| value.parse().ok()).ok_or_else(|| StoreError::Corrupt(format!("item without number attribute {name}")))
+}
+
+fn json_of<T: DeserializeOwned>(item: &Item, name: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text_of(item, name)?).map_err(|error| StoreError::Corrupt(format!("{name}: {error}")))
+}
+
+fn to_json<T: Serialize>(record: &T) -> AttributeValue {
+    text(serde_json::to_string(record).expect("records serialize"))
+}
+
+/// The part of a sort key after its kind prefix.
+fn sk_suffix<'a>(item: &'a Item, prefix: &str) -> Result<&'a str, StoreError> {
+    let sk = text_of(item, SK)?;
+    sk.strip_prefix(prefix).ok_or_else(|| StoreError::Corrupt(format!("sort key {sk} outside {prefix}")))
+}
+
+fn parse_stored<T>(text: &str, parse: impl FnOnce(&str) -> Result<T, crate::error::Error>) -> Result<T, StoreError> {
+    parse(text).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn put(table: &str, item: Item) -> TransactWriteItem {
+    TransactWriteItem::builder().put(Put::builder().table_name(table).set_item(Some(item)).build().expect("table and item are set")).build()
+}
+
+fn delete(table: &str, key: Item) -> TransactWriteItem {
+    TransactWriteItem::builder().delete(Delete::builder().table_name(table).set_key(Some(key)).build().expect("table and key are set")).build()
+}
+
+impl DynamoMetadata {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        let output = self.client.get_item().table_name(&self.table).set_key(Some(key(pk, sk))).consistent_read(true).send().await.map_err(dynamo_error)?;
+        Ok(output.item)
+    }
+
+    /// Deletes one item; `true` when it existed.
+    async fn delete(&self, pk: String, sk: String) -> Result<bool, StoreError> {
+        let output = self.client.delete_item().table_name(&self.table).set_key(Some(key(pk, sk))).return_values(ReturnValue::AllOld).send().await.map_err(dynamo_error)?;
+        Ok(output.attributes.is_some())
+    }
+
+    /// Items of partition `pk` whose sort key starts with `prefix` (any, when empty), in order, strictly after
+    /// `prefix + after`.
+    async fn query(&self, pk: String, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let mut start = after.map(|after| key(pk.clone(), format!("{prefix}{after}")));
+        let mut items = Vec::new();
+        while items.len() < limit {
+            let request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", text(pk.clone()));
+            // DynamoDB refuses an empty string in a key condition, so "every sort key" has no begins_with.
+            let request = if prefix.is_empty() {
+                request.key_condition_expression("#pk = :pk")
+            } else {
+                request
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", SK)
+                    .expression_attribute_values(":prefix", text(prefix))
+            };
+            let output = request
+                .set_exclusive_start_key(start)
+                .limit((limit - items.len()).min(1000) as i32)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(transaction_error)?;
+        Ok(())
+    }
+
+    fn catalog_entry(&self, repository: &RepositoryName) -> TransactWriteItem {
+        put(&self.table, key(keys::CATALOG_PK.to_owned(), repository.to_string()))
+    }
+}
+
+#[async_trait]
+impl UploadSessions for DynamoMetadata {
+    async fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
+        let item = item(
+            keys::upload_pk(&session.id),
+            keys::UPLOAD_SK.to_owned(),
+            [("session", to_json(session)), ("size", number(session.size)), (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS))],
+        );
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo_error)?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>, StoreError> {
+        self.get(keys::upload_pk(id), keys::UPLOAD_SK.to_owned()).await?.map(|item| json_of(&item, "session")).transpose()
+    }
+
+    async fn save_upload(&self, session: &UploadSession, previous_size: u64) -> Result<(), StoreError> {
+        let item = item(
+            keys::upload_pk(&session.id),
+            keys::UPLOAD_SK.to_owned(),
+            [("session", to_json(session)), ("size", number(session.size)), (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS))],
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#size = :previous")
+            .expression_attribute_names("#size", "size")
+            .expression_attribute_values(":previous", number(previous_size))
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        Ok(())
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<(), StoreError> {
+        self.delete(keys::upload_pk(id), keys::UPLOAD_SK.to_owned()).await.map(drop)
+    }
+}
+
+#[async_trait]
+impl BlobIndex for DynamoMetadata {
+    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        self.get(keys::repository_pk(repository), keys::blob_sk(digest)).await?.map(|item| number_of(&item, "size")).transpose()
+    }
+
+    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError> {
+        let mut items = vec![put(&self.table, item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))])), self.catalog_entry(repository)];
+        if let Some(id) = finished_upload {
+            items.push(delete(&self.table, key(keys::upload_pk(id), keys::UPLOAD_SK.to_owned())));
+        }
+        self.transact(items).await
+    }
+
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
+        self.delete(keys::repository_pk(repository), keys::blob_sk(digest)).await
+    }
+}
+
+#[async_trait]
+impl ManifestIndex for DynamoMetadata {
+    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError> {
+        let pk = keys::repository_pk(repository);
+        let mut items = vec![put(&self.table, item(pk.clone(), keys::manifest_sk(&record.digest), [("record", to_json(record))])), self.catalog_entry(repository)];
+        if let Some(tag) = tag {
+            items.push(put(&self.table, item(pk.clone(), keys::tag_sk(tag), [("digest", text(record.digest.to_string()))])));
+        }
+        if let Some(subject) = &record.subject {
+            items.push(put(&self.table, key(pk, keys::referrer_sk(subject, &record.digest))));
+        }
+        self.transact(items).await
+    }
+
+    async fn manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError> {
+        self.get(keys::repository_pk(repository), keys::manifest_sk(digest)).await?.map(|item| json_of(&item, "record")).transpose()
+    }
+
+    async fn resolve_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<Digest>, StoreError> {
+        self.get(keys::repository_pk(repository), keys::tag_sk(tag)).await?.map(|item| parse_stored(text_of(&item, "digest")?, Digest::parse)).transpose()
+    }
+
+    async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
+        let pk = keys::repository_pk(repository);
+        let Some(found) = self.get(pk.clone(), keys::manifest_sk(digest)).await? else {
+            return Ok(false);
+        };
+        let record: ManifestRecord = json_of(&found, "record")?;
+        let mut items = vec![delete(&self.table, key(pk.clone(), keys::manifest_sk(digest)))];
+        for tag in self.query(pk.clone(), keys::TAG_PREFIX, None, usize::MAX).await? {
+            if text_of(&tag, "digest")? == digest.to_string() {
+                items.push(delete(&self.table, key(pk.clone(), text_of(&tag, SK)?.to_owned())));
+            }
+        }
+        if let Some(subject) = &record.subject {
+            items.push(delete(&self.table, key(pk, keys::referrer_sk(subject, digest))));
+        }
+        self.transact(items).await?;
+        Ok(true)
+    }
+
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, StoreError> {
+        self.delete(keys::repository_pk(repository), keys::tag_sk(tag)).await
+    }
+
+    async fn list_tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, StoreError> {
+        let items = self.query(keys::repository_pk(repository), keys::TAG_PREFIX, page.after.as_deref(), page.limit).await?;
+        items.iter().map(|item| parse_stored(sk_suffix(item, keys::TAG_PREFIX)?, Tag::parse)).collect()
+    }
+
+    async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, StoreError> {
+        let pk = keys::repository_pk(repository);
+        let mut tags_by_digest: HashMap<String, Vec<Tag>> = HashMap::new();
+        for item in self.query(pk.clone(), keys::TAG_PREFIX, None, usize::MAX).await? {
+            tags_by_digest.entry(text_of(&item, "digest")?.to_owned()).or_default().push(parse_stored(sk_suffix(&item, keys::TAG_PREFIX)?, Tag::parse)?);
+        }
+        let manifests = self.query(pk, keys::MANIFEST_PREFIX, None, usize::MAX).await?;
+        manifests
+            .iter()
+            .map(|item| {
+                let manifest: ManifestRecord = json_of(item, "record")?;
+                let tags = tags_by_digest.remove(&manifest.digest.to_string()).unwrap_or_default();
+                Ok(TaggedManifest { manifest, tags })
+            })
+            .collect()
+    }
+
+    async fn referrers(&self, repository: &RepositoryName, subject: &Digest) -> Result<Vec<ManifestRecord>, StoreError> {
+        let pk = keys::repository_pk(repository);
+        let prefix = keys::referrers_of(subject);
+        let mut found = Vec::new();
+        for entry in self.query(pk.clone(), &prefix, None, usize::MAX).await? {
+            let digest = parse_stored(sk_suffix(&entry, &prefix)?, Digest::parse)?;
+            if let Some(record) = self.manifest(repository, &digest).await? {
+                found.push(record);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn catalog(&self, page: &PageRequest) -> Result<Vec<RepositoryName>, StoreError> {
+        let items = self.query(keys::CATALOG_PK.to_owned(), "", page.after.as_deref(), page.limit).await?;
+        items.iter().map(|item| parse_stored(text_of(item, SK)?, RepositoryName::parse)).collect()
+    }
+
+    async fn repository_exists(&self, repository: &RepositoryName) -> Result<bool, StoreError> {
+        Ok(self.get(keys::CATALOG_PK.to_owned(), repository.to_string()).await?.is_some())
+    }
+
+    async fn delete_repository(&self, repository: &RepositoryName) -> Result<bool, StoreError> {
+        if !self.repository_exists(repository).await? {
+            return Ok(false);
+        }
+        let pk = keys::repository_pk(repository);
+        let items = self.query(pk.clone(), "", None, usize::MAX).await?;
+        for batch in items.chunks(BATCH_WRITE_LIMIT) {
+            let mut requests: Vec<WriteRequest> = batch
+                .iter()
+                .map(|item| {
+                    let sk = text_of(item, SK)?.to_owned();
+                    Ok(WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key(pk.clone(), sk))).build().expect("key is set")).build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            // DynamoDB may leave some of a batch for later under load; resend those until none remain.
+            while !requests.is_empty() {
+                let output = self.client.batch_write_item().request_items(&self.table, requests).send().await.map_err(dynamo_error)?;
+                requests = output.unprocessed_items.and_then(|mut unprocessed| unprocessed.remove(&self.table)).unwrap_or_default();
+            }
+        }
+        // The catalog entry goes last: a crash midway leaves a listed repository with less in it, never hidden items.
+        self.delete(keys::CATALOG_PK.to_owned(), repository.to_string()).await?;
+        Ok(true)
+    }
+}

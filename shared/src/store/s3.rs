@@ -1,0 +1,335 @@
+//! The S3 blob store: blobs under their content address, uploads as multipart uploads that survive across stateless
+//! invocations, downloads through presigned GET URLs.
+//!
+//! An upload's bytes are S3 parts of at least `part_size` plus a tail object holding what does not fill a part yet;
+//! the next request re-reads only that tail (under one part). Which parts and which tail count is recorded in the
+//! session's `backend_state`, saved conditionally by the registry: a request that loses that race can have
+//! uploaded parts or a tail nobody points at, never changed one somebody does: tails get a fresh key each time, and a
+//! part overwritten by a loser changes its ETag, which CompleteMultipartUpload then refuses.
+
+use std::{io, time::Duration};
+
+use async_trait::async_trait;
+use aws_sdk_s3::{
+    Client,
+    error::{DisplayErrorContext, ProvideErrorMetadata},
+    presigning::PresigningConfig,
+    primitives::ByteStream as S3Body,
+    types::{CompletedMultipartUpload, CompletedPart},
+};
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+
+use super::{BlobStore, ByteRange, ByteStream, StoreError, UploadSession, layout};
+use crate::oci::Digest;
+
+/// S3's own limits, lowered in tests to exercise the large-blob paths with small blobs.
+#[derive(Debug, Clone, Copy)]
+pub struct S3Limits {
+    /// The size of upload parts; S3 wants at least 5 MiB for all but the last.
+    pub part_size: u64,
+    /// The largest object one CopyObject may copy (5 GiB); larger ones are copied part by part.
+    pub max_single_copy: u64,
+    /// The size of the ranges a multipart copy copies.
+    pub copy_part_size: u64,
+}
+
+impl Default for S3Limits {
+    fn default() -> Self {
+        Self { part_size: 8 << 20, max_single_copy: 5 << 30, copy_part_size: 512 << 20 }
+    }
+}
+
+/// S3 allows 10,000 parts per upload; parts double in size every this many so that ACR-sized layers (200 GiB) fit.
+const PARTS_PER_SIZE_STEP: u32 = 1000;
+const MAX_PARTS: u32 = 10_000;
+
+pub struct S3BlobStore {
+    client: Client,
+    bucket: String,
+    presign_ttl: Duration,
+    limits: S3Limits,
+}
+
+/// What an upload has put into S3 so far.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct MultipartState {
+    /// The multipart upload, once the first part is written.
+    upload_id: Option<String>,
+    parts: Vec<Part>,
+    /// The tail object's generation and length; its bytes follow the parts.
+    tail: Option<Tail>,
+    /// Set once the bytes were assembled into the staging object (to be read back before commit).
+    staged: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Part {
+    number: u32,
+    etag: String,
+    size: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Tail {
+    generation: String,
+    size: u64,
+}
+
+fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: aws_sdk_s3::error::SdkError<E>) -> StoreError {
+    StoreError::Backend { service: "S3", message: DisplayErrorContext(&error).to_string() }
+}
+
+fn s3_stream(body: S3Body) -> ByteStream {
+    Box::pin(stream::unfold(body, |mut body| async move { body.next().await.map(|chunk| (chunk.map_err(io::Error::other), body)) }))
+}
+
+impl S3BlobStore {
+    pub fn new(client: Client, bucket: impl Into<String>, presign_ttl: Duration, limits: S3Limits) -> Self {
+        Self { client, bucket: bucket.into(), presign_ttl, limits }
+    }
+
+    fn state(session: &UploadSession) -> Result<MultipartState, StoreError> {
+        if session.backend_state.is_empty() {
+            return Ok(MultipartState::default());
+        }
+        serde_json::from_str(&session.backend_state).map_err(|error| StoreError::Corrupt(format!("upload state: {error}")))
+    }
+
+    fn save_state(session: &mut UploadSession, state: &MultipartState) {
+        session.backend_state = serde_json::to_string(state).expect("upload state serializes");
+    }
+
+    /// Parts grow with their number so that 10,000 of them hold the largest layers.
+    fn part_size(&self, number: u32) -> u64 {
+        self.limits.part_size << ((number - 1) / PARTS_PER_SIZE_STEP).min(12)
+    }
+
+    async fn get_all(&self, key: &str) -> Result<BytesMut, StoreError> {
+        let output = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(s3_error)?;
+        let bytes = output.body.collect().await.map_err(|error| StoreError::Io(io::Error::other(error)))?;
+        Ok(BytesMut::from(bytes.into_bytes()))
+    }
+
+    async fn upload_part(&self, session: &UploadSession, state: &mut MultipartState, bytes: Bytes) -> Result<(), StoreError> {
+        let upload_id = match &state.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let created = self.client.create_multipart_upload().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).send().await.map_err(s3_error)?;
+                let id = created.upload_id.ok_or_else(|| StoreError::Backend { service: "S3", message: "CreateMultipartUpload returned no upload id".into() })?;
+                state.upload_id = Some(id.clone());
+                id
+            }
+        };
+        let number = state.parts.last().map_or(1, |part| part.number + 1);
+        if number > MAX_PARTS {
+            return Err(StoreError::Backend { service: "S3", message: format!("an upload cannot have more than {MAX_PARTS} parts") });
+        }
+        let size = bytes.len() as u64;
+        let uploaded = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(layout::s3_upload_data_key(&session.id))
+            .upload_id(upload_id)
+            .part_number(number as i32)
+            .content_length(size as i64)
+            .body(S3Body::from(bytes))
+            .send()
+            .await
+            .map_err(s3_error)?;
+        state.parts.push(Part { number, etag: uploaded.e_tag.unwrap_or_default(), size });
+        Ok(())
+    }
+
+    /// Puts every byte of the upload into the staging object: completes the multipart upload (the tail copied in as
+    /// its last part), or copies a lone tail.
+    async fn stage(&self, session: &UploadSession, state: &mut MultipartState) -> Result<(), StoreError> {
+        if state.staged {
+            return Ok(());
+        }
+        let staging = layout::s3_upload_data_key(&session.id);
+        match (&state.upload_id, &state.tail) {
+            (None, None) => {
+                self.client.put_object().bucket(&self.bucket).key(&staging).body(S3Body::from(Bytes::new())).send().await.map_err(s3_error)?;
+            }
+            (None, Some(tail)) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), &staging, tail.size).await?,
+            (Some(upload_id), tail) => {
+                if let Some(tail) = tail {
+                    let number = state.parts.last().map_or(1, |part| part.number + 1);
+                    let copied = self
+                        .client
+                        .upload_part_copy()
+                        .bucket(&self.bucket)
+                        .key(&staging)
+                        .upload_id(upload_id)
+                        .part_number(number as i32)
+                        .copy_source(format!("{}/{}", self.bucket, layout::s3_upload_tail_key(&session.id, &tail.generation)))
+                        .send()
+                        .await
+                        .map_err(s3_error)?;
+                    let etag = copied.copy_part_result.and_then(|result| result.e_tag).unwrap_or_default();
+                    state.parts.push(Part { number, etag, size: tail.size });
+                }
+                let parts = state.parts.iter().map(|part| CompletedPart::builder().part_number(part.number as i32).e_tag(&part.etag).build()).collect();
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&staging)
+                    .upload_id(upload_id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                    .send()
+                    .await
+                    .map_err(s3_error)?;
+            }
+        }
+        state.staged = true;
+        Ok(())
+    }
+
+    /// Copies one object to another inside the bucket: in one call up to S3's copy limit, in ranged parts above it.
+    async fn copy(&self, from: &str, to: &str, size: u64) -> Result<(), StoreError> {
+        let source = format!("{}/{from}", self.bucket);
+        if size <= self.limits.max_single_copy {
+            self.client.copy_object().bucket(&self.bucket).key(to).copy_source(source).send().await.map_err(s3_error)?;
+            return Ok(());
+        }
+        let created = self.client.create_multipart_upload().bucket(&self.bucket).key(to).send().await.map_err(s3_error)?;
+        let upload_id = created.upload_id.unwrap_or_default();
+        let part_size = self.limits.copy_part_size.max(size.div_ceil(MAX_PARTS as u64));
+        let mut parts = Vec::new();
+        for (index, first) in (0..size).step_by(part_size as usize).enumerate() {
+            let last = (first + part_size).min(size) - 1;
+            let copied = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(to)
+                .upload_id(&upload_id)
+                .part_number(index as i32 + 1)
+                .copy_source(&source)
+                .copy_source_range(format!("bytes={first}-{last}"))
+                .send()
+                .await
+                .map_err(s3_error)?;
+            let etag = copied.copy_part_result.and_then(|result| result.e_tag).unwrap_or_default();
+            parts.push(CompletedPart::builder().part_number(index as i32 + 1).e_tag(etag).build());
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(to)
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+
+    async fn delete_key(&self, key: &str) -> Result<(), StoreError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(s3_error)?;
+        Ok(())
+    }
+
+    /// Removes everything an upload left in S3 but its committed blob.
+    async fn clean_up(&self, session: &UploadSession, state: &MultipartState) -> Result<(), StoreError> {
+        if let (Some(upload_id), false) = (&state.upload_id, state.staged) {
+            let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).upload_id(upload_id).send().await;
+            // An upload already completed or aborted has nothing left to abort.
+            if let Err(error) = aborted
+                && error.code() != Some("NoSuchUpload")
+            {
+                return Err(s3_error(error));
+            }
+        }
+        if let Some(tail) = &state.tail {
+            self.delete_key(&layout::s3_upload_tail_key(&session.id, &tail.generation)).await?;
+        }
+        self.delete_key(&layout::s3_upload_data_key(&session.id)).await
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
+        let request = self.client.get_object().bucket(&self.bucket).key(layout::s3_blob_key(digest));
+        let request = match range {
+            Some(range) => request.range(format!("bytes={}-{}", range.first, range.last)),
+            None => request,
+        };
+        Ok(s3_stream(request.send().await.map_err(s3_error)?.body))
+    }
+
+    async fn download_url(&self, digest: &Digest) -> Result<Option<String>, StoreError> {
+        let config = PresigningConfig::expires_in(self.presign_ttl).map_err(|error| StoreError::Backend { service: "S3", message: error.to_string() })?;
+        let presigned = self.client.get_object().bucket(&self.bucket).key(layout::s3_blob_key(digest)).presigned(config).await.map_err(s3_error)?;
+        Ok(Some(presigned.uri().to_owned()))
+    }
+
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<(), StoreError> {
+        self.client.put_object().bucket(&self.bucket).key(layout::s3_blob_key(digest)).body(S3Body::from(bytes)).send().await.map_err(s3_error)?;
+        Ok(())
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.delete_key(&layout::s3_blob_key(digest)).await
+    }
+
+    fn chunk_min_length(&self) -> Option<u64> {
+        Some(self.limits.part_size)
+    }
+
+    async fn append_upload(&self, session: &mut UploadSession, mut data: ByteStream) -> Result<u64, StoreError> {
+        let mut state = Self::state(session)?;
+        let mut buffer = match &state.tail {
+            Some(tail) => self.get_all(&layout::s3_upload_tail_key(&session.id, &tail.generation)).await?,
+            None => BytesMut::new(),
+        };
+        let mut next_part_size = self.part_size(state.parts.len() as u32 + 1);
+        while let Some(chunk) = data.next().await {
+            buffer.extend_from_slice(&chunk?);
+            while buffer.len() as u64 >= next_part_size {
+                let part = buffer.split_to(next_part_size as usize).freeze();
+                self.upload_part(session, &mut state, part).await?;
+                next_part_size = self.part_size(state.parts.len() as u32 + 1);
+            }
+        }
+        let previous_tail = state.tail.as_ref().map_or(0, |tail| tail.size);
+        let in_parts: u64 = state.parts.iter().map(|part| part.size).sum();
+        state.tail = if buffer.is_empty() {
+            None
+        } else {
+            let generation = uuid::Uuid::new_v4().to_string();
+            let size = buffer.len() as u64;
+            let key = layout::s3_upload_tail_key(&session.id, &generation);
+            self.client.put_object().bucket(&self.bucket).key(key).body(S3Body::from(buffer.freeze())).send().await.map_err(s3_error)?;
+            Some(Tail { generation, size })
+        };
+        let total = in_parts + state.tail.as_ref().map_or(0, |tail| tail.size);
+        debug_assert!(total >= session.size.saturating_sub(previous_tail));
+        let written = total - session.size;
+        Self::save_state(session, &state);
+        Ok(written)
+    }
+
+    async fn read_upload(&self, session: &mut UploadSession) -> Result<ByteStream, StoreError> {
+        let mut state = Self::state(session)?;
+        self.stage(session, &mut state).await?;
+        Self::save_state(session, &state);
+        let output = self.client.get_object().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).send().await.map_err(s3_error)?;
+        Ok(s3_stream(output.body))
+    }
+
+    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
+        let mut state = Self::state(session)?;
+        self.stage(session, &mut state).await?;
+        self.copy(&layout::s3_upload_data_key(&session.id), &layout::s3_blob_key(digest), session.size).await?;
+        self.clean_up(session, &state).await
+    }
+
+    async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
+        self.clean_up(session, &Self::state(session)?).await
+    }
+}

@@ -1,0 +1,47 @@
+//! Test support shared by every test tier: an AWS environment on the emulator with a fresh bucket and table per test.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::Credentials;
+
+use crate::store::{
+    aws::{self, AwsSettings},
+    dynamodb::DynamoMetadata,
+    s3::{S3BlobStore, S3Limits},
+};
+
+/// Where the emulator listens; `tests/run` starts the moto server and sets it (LocalStack works the same way).
+pub const ENDPOINT_VARIABLE: &str = "BERTH_TEST_AWS_ENDPOINT";
+
+/// S3's limits lowered as far as S3 (and so the emulator) allows: 5 MiB parts, and copies above 6 MiB done in parts,
+/// so a few MiB of test data exercise the paths real layers take above 5 GiB.
+pub const TEST_LIMITS: S3Limits = S3Limits { part_size: 5 << 20, max_single_copy: 6 << 20, copy_part_size: 5 << 20 };
+
+/// The SDK configuration for the emulator, with its fixed test credentials.
+pub fn emulator_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var(ENDPOINT_VARIABLE)
+        .unwrap_or_else(|_| panic!("{ENDPOINT_VARIABLE} is not set: run the tests with tests/run, which starts the AWS emulator"));
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "berth-tests")))
+        .build()
+}
+
+/// A bucket and table no other test uses, created with the template's settings.
+pub async fn fresh_aws_resources() -> AwsSettings {
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let settings = AwsSettings { bucket: format!("berth-test-{suffix}"), table: format!("berth-test-{suffix}"), presign_ttl: Duration::from_secs(900), limits: TEST_LIMITS };
+    let (s3, dynamodb) = aws::clients_from(&emulator_config());
+    aws::create_resources(&s3, &dynamodb, &settings).await.expect("the emulator creates the bucket and table");
+    settings
+}
+
+/// The AWS adapters over a fresh bucket and table.
+pub async fn fresh_aws_stores() -> (S3BlobStore, DynamoMetadata) {
+    let settings = fresh_aws_resources().await;
+    let (s3, dynamodb) = aws::clients_from(&emulator_config());
+    aws::stores(s3, dynamodb, &settings)
+}
