@@ -1,5 +1,9 @@
 //! `berth`: runs the registry (`berth serve`) and manages a running one, the counterpart of `az acr`.
 
+mod client;
+mod output;
+mod reference;
+mod repository;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the whole registry on one machine over the embedded store.
     Serve(serve::ServeArgs),
+    /// Manage the repositories of a running registry: list, show tags and manifests, untag, delete.
+    Repository(repository::RepositoryArgs),
 }
 
 #[tokio::main]
@@ -22,6 +28,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Repository(args) => repository::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
