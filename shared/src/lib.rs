@@ -3,6 +3,7 @@
 //! grouped by the function serving them ([`http`]), and the plain-HTTP server ([`server`]).
 
 pub mod error;
+pub mod function;
 pub mod http;
 pub mod oci;
 pub mod registry;

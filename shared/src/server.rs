@@ -35,7 +35,7 @@ pub async fn embedded_functions(data_dir: &std::path::Path, max_manifest_bytes: 
     let metadata = Arc::new(EmbeddedMetadata::open(&data_dir.join(layout::METADATA_FILE))?);
     Ok(Functions {
         manifests: Some(Arc::new(Manifests::new(blob_store.clone(), metadata.clone(), metadata.clone(), events, max_manifest_bytes))),
-        blobs: Some(Arc::new(Blobs::new(blob_store, metadata.clone(), metadata))),
+        blobs: Some(Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, None))),
     })
 }
 
@@ -45,6 +45,19 @@ pub async fn serve_embedded(options: EmbeddedOptions) -> Result<(), ServeError> 
     let listener = TcpListener::bind(options.addr).await.map_err(|source| ServeError::Bind { addr: options.addr, source })?;
     tracing::info!(addr = %options.addr, data_dir = %options.data_dir.display(), "berth registry listening");
     serve(listener, http::router(functions)).await.map_err(ServeError::Serve)
+}
+
+/// Logs to stderr with `BERTH_LOG` (or `RUST_LOG`) as the filter, `info` by default; JSON lines where logs are
+/// collected (Lambda, `--log-json`).
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BERTH_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
 }
 
 /// Serves `app` until SIGTERM or ctrl-c, then lets requests in flight finish.

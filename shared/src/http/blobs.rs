@@ -15,6 +15,9 @@ use crate::{
 };
 
 const CHUNK_MIN_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-min-length");
+/// Not in the spec yet: the most one request may carry where the runtime caps it (Lambda), for clients that size
+/// their chunks.
+const CHUNK_MAX_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-max-length");
 
 pub(super) async fn handle(blobs: &Blobs, endpoint: Endpoint, parts: &Parts, body: Body) -> Result<Response, Error> {
     match endpoint {
@@ -106,6 +109,9 @@ async fn start_upload(blobs: &Blobs, name: &RepositoryName, parts: &Parts, body:
     let mut response = upload_progress(StatusCode::ACCEPTED, &session);
     if let Some(min) = blobs.chunk_min_length() {
         response.headers_mut().insert(CHUNK_MIN_LENGTH, header_value(min));
+    }
+    if let Some(max) = blobs.max_request_bytes() {
+        response.headers_mut().insert(CHUNK_MAX_LENGTH, header_value(max));
     }
     Ok(response)
 }

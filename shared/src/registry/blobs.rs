@@ -32,7 +32,13 @@ pub struct Blobs {
     store: Arc<dyn BlobStore>,
     index: Arc<dyn BlobIndex>,
     sessions: Arc<dyn UploadSessions>,
+    max_request_bytes: Option<u64>,
 }
+
+/// What a client hears when one request carries more than the deployment takes (a Lambda function's payload).
+const REQUEST_LIMIT_ADVICE: &str = ": a registry function on AWS Lambda takes at most that much per request (Lambda's 6 MB payload \
+     limit). Upload in chunks no larger than the limit (PATCH with Content-Range), or push through a container \
+     deployment of the same functions or `berth serve`, which have no such limit";
 
 /// What the bytes of one request did to an upload: hashed as they pass, counted, and any client-side fault.
 struct Intake {
@@ -42,9 +48,16 @@ struct Intake {
 }
 
 impl Blobs {
-    pub fn new(store: Arc<dyn BlobStore>, index: Arc<dyn BlobIndex>, sessions: Arc<dyn UploadSessions>) -> Self {
-        Self { store, index, sessions }
+    /// `max_request_bytes` caps the bytes one request may carry, where the runtime caps them (Lambda).
+    pub fn new(store: Arc<dyn BlobStore>, index: Arc<dyn BlobIndex>, sessions: Arc<dyn UploadSessions>, max_request_bytes: Option<u64>) -> Self {
+        Self { store, index, sessions, max_request_bytes }
     }
+
+    /// The most bytes one request may carry, advertised to clients that read it.
+    pub fn max_request_bytes(&self) -> Option<u64> {
+        self.max_request_bytes
+    }
+
 
     pub fn chunk_min_length(&self) -> Option<u64> {
         self.store.chunk_min_length()
@@ -149,19 +162,28 @@ impl Blobs {
         {
             return Err(Error::ChunkOutOfOrder { uploaded: session.size, start });
         }
+        if let Some(too_large) = chunk.length.and_then(|length| request_too_large(length, self.max_request_bytes)) {
+            return Err(too_large);
+        }
         let hasher = DigestHasher::restore(Algorithm::Sha256, &session.hash_state)
             .ok_or_else(|| StoreError::Corrupt(format!("hash state of upload {}", session.id)))?;
         let intake = Arc::new(Mutex::new(Intake { hasher, received: 0, fault: None }));
-        let limit = chunk.length;
+        let (limit, max_request_bytes) = (chunk.length, self.max_request_bytes);
         let counted = {
             let intake = intake.clone();
             chunk.data.map(move |item| {
                 let mut intake = intake.lock().unwrap_or_else(PoisonError::into_inner);
                 let result = match item {
-                    Ok(bytes) if limit.is_some_and(|limit| intake.received + bytes.len() as u64 > limit) => {
-                        Err(Error::BlobUploadInvalid("the body is longer than its Content-Length".into()))
+                    Ok(bytes) => {
+                        let total = intake.received + bytes.len() as u64;
+                        if limit.is_some_and(|limit| total > limit) {
+                            Err(Error::BlobUploadInvalid("the body is longer than its Content-Length".into()))
+                        } else if let Some(too_large) = request_too_large(total, max_request_bytes) {
+                            Err(too_large)
+                        } else {
+                            Ok(bytes)
+                        }
                     }
-                    Ok(bytes) => Ok(bytes),
                     Err(error) => Err(Error::BlobUploadInvalid(format!("the request body broke off: {error}"))),
                 };
                 match result {
@@ -218,6 +240,11 @@ impl Blobs {
         }
         self.store.commit_upload(session, digest).await.map_err(|error| concurrent_write(error, session.size))
     }
+}
+
+fn request_too_large(size: u64, limit: Option<u64>) -> Option<Error> {
+    let limit = limit?;
+    (size > limit).then_some(Error::TooLarge { what: "request body", size, limit, advice: REQUEST_LIMIT_ADVICE })
 }
 
 fn new_session(repository: &RepositoryName) -> UploadSession {

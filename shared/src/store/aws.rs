@@ -29,8 +29,14 @@ pub struct AwsSettings {
 
 /// SDK clients configured from the standard environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials chain). With
 /// a custom endpoint (an emulator) S3 is addressed path-style, which emulators serve without DNS tricks.
-pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
-    clients_from(&aws_config::load_defaults(BehaviorVersion::latest()).await)
+/// `region`, when given, wins over the environment's.
+pub async fn clients(region: Option<String>) -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
+    let loader = aws_config::defaults(BehaviorVersion::latest());
+    let loader = match region {
+        Some(region) => loader.region(aws_config::Region::new(region)),
+        None => loader,
+    };
+    clients_from(&loader.load().await)
 }
 
 pub fn clients_from(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {

@@ -1,0 +1,158 @@
+//! Running the registry's functions on AWS storage: configuration from the environment, the adapters, and either
+//! the Lambda runtime (when `AWS_LAMBDA_RUNTIME_API` is set) or plain HTTP on `PORT` (containers, local runs).
+
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+
+use crate::{
+    http::{self, Functions, routes::Function},
+    registry::{Blobs, DEFAULT_MAX_MANIFEST_BYTES, EventBus, Manifests},
+    server,
+    store::{
+        aws::{self, AwsSettings},
+        s3::S3Limits,
+    },
+};
+
+/// Presigned URLs die with the credentials that signed them and should not outlive a pull: at most 20 minutes.
+const MAX_PRESIGN_TTL_SECS: u64 = 1200;
+const DEFAULT_PRESIGN_TTL_SECS: u64 = 900;
+const DEFAULT_PORT: u16 = 8080;
+/// Lambda's 6 MB request payload carries binary bodies base64-encoded: about 4.5 MB of raw bytes.
+pub const LAMBDA_MAX_REQUEST_BYTES: u64 = 4_500_000;
+
+/// A function's configuration, read from `BERTH_*` variables.
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    pub aws: AwsSettings,
+    pub max_manifest_bytes: u64,
+    pub max_request_bytes: Option<u64>,
+    pub port: u16,
+}
+
+/// Every problem with the environment, reported together so one deployment fixes them all.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl FunctionConfig {
+    /// Reads the configuration through `lookup` (the process environment in production). On Lambda the request size
+    /// defaults to Lambda's payload limit.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>, on_lambda: bool) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut required = |name: &str| {
+            lookup(name).filter(|value| !value.is_empty()).unwrap_or_else(|| {
+                problems.push(format!("{name} is not set"));
+                String::new()
+            })
+        };
+        let (bucket, table) = (required("BERTH_BUCKET"), required("BERTH_TABLE"));
+        let mut number = |name: &str, default: Option<u64>| match lookup(name) {
+            None => default,
+            Some(text) => text.parse::<u64>().map(Some).unwrap_or_else(|_| {
+                problems.push(format!("{name}={text} is not a number"));
+                default
+            }),
+        };
+        let presign_ttl = number("BERTH_PRESIGN_TTL_SECONDS", Some(DEFAULT_PRESIGN_TTL_SECS)).unwrap_or(DEFAULT_PRESIGN_TTL_SECS);
+        let max_manifest_bytes = number("BERTH_MAX_MANIFEST_BYTES", Some(DEFAULT_MAX_MANIFEST_BYTES)).unwrap_or(DEFAULT_MAX_MANIFEST_BYTES);
+        let max_request_bytes = number("BERTH_MAX_REQUEST_BYTES", on_lambda.then_some(LAMBDA_MAX_REQUEST_BYTES));
+        let defaults = S3Limits::default();
+        let part_size = number("BERTH_PART_SIZE_BYTES", Some(defaults.part_size)).unwrap_or(defaults.part_size);
+        let port = number("PORT", Some(DEFAULT_PORT.into())).unwrap_or(DEFAULT_PORT.into());
+        if !(1..=MAX_PRESIGN_TTL_SECS).contains(&presign_ttl) {
+            problems.push(format!("BERTH_PRESIGN_TTL_SECONDS={presign_ttl} must be between 1 and {MAX_PRESIGN_TTL_SECS}"));
+        }
+        if part_size < 5 << 20 {
+            problems.push(format!("BERTH_PART_SIZE_BYTES={part_size} is below S3's 5 MiB minimum part size"));
+        }
+        let port = u16::try_from(port).unwrap_or_else(|_| {
+            problems.push(format!("PORT={port} is not a port"));
+            DEFAULT_PORT
+        });
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        let limits = S3Limits { part_size, ..defaults };
+        Ok(Self { aws: AwsSettings { bucket, table, presign_ttl: Duration::from_secs(presign_ttl), limits }, max_manifest_bytes, max_request_bytes, port })
+    }
+}
+
+/// The given functions over the AWS adapters.
+pub async fn aws_functions(config: &FunctionConfig, serve: &[Function], s3: aws_sdk_s3::Client, dynamodb: aws_sdk_dynamodb::Client) -> Functions {
+    let (blob_store, metadata) = aws::stores(s3, dynamodb, &config.aws);
+    let (blob_store, metadata) = (Arc::new(blob_store), Arc::new(metadata));
+    let events = Arc::new(EventBus::new(64));
+    Functions {
+        manifests: serve
+            .contains(&Function::Manifests)
+            .then(|| Arc::new(Manifests::new(blob_store.clone(), metadata.clone(), metadata.clone(), events, config.max_manifest_bytes))),
+        blobs: serve.contains(&Function::Blobs).then(|| Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, config.max_request_bytes))),
+    }
+}
+
+/// The whole life of one function's process: the `main` of `functions/<name>`. A function may serve more than its
+/// own endpoints (see `functions/blobs`).
+pub async fn run(functions: &[Function]) -> ExitCode {
+    let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    server::init_tracing(on_lambda || std::env::var_os("BERTH_LOG_JSON").is_some());
+    let config = match FunctionConfig::from_env(|name| std::env::var(name).ok(), on_lambda) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (s3, dynamodb) = aws::clients(None).await;
+    let router = http::router(aws_functions(&config, functions, s3, dynamodb).await);
+    let result = if on_lambda {
+        lambda_http::run(router).await.map_err(|error| error.to_string())
+    } else {
+        let addr = SocketAddr::from(([0, 0, 0, 0], config.port));
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(%addr, ?functions, "serving over HTTP");
+                server::serve(listener, router).await.map_err(|error| error.to_string())
+            }
+            Err(error) => Err(format!("cannot listen on {addr}: {error}")),
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "function stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(variables: &[(&str, &str)], on_lambda: bool) -> Result<FunctionConfig, ConfigError> {
+        let variables: HashMap<String, String> = variables.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        FunctionConfig::from_env(|name| variables.get(name).cloned(), on_lambda)
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let error = config(&[("BERTH_PRESIGN_TTL_SECONDS", "3600"), ("PORT", "x")], false).unwrap_err();
+        assert_eq!(error.0.len(), 4, "{error}");
+        for expected in ["BERTH_BUCKET is not set", "BERTH_TABLE is not set", "BERTH_PRESIGN_TTL_SECONDS=3600", "PORT=x"] {
+            assert!(error.to_string().contains(expected), "{error} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_runtime() {
+        let required = [("BERTH_BUCKET", "b"), ("BERTH_TABLE", "t")];
+        let local = config(&required, false).unwrap();
+        assert_eq!((local.max_request_bytes, local.port, local.aws.presign_ttl), (None, 8080, Duration::from_secs(900)));
+        assert_eq!(config(&required, true).unwrap().max_request_bytes, Some(LAMBDA_MAX_REQUEST_BYTES));
+        let tuned = config(&[required[0], required[1], ("BERTH_MAX_REQUEST_BYTES", "1000"), ("BERTH_PART_SIZE_BYTES", "10485760")], true).unwrap();
+        assert_eq!((tuned.max_request_bytes, tuned.aws.limits.part_size), (Some(1000), 10 << 20));
+    }
+}
