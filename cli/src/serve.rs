@@ -1,11 +1,11 @@
 //! `berth serve`: the whole registry on one port, over the embedded store or over S3 and DynamoDB.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use berth::{
     function::{FunctionConfig, aws_functions},
     http::{self, routes::Function},
-    registry::DEFAULT_MAX_MANIFEST_BYTES,
+    registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
     server::{self, EmbeddedOptions, serve_embedded},
     store::{
         aws::{self, AwsSettings},
@@ -72,7 +72,7 @@ async fn serve_aws(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         aws::create_resources(&s3, &dynamodb, &settings).await?;
     }
     let config = FunctionConfig { aws: settings, max_manifest_bytes: args.max_manifest_bytes, max_request_bytes: None, port: args.addr.port() };
-    let router = http::router(aws_functions(&config, &[Function::Manifests, Function::Blobs], s3, dynamodb).await);
+    let router = http::router(aws_functions(&config, &[Function::Manifests, Function::Blobs], s3, dynamodb, Arc::new(EventBus::new(1024))));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %args.addr, bucket = %config.aws.bucket, table = %config.aws.table, "berth registry listening on AWS storage");
     server::serve(listener, router).await?;

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use crate::{
     http::{self, Functions, routes::Function},
-    registry::{Blobs, DEFAULT_MAX_MANIFEST_BYTES, EventBus, Manifests},
+    registry::{Blobs, DEFAULT_MAX_MANIFEST_BYTES, EventBus, EventSink, Manifests},
     server,
     store::{
         aws::{self, AwsSettings},
@@ -78,10 +78,9 @@ impl FunctionConfig {
 }
 
 /// The given functions over the AWS adapters.
-pub async fn aws_functions(config: &FunctionConfig, serve: &[Function], s3: aws_sdk_s3::Client, dynamodb: aws_sdk_dynamodb::Client) -> Functions {
+pub fn aws_functions(config: &FunctionConfig, serve: &[Function], s3: aws_sdk_s3::Client, dynamodb: aws_sdk_dynamodb::Client, events: Arc<dyn EventSink>) -> Functions {
     let (blob_store, metadata) = aws::stores(s3, dynamodb, &config.aws);
     let (blob_store, metadata) = (Arc::new(blob_store), Arc::new(metadata));
-    let events = Arc::new(EventBus::new(64));
     Functions {
         manifests: serve
             .contains(&Function::Manifests)
@@ -104,7 +103,8 @@ pub async fn run(functions: &[Function]) -> ExitCode {
         }
     };
     let (s3, dynamodb) = aws::clients(None).await;
-    let router = http::router(aws_functions(&config, functions, s3, dynamodb).await);
+    // Nothing in a function's process subscribes yet: events are logged.
+    let router = http::router(aws_functions(&config, functions, s3, dynamodb, Arc::new(EventBus::new(64))));
     let result = if on_lambda {
         lambda_http::run(router).await.map_err(|error| error.to_string())
     } else {

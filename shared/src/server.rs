@@ -29,19 +29,19 @@ pub enum ServeError {
 }
 
 /// Every function over the embedded store in `data_dir` (created if missing): blobs on disk, metadata in redb.
-pub async fn embedded_functions(data_dir: &std::path::Path, max_manifest_bytes: u64, events: Arc<EventBus>) -> Result<Functions, StoreError> {
+pub async fn embedded_functions(data_dir: &std::path::Path, max_manifest_bytes: u64, max_request_bytes: Option<u64>, events: Arc<EventBus>) -> Result<Functions, StoreError> {
     tokio::fs::create_dir_all(data_dir).await?;
     let blob_store = Arc::new(FilesystemBlobStore::open(data_dir).await?);
     let metadata = Arc::new(EmbeddedMetadata::open(&data_dir.join(layout::METADATA_FILE))?);
     Ok(Functions {
         manifests: Some(Arc::new(Manifests::new(blob_store.clone(), metadata.clone(), metadata.clone(), events, max_manifest_bytes))),
-        blobs: Some(Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, None))),
+        blobs: Some(Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, max_request_bytes))),
     })
 }
 
 /// `berth serve`: the whole registry on one port over the embedded store.
 pub async fn serve_embedded(options: EmbeddedOptions) -> Result<(), ServeError> {
-    let functions = embedded_functions(&options.data_dir, options.max_manifest_bytes, Arc::new(EventBus::new(1024))).await?;
+    let functions = embedded_functions(&options.data_dir, options.max_manifest_bytes, None, Arc::new(EventBus::new(1024))).await?;
     let listener = TcpListener::bind(options.addr).await.map_err(|source| ServeError::Bind { addr: options.addr, source })?;
     tracing::info!(addr = %options.addr, data_dir = %options.data_dir.display(), "berth registry listening");
     serve(listener, http::router(functions)).await.map_err(ServeError::Serve)

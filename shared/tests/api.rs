@@ -1,4 +1,5 @@
-//! In-process HTTP tests of every endpoint, success and error paths, against the router over the embedded store.
+//! In-process HTTP tests of every endpoint, success and error paths, against the router over the embedded store and
+//! over the AWS adapters on the emulator: every test runs on both (see `on_both_stores!` at the end).
 
 use std::sync::Arc;
 
@@ -8,10 +9,12 @@ use axum::{
     http::{HeaderMap, Method, Request, StatusCode},
 };
 use berth::{
-    http::router,
+    function::{FunctionConfig, aws_functions},
+    http::{router, routes::Function},
     oci::{Algorithm, Digest},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus, RegistryEvent},
     server::embedded_functions,
+    testing,
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -20,9 +23,26 @@ use tower::ServiceExt;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
+#[derive(Clone, Copy)]
+enum Store {
+    Embedded,
+    Aws,
+}
+
+/// What a deployment limits.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_manifest_bytes: u64,
+    max_request_bytes: Option<u64>,
+}
+
+const DEFAULT_LIMITS: Limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: None };
+
 struct Api {
     router: Router,
     events: Arc<EventBus>,
+    /// For blob downloads redirected to the emulator.
+    redirects: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
@@ -51,15 +71,27 @@ impl Reply {
 }
 
 impl Api {
-    async fn new() -> Self {
-        Self::with_manifest_limit(DEFAULT_MAX_MANIFEST_BYTES).await
+    async fn new(store: Store) -> Self {
+        Self::with_limits(store, DEFAULT_LIMITS).await
     }
 
-    async fn with_manifest_limit(limit: u64) -> Self {
+    async fn with_limits(store: Store, limits: Limits) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let events = Arc::new(EventBus::new(64));
-        let functions = embedded_functions(dir.path(), limit, events.clone()).await.unwrap();
-        Self { router: router(functions), events, _dir: dir }
+        let functions = match store {
+            Store::Embedded => embedded_functions(dir.path(), limits.max_manifest_bytes, limits.max_request_bytes, events.clone()).await.unwrap(),
+            Store::Aws => {
+                let config = FunctionConfig {
+                    aws: testing::fresh_aws_resources().await,
+                    max_manifest_bytes: limits.max_manifest_bytes,
+                    max_request_bytes: limits.max_request_bytes,
+                    port: 0,
+                };
+                let (s3, dynamodb) = berth::store::aws::clients_from(&testing::emulator_config());
+                aws_functions(&config, &[Function::Manifests, Function::Blobs], s3, dynamodb, events.clone())
+            }
+        };
+        Self { router: router(functions), events, redirects: reqwest::Client::new(), _dir: dir }
     }
 
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {
@@ -71,7 +103,18 @@ impl Api {
         let (parts, body) = response.into_parts();
         assert!(!parts.status.is_server_error(), "{path} answered {}", parts.status);
         assert_eq!(parts.headers["docker-distribution-api-version"], "registry/2.0");
+        if parts.status == StatusCode::TEMPORARY_REDIRECT {
+            return self.follow(&parts.headers).await;
+        }
         Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes().to_vec() }
+    }
+
+    /// Follows a blob download's redirect to the backend, as every client does, keeping the registry's headers.
+    async fn follow(&self, headers: &HeaderMap) -> Reply {
+        let location = headers["location"].to_str().unwrap();
+        let fetched = self.redirects.get(location).send().await.unwrap();
+        let status = StatusCode::from_u16(fetched.status().as_u16()).unwrap();
+        Reply { status, headers: headers.clone(), body: fetched.bytes().await.unwrap().to_vec() }
     }
 
     async fn get(&self, path: &str) -> Reply {
@@ -122,16 +165,14 @@ fn image_manifest(config: &Digest, layer: &Digest, layer_size: usize) -> Vec<u8>
     .unwrap()
 }
 
-#[tokio::test]
-async fn version_check_answers_200() {
-    let api = Api::new().await;
+async fn version_check_answers_200(store: Store) {
+    let api = Api::new(store).await;
     let reply = api.get("/v2/").await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn monolithic_upload_then_download_with_ranges() {
-    let api = Api::new().await;
+async fn monolithic_upload_then_download_with_ranges(store: Store) {
+    let api = Api::new(store).await;
     let content = b"0123456789abcdef";
     let digest = sha256(content);
     let reply = api.send(Method::POST, &format!("/v2/lib/app/blobs/uploads/?digest={digest}"), &[], content.to_vec()).await;
@@ -155,9 +196,8 @@ async fn monolithic_upload_then_download_with_ranges() {
     assert_eq!(beyond.header("content-range"), "bytes */16");
 }
 
-#[tokio::test]
-async fn chunked_upload_in_order_with_status_and_final_chunk() {
-    let api = Api::new().await;
+async fn chunked_upload_in_order_with_status_and_final_chunk(store: Store) {
+    let api = Api::new(store).await;
     let location = api.start_upload("chunked").await;
 
     let first = api.send(Method::PATCH, &location, &[("content-range", "0-4"), ("content-length", "5")], &b"hello"[..]).await;
@@ -179,9 +219,8 @@ async fn chunked_upload_in_order_with_status_and_final_chunk() {
     api.get(&location).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
 }
 
-#[tokio::test]
-async fn streamed_patch_without_content_range_then_empty_put() {
-    let api = Api::new().await;
+async fn streamed_patch_without_content_range_then_empty_put(store: Store) {
+    let api = Api::new(store).await;
     let location = api.start_upload("streamed").await;
     let content = vec![7u8; 3 << 20];
     let patched = api.send(Method::PATCH, &location, &[], content.clone()).await;
@@ -192,9 +231,8 @@ async fn streamed_patch_without_content_range_then_empty_put() {
     assert_eq!(api.get(&format!("/v2/streamed/blobs/{digest}")).await.body, content);
 }
 
-#[tokio::test]
-async fn sha512_digests_work_for_blobs_and_manifests() {
-    let api = Api::new().await;
+async fn sha512_digests_work_for_blobs_and_manifests(store: Store) {
+    let api = Api::new(store).await;
     let content = b"sha512 content";
     let digest = Digest::of(Algorithm::Sha512, content);
     let whole = api.send(Method::POST, &format!("/v2/five12/blobs/uploads/?digest={digest}"), &[], content.to_vec()).await;
@@ -216,9 +254,8 @@ async fn sha512_digests_work_for_blobs_and_manifests() {
     assert_eq!(api.get(&format!("/v2/five12/manifests/{manifest_digest}")).await.body, manifest);
 }
 
-#[tokio::test]
-async fn wrong_digest_keeps_nothing() {
-    let api = Api::new().await;
+async fn wrong_digest_keeps_nothing(store: Store) {
+    let api = Api::new(store).await;
     let claimed = sha256(b"what the client claims");
     let whole = api.send(Method::POST, &format!("/v2/wrong/blobs/uploads/?digest={claimed}"), &[], &b"other bytes"[..]).await;
     whole.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
@@ -239,9 +276,8 @@ async fn wrong_digest_keeps_nothing() {
     bad_digest.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
 }
 
-#[tokio::test]
-async fn content_length_that_lies_changes_nothing() {
-    let api = Api::new().await;
+async fn content_length_that_lies_changes_nothing(store: Store) {
+    let api = Api::new(store).await;
     let location = api.start_upload("liar").await;
     let short = api.send(Method::PATCH, &location, &[("content-length", "100")], &b"only twenty bytes!!!"[..]).await;
     short.assert_error(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID");
@@ -262,9 +298,8 @@ async fn content_length_that_lies_changes_nothing() {
     api.get(&format!("/v2/liar/blobs/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
 }
 
-#[tokio::test]
-async fn unknown_and_foreign_upload_sessions() {
-    let api = Api::new().await;
+async fn unknown_and_foreign_upload_sessions(store: Store) {
+    let api = Api::new(store).await;
     let unknown = format!("/v2/a/blobs/uploads/{}", uuid_like());
     api.send(Method::PATCH, &unknown, &[], &b"x"[..]).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
     api.get(&unknown).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
@@ -284,9 +319,8 @@ fn uuid_like() -> String {
     "0b8a1c2e-3d4f-4a5b-8c6d-7e8f9a0b1c2d".to_owned()
 }
 
-#[tokio::test]
-async fn blobs_are_per_repository_and_mountable() {
-    let api = Api::new().await;
+async fn blobs_are_per_repository_and_mountable(store: Store) {
+    let api = Api::new(store).await;
     let digest = api.push_blob("team/a", b"shared layer").await;
     api.get(&format!("/v2/team/b/blobs/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
 
@@ -306,9 +340,8 @@ async fn blobs_are_per_repository_and_mountable() {
     api.send(Method::DELETE, &format!("/v2/team/b/blobs/{digest}"), &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
 }
 
-#[tokio::test]
-async fn manifests_by_tag_and_digest() {
-    let api = Api::new().await;
+async fn manifests_by_tag_and_digest(store: Store) {
+    let api = Api::new(store).await;
     let manifest = api.push_image("web", "v1", b"layer one").await;
     let digest = sha256(&manifest);
 
@@ -332,9 +365,8 @@ async fn manifests_by_tag_and_digest() {
     api.get(&format!("/v2/other/manifests/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 }
 
-#[tokio::test]
-async fn manifest_validation_rejects_bad_manifests_and_stores_nothing() {
-    let api = Api::new().await;
+async fn manifest_validation_rejects_bad_manifests_and_stores_nothing(store: Store) {
+    let api = Api::new(store).await;
     let config = api.push_blob("strict", b"{}").await;
     let missing = sha256(b"never pushed");
     let dangling = image_manifest(&config, &missing, 12);
@@ -350,9 +382,8 @@ async fn manifest_validation_rejects_bad_manifests_and_stores_nothing() {
     api.get(&format!("/v2/strict/manifests/{}", sha256(&dangling))).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 }
 
-#[tokio::test]
-async fn indexes_and_docker_manifest_lists() {
-    let api = Api::new().await;
+async fn indexes_and_docker_manifest_lists(store: Store) {
+    let api = Api::new(store).await;
     let amd64 = api.push_image("multi", "amd64", b"amd64 layer").await;
     let arm64 = api.push_image("multi", "arm64", b"arm64 layer").await;
     let child = |manifest: &[u8], arch: &str| json!({"mediaType": OCI_MANIFEST, "digest": sha256(manifest).to_string(), "size": manifest.len(), "platform": {"os": "linux", "architecture": arch}});
@@ -375,9 +406,8 @@ async fn indexes_and_docker_manifest_lists() {
     assert_eq!(api.get("/v2/dock/manifests/list").await.header("content-type"), list_type);
 }
 
-#[tokio::test]
-async fn four_mib_manifests_fit_and_larger_ones_get_413() {
-    let api = Api::new().await;
+async fn four_mib_manifests_fit_and_larger_ones_get_413(store: Store) {
+    let api = Api::new(store).await;
     let config = api.push_blob("big", b"{}").await;
     let layer = api.push_blob("big", b"l").await;
     let sized = |size: usize| {
@@ -398,19 +428,18 @@ async fn four_mib_manifests_fit_and_larger_ones_get_413() {
     api.get("/v2/big/manifests/over").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 
     // A configured larger limit takes larger manifests; the limit holds without Content-Length too.
-    let roomy = Api::with_manifest_limit(8 << 20).await;
+    let roomy = Api::with_limits(store, Limits { max_manifest_bytes: 8 << 20, ..DEFAULT_LIMITS }).await;
     let config = roomy.push_blob("big", b"{}").await;
     assert_eq!(config, sha256(b"{}"));
     roomy.push_blob("big", b"l").await;
     assert_eq!(roomy.put_manifest("big", "over", OCI_MANIFEST, &too_big).await.status, StatusCode::CREATED);
-    let tight = Api::with_manifest_limit(1000).await;
+    let tight = Api::with_limits(store, Limits { max_manifest_bytes: 1000, ..DEFAULT_LIMITS }).await;
     let streamed = Body::from_stream(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(too_big))]));
     tight.send(Method::PUT, "/v2/big/manifests/x", &[("content-type", OCI_MANIFEST)], streamed).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
 }
 
-#[tokio::test]
-async fn tags_and_catalog_page_with_link_headers() {
-    let api = Api::new().await;
+async fn tags_and_catalog_page_with_link_headers(store: Store) {
+    let api = Api::new(store).await;
     for tag in ["c", "a", "b", "d"] {
         api.push_image("paged", tag, b"same layer").await;
     }
@@ -435,9 +464,8 @@ async fn tags_and_catalog_page_with_link_headers() {
     assert_eq!(api.get("/v2/_catalog?n=1&last=another").await.json(), json!({"repositories": ["paged"]}));
 }
 
-#[tokio::test]
-async fn referrers_list_subjects_artifacts_with_filtering() {
-    let api = Api::new().await;
+async fn referrers_list_subjects_artifacts_with_filtering(store: Store) {
+    let api = Api::new(store).await;
     let image = api.push_image("art", "v1", b"image layer").await;
     let subject = sha256(&image);
     let empty_config = api.push_blob("art", b"{}").await;
@@ -468,14 +496,26 @@ async fn referrers_list_subjects_artifacts_with_filtering() {
     assert_eq!((none.status, none.json()["manifests"].clone()), (StatusCode::OK, json!([])));
     api.get("/v2/art/referrers/sha256:nope").await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
 
+    // Annotations too large for the index are read from the manifest itself.
+    let padding = "p".repeat(64 << 10);
+    let signature = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_config.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/spdx+json", "digest": sbom_layer.to_string(), "size": 13}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": image.len()},
+        "annotations": {"padding": padding}})).unwrap();
+    assert_eq!(api.put_manifest("art", "signature", OCI_MANIFEST, &signature).await.status, StatusCode::CREATED);
+    let signatures = api.get(&format!("/v2/art/referrers/{subject}?artifactType=application/vnd.example.signature")).await.json();
+    assert_eq!(signatures["manifests"][0]["annotations"]["padding"], padding);
+    assert_eq!(api.send(Method::DELETE, "/v2/art/manifests/signature", &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(api.send(Method::DELETE, &format!("/v2/art/manifests/{}", sha256(&signature)), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+
     // Deleting the artifact takes it out of the referrers list.
     assert_eq!(api.send(Method::DELETE, &format!("/v2/art/manifests/{}", sha256(&artifact)), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
     assert_eq!(api.get(&format!("/v2/art/referrers/{subject}")).await.json()["manifests"], json!([]));
 }
 
-#[tokio::test]
-async fn deleting_tags_and_manifests() {
-    let api = Api::new().await;
+async fn deleting_tags_and_manifests(store: Store) {
+    let api = Api::new(store).await;
     let manifest = api.push_image("del", "v1", b"layer").await;
     let digest = sha256(&manifest);
     assert_eq!(api.put_manifest("del", "v2", OCI_MANIFEST, &manifest).await.status, StatusCode::CREATED);
@@ -491,9 +531,8 @@ async fn deleting_tags_and_manifests() {
     api.send(Method::DELETE, "/v2/del/manifests/v9", &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 }
 
-#[tokio::test]
-async fn management_lists_manifests_and_deletes_repositories() {
-    let api = Api::new().await;
+async fn management_lists_manifests_and_deletes_repositories(store: Store) {
+    let api = Api::new(store).await;
     let manifest = api.push_image("mgmt/app", "v1", b"layer").await;
     let listing = api.get("/berth/v1/repositories/mgmt/app/manifests").await.json();
     assert_eq!(listing["repository"], "mgmt/app");
@@ -509,9 +548,8 @@ async fn management_lists_manifests_and_deletes_repositories() {
     api.send(Method::DELETE, "/berth/v1/repositories/mgmt/app", &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
 }
 
-#[tokio::test]
-async fn invalid_names_tags_digests_and_methods() {
-    let api = Api::new().await;
+async fn invalid_names_tags_digests_and_methods(store: Store) {
+    let api = Api::new(store).await;
     let long_name = "a".repeat(256);
     for name in ["Upper", "a//b", "..", "a/../b", "-a", &long_name] {
         api.get(&format!("/v2/{name}/tags/list")).await.assert_error(StatusCode::BAD_REQUEST, "NAME_INVALID");
@@ -527,9 +565,8 @@ async fn invalid_names_tags_digests_and_methods() {
     api.get("/elsewhere").await.assert_error(StatusCode::NOT_FOUND, "UNSUPPORTED");
 }
 
-#[tokio::test]
-async fn pushes_announce_events() {
-    let api = Api::new().await;
+async fn pushes_announce_events(store: Store) {
+    let api = Api::new(store).await;
     let mut events = api.events.subscribe();
     let manifest = api.push_image("events", "v1", b"layer").await;
     assert_eq!(
@@ -543,9 +580,8 @@ async fn pushes_announce_events() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_pushes_of_one_blob_and_one_tag_are_safe() {
-    let api = Arc::new(Api::new().await);
+async fn concurrent_pushes_of_one_blob_and_one_tag_are_safe(store: Store) {
+    let api = Arc::new(Api::new(store).await);
     let content = vec![42u8; 1 << 20];
     let pushes = (0..16).map(|_| {
         let (api, content) = (api.clone(), content.clone());
@@ -574,3 +610,109 @@ async fn concurrent_pushes_of_one_blob_and_one_tag_are_safe() {
     assert!(pushed.contains(&current), "the tag points at one of the pushed manifests");
     assert_eq!(api.get(&format!("/v2/race/manifests/{current}")).await.status, StatusCode::OK);
 }
+
+async fn requests_over_the_size_cap_get_413_and_change_nothing(store: Store) {
+    let api = Api::with_limits(store, Limits { max_request_bytes: Some(1000), ..DEFAULT_LIMITS }).await;
+    let started = api.send(Method::POST, "/v2/capped/blobs/uploads/", &[], Body::empty()).await;
+    assert_eq!(started.header("oci-chunk-max-length"), "1000");
+    let location = started.header("location").to_owned();
+
+    let content = vec![1u8; 1500];
+    let announced = api.send(Method::PATCH, &location, &[("content-length", "1500")], content.clone()).await;
+    announced.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
+    let message = announced.json()["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("1000") && message.contains("Lambda") && message.contains("chunks"), "{message}");
+    let streamed = Body::from_stream(futures_util::stream::iter(content.chunks(500).map(|piece| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(piece))).collect::<Vec<_>>()));
+    api.send(Method::PATCH, &location, &[], streamed).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
+    assert_eq!(api.get(&location).await.header("range"), "0-0");
+
+    // The same bytes in chunks under the cap go through.
+    for (index, chunk) in content.chunks(750).enumerate() {
+        let range = format!("{}-{}", index * 750, index * 750 + chunk.len() - 1);
+        let patched = api.send(Method::PATCH, &location, &[("content-range", &range), ("content-length", &chunk.len().to_string())], chunk.to_vec()).await;
+        assert_eq!(patched.status, StatusCode::ACCEPTED);
+    }
+    let digest = sha256(&content);
+    assert_eq!(api.send(Method::PUT, &format!("{location}?digest={digest}"), &[], Body::empty()).await.status, StatusCode::CREATED);
+    assert_eq!(api.get(&format!("/v2/capped/blobs/{digest}")).await.body, content);
+    let whole = api.send(Method::POST, &format!("/v2/capped/blobs/uploads/?digest={}", sha256(&[2u8; 1001])), &[], vec![2u8; 1001]).await;
+    whole.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
+}
+
+/// Blobs over the backend's part size and copy limit (lowered for the emulator), pushed as docker does (one streamed
+/// PATCH) and in uneven chunks, come back byte for byte.
+async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
+    let api = Api::new(store).await;
+    let content: Vec<u8> = (0..(13 << 20) + 3).map(|index: u32| (index.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let digest = sha256(&content);
+
+    let location = api.start_upload("large/stream").await;
+    let stream = Body::from_stream(futures_util::stream::iter(content.chunks(256 << 10).map(|piece| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(piece))).collect::<Vec<_>>()));
+    let patched = api.send(Method::PATCH, &location, &[], stream).await;
+    assert_eq!(patched.header("range"), format!("0-{}", content.len() - 1));
+    assert_eq!(api.send(Method::PUT, &format!("{}?digest={digest}", patched.header("location")), &[], Body::empty()).await.status, StatusCode::CREATED);
+    let fetched = api.get(&format!("/v2/large/stream/blobs/{digest}")).await;
+    assert_eq!((fetched.status, fetched.body.len(), sha256(&fetched.body)), (StatusCode::OK, content.len(), digest.clone()));
+
+    let mut location = api.start_upload("large/chunks").await;
+    let mut offset = 0;
+    for size in [(2 << 20) + 1, 6 << 20, 1, (3 << 20) + 5] {
+        let chunk = &content[offset..offset + size];
+        let range = format!("{offset}-{}", offset + size - 1);
+        let patched = api.send(Method::PATCH, &location, &[("content-range", &range), ("content-length", &size.to_string())], chunk.to_vec()).await;
+        assert_eq!(patched.status, StatusCode::ACCEPTED);
+        location = patched.header("location").to_owned();
+        offset += size;
+    }
+    let rest = content[offset..].to_vec();
+    let range = format!("{offset}-{}", content.len() - 1);
+    let closed = api.send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-range", &range), ("content-length", &rest.len().to_string())], rest).await;
+    assert_eq!(closed.status, StatusCode::CREATED);
+    let fetched = api.get(&format!("/v2/large/chunks/blobs/{digest}")).await;
+    assert_eq!(sha256(&fetched.body), digest);
+    let part = api.send(Method::GET, &format!("/v2/large/chunks/blobs/{digest}"), &[("range", "bytes=5242870-5242889")], Body::empty()).await;
+    assert_eq!((part.status, part.body.as_slice()), (StatusCode::PARTIAL_CONTENT, &content[5_242_870..5_242_890]));
+}
+
+/// Runs each test once per store, so the embedded store and the AWS adapters answer every request alike.
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Store::Embedded).await
+            })*
+        }
+        mod aws {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Store::Aws).await
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    version_check_answers_200,
+    monolithic_upload_then_download_with_ranges,
+    chunked_upload_in_order_with_status_and_final_chunk,
+    streamed_patch_without_content_range_then_empty_put,
+    sha512_digests_work_for_blobs_and_manifests,
+    wrong_digest_keeps_nothing,
+    content_length_that_lies_changes_nothing,
+    unknown_and_foreign_upload_sessions,
+    blobs_are_per_repository_and_mountable,
+    manifests_by_tag_and_digest,
+    manifest_validation_rejects_bad_manifests_and_stores_nothing,
+    indexes_and_docker_manifest_lists,
+    four_mib_manifests_fit_and_larger_ones_get_413,
+    tags_and_catalog_page_with_link_headers,
+    referrers_list_subjects_artifacts_with_filtering,
+    deleting_tags_and_manifests,
+    management_lists_manifests_and_deletes_repositories,
+    invalid_names_tags_digests_and_methods,
+    pushes_announce_events,
+    concurrent_pushes_of_one_blob_and_one_tag_are_safe,
+    requests_over_the_size_cap_get_413_and_change_nothing,
+    large_blobs_in_one_stream_and_in_chunks,
+);

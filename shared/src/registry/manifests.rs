@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use super::{EventSink, RegistryEvent, unix_millis};
 use crate::{
@@ -10,6 +13,9 @@ use crate::{
     oci::{Descriptor, Digest, ParsedManifest, Reference, RepositoryName, Tag},
     store::{BlobIndex, BlobStore, ByteStream, ManifestIndex, ManifestRecord, PageRequest, TaggedManifest},
 };
+
+/// The largest annotations (as JSON) kept in the index for the referrers API.
+const MAX_INDEXED_ANNOTATIONS: usize = 16 << 10;
 
 /// A manifest found by reference, with a stream of its bytes.
 pub struct StoredManifest {
@@ -60,13 +66,17 @@ impl Manifests {
                 return Err(Error::ManifestBlobUnknown { kind: "manifest", digest: child.to_string() });
             }
         }
+        // Only referrers (manifests with a subject) have their annotations listed, and only small ones ride along.
+        let annotations = parsed.annotations.filter(|_| parsed.subject.is_some());
+        let indexable = annotations.as_ref().is_none_or(|annotations| serde_json::to_vec(annotations).map_or(0, |json| json.len()) <= MAX_INDEXED_ANNOTATIONS);
         let record = ManifestRecord {
             digest: digest.clone(),
             media_type: parsed.media_type,
             size: bytes.len() as u64,
             artifact_type: parsed.artifact_type,
             subject: parsed.subject.map(|subject| subject.digest),
-            annotations: parsed.annotations,
+            annotations_not_indexed: !indexable,
+            annotations: annotations.filter(|_| indexable),
             pushed_at: unix_millis(),
         };
         self.store.put(&digest, bytes).await?;
@@ -121,7 +131,15 @@ impl Manifests {
     /// Descriptors of the manifests whose subject is `subject`, optionally only those of one artifact type.
     pub async fn referrers(&self, repository: &RepositoryName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>, Error> {
         let records = self.index.referrers(repository, subject).await?;
-        Ok(records.iter().filter(|record| artifact_type.is_none_or(|wanted| record.artifact_type.as_deref() == Some(wanted))).map(ManifestRecord::descriptor).collect())
+        let mut descriptors = Vec::new();
+        for record in records.into_iter().filter(|record| artifact_type.is_none_or(|wanted| record.artifact_type.as_deref() == Some(wanted))) {
+            let mut descriptor = record.descriptor();
+            if record.annotations_not_indexed {
+                descriptor.annotations = self.read_annotations(&record).await?;
+            }
+            descriptors.push(descriptor);
+        }
+        Ok(descriptors)
     }
 
     pub async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, Error> {
@@ -135,6 +153,16 @@ impl Manifests {
         }
         self.events.publish(RegistryEvent::RepositoryDeleted { repository: repository.clone() }).await;
         Ok(())
+    }
+
+    /// A stored manifest's annotations, read from its bytes.
+    async fn read_annotations(&self, record: &ManifestRecord) -> Result<Option<BTreeMap<String, String>>, Error> {
+        let mut stream = self.store.read(&record.digest, None).await?;
+        let mut bytes = Vec::with_capacity(record.size as usize);
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(crate::store::StoreError::from)?);
+        }
+        Ok(ParsedManifest::parse(&bytes, Some(&record.media_type))?.annotations)
     }
 
     async fn require_repository(&self, repository: &RepositoryName) -> Result<(), Error> {

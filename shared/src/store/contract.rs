@@ -65,6 +65,7 @@ fn record(content: &[u8], subject: Option<&Digest>, artifact_type: Option<&str>)
         artifact_type: artifact_type.map(str::to_owned),
         subject: subject.cloned(),
         annotations: None,
+        annotations_not_indexed: false,
         pushed_at: 1,
     }
 }

@@ -77,7 +77,11 @@ pub struct ManifestRecord {
     pub size: u64,
     pub artifact_type: Option<String>,
     pub subject: Option<Digest>,
+    /// The annotations the referrers API reports, kept for manifests with a subject when they are small (a
+    /// DynamoDB item holds 400 KB); larger ones are read from the manifest itself.
     pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub annotations_not_indexed: bool,
     /// Unix milliseconds.
     pub pushed_at: u64,
 }
