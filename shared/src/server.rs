@@ -52,7 +52,9 @@ pub async fn serve_embedded(options: EmbeddedOptions) -> Result<(), ServeError> 
 pub fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("BERTH_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info"));
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, not in files and log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         subscriber.json().init();
     } else {
@@ -60,12 +62,29 @@ pub fn init_tracing(json: bool) {
     }
 }
 
-/// Serves `app` until SIGTERM or ctrl-c, then lets requests in flight finish.
+/// Serves `app` until SIGTERM or ctrl-c, then gives requests in flight [`DRAIN_TIMEOUT`] to finish. A request cut
+/// off then loses nothing stored: uploads only ever count bytes already written.
 pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
-    axum::serve(listener, app.layer(axum::middleware::from_fn(log_request))).with_graceful_shutdown(shutdown_signal()).await?;
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = stopping.clone();
+    let server = axum::serve(listener, app.layer(axum::middleware::from_fn(log_request))).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        signalled.notify_one();
+    });
+    let drained = async {
+        stopping.notified().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = drained => tracing::warn!(timeout = ?DRAIN_TIMEOUT, "requests still in flight at shutdown were cut off"),
+    }
     tracing::info!("berth registry stopped");
     Ok(())
 }
+
+/// How long a stopping server waits for requests in flight; a stalled client must not keep it alive.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn log_request(request: Request, next: Next) -> Response {
     let (method, path, started) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());

@@ -9,7 +9,7 @@ mod manifests;
 pub mod routes;
 mod token;
 
-use std::{io, sync::Arc};
+use std::{io, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -18,7 +18,7 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, request::Parts},
     response::{IntoResponse, Response},
 };
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, stream};
 
 use crate::{
     error::Error,
@@ -84,6 +84,17 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
         .transpose()
 }
 
+/// How long a request body may send nothing before the request fails: a stalled client must not hold an upload.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A request body as bytes, failing when the client stops sending.
 fn body_stream(body: Body) -> ByteStream {
-    Box::pin(body.into_data_stream().map_err(io::Error::other))
+    Box::pin(stream::unfold(Some(body.into_data_stream()), |data| async move {
+        let mut data = data?;
+        match tokio::time::timeout(BODY_IDLE_TIMEOUT, data.next()).await {
+            Ok(Some(chunk)) => Some((chunk.map_err(io::Error::other), Some(data))),
+            Ok(None) => None,
+            Err(_) => Some((Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent nothing for 60 s")), None)),
+        }
+    }))
 }
