@@ -9,5 +9,6 @@ pub mod oci;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

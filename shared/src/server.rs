@@ -1,8 +1,8 @@
 //! Running the registry over plain HTTP: `berth serve` on the embedded store, and any router until SIGTERM or ctrl-c.
 
-use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
+use std::{io, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use axum::{Router, extract::Request, middleware::Next, response::Response};
+use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -67,7 +67,7 @@ pub fn init_tracing(json: bool) {
 pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
-    let server = axum::serve(listener, app.layer(axum::middleware::from_fn(log_request))).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         signalled.notify_one();
     });
@@ -85,19 +85,6 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 
 /// How long a stopping server waits for requests in flight; a stalled client must not keep it alive.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-async fn log_request(request: Request, next: Next) -> Response {
-    let (method, path, started) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if response.status().is_server_error() {
-        tracing::warn!(%method, %path, status, elapsed_ms, "request failed");
-    } else {
-        tracing::debug!(%method, %path, status, elapsed_ms, "request");
-    }
-    response
-}
 
 async fn shutdown_signal() {
     let interrupt = async {

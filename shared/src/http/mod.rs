@@ -9,12 +9,17 @@ mod manifests;
 pub mod routes;
 mod token;
 
-use std::{io, sync::Arc, time::Duration};
+use std::{
+    io,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
     body::Body,
     extract::{Request, State},
+    middleware::Next,
     http::{HeaderMap, HeaderName, HeaderValue, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -24,6 +29,7 @@ use crate::{
     error::Error,
     registry::{Blobs, Manifests},
     store::ByteStream,
+    telemetry,
 };
 use routes::Function;
 
@@ -34,9 +40,24 @@ pub struct Functions {
     pub blobs: Option<Arc<Blobs>>,
 }
 
-/// The registry's router, answering every path through [`routes::parse`].
+/// The registry's router, answering every path through [`routes::parse`], each request logged with its cost.
 pub fn router(functions: Functions) -> Router {
-    Router::new().fallback(dispatch).with_state(functions)
+    Router::new().fallback(dispatch).with_state(functions).layer(axum::middleware::from_fn(log_request))
+}
+
+/// One log line per request, with the backend calls it made; server errors at `warn`, the rest at `debug`.
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path, started) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
+    let (response, calls) = telemetry::count_backend_calls(next.run(request)).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let backend_calls: u32 = calls.values().sum();
+    if response.status().is_server_error() {
+        tracing::warn!(%method, %path, status, elapsed_ms, backend_calls, ?calls, "request failed");
+    } else {
+        tracing::debug!(%method, %path, status, elapsed_ms, backend_calls, ?calls, "request");
+    }
+    response
 }
 
 async fn dispatch(State(functions): State<Functions>, request: Request) -> Response {

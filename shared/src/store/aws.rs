@@ -3,6 +3,16 @@
 
 use std::time::Duration;
 
+use aws_smithy_runtime_api::{
+    box_error::BoxError,
+    client::{
+        interceptors::{Intercept, context::BeforeDeserializationInterceptorContextRef},
+        orchestrator::Metadata,
+        runtime_components::RuntimeComponents,
+    },
+};
+use aws_sdk_s3::config::ConfigBag;
+
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, ScalarAttributeType, TimeToLiveSpecification,
@@ -41,8 +51,27 @@ pub async fn clients(region: Option<String>) -> (aws_sdk_s3::Client, aws_sdk_dyn
 
 pub fn clients_from(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
     let path_style = config.endpoint_url().is_some();
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build());
-    (s3, aws_sdk_dynamodb::Client::new(config))
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).interceptor(CallCounter).build());
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(config).interceptor(CallCounter).build());
+    (s3, dynamodb)
+}
+
+/// Counts each request the SDK sends and gets an answer to (every attempt, retries included: each is billed) for the
+/// request log. Presigning never transmits, so it is not counted.
+#[derive(Debug)]
+struct CallCounter;
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "berth::CallCounter"
+    }
+
+    fn read_after_transmit(&self, _context: &BeforeDeserializationInterceptorContextRef<'_>, _components: &RuntimeComponents, config: &mut ConfigBag) -> Result<(), BoxError> {
+        if let Some(operation) = config.load::<Metadata>() {
+            crate::telemetry::backend_call(|| format!("{}.{}", operation.service(), operation.name()));
+        }
+        Ok(())
+    }
 }
 
 /// The S3 blob store and DynamoDB metadata store for `settings`.
