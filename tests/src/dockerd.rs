@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::registry::terminate;
+use crate::service::terminate;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// dockerd stops its containerd and unmounts on SIGTERM; that takes a few seconds on vfs.

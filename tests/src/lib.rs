@@ -1,9 +1,11 @@
-//! Harness for the end-to-end suite: starts `berth serve`, builds OCI images without any network pull, isolates the
-//! real clients (skopeo, podman, buildah, docker, oras) from each other, and checks what the registry serves.
+//! Harness for the end-to-end suite: starts a registry (`berth serve` on the embedded store, or the AWS functions
+//! behind a CloudFront-like router on the AWS emulator, see [`registry`]), builds OCI images without any network pull,
+//! isolates the real clients (skopeo, podman, buildah, docker, oras) from each other, and checks what the registry
+//! serves.
 //!
-//! Every test starts its own registry on its own port with its own data directory and gives each client its own
-//! storage, so the tests of one binary run in parallel without sharing anything but the clients' blob-info cache
-//! (see [`clients`]).
+//! Every test starts its own registry on its own ports with its own data directory (or bucket and table) and gives
+//! each client its own storage, so the tests of one binary run in parallel without sharing anything but the clients'
+//! blob-info cache (see [`clients`]).
 
 pub mod clients;
 pub mod cmd;
@@ -11,11 +13,41 @@ pub mod digest;
 pub mod dockerd;
 pub mod fixture;
 pub mod registry;
+pub mod router;
+mod service;
 
 pub use cmd::{run, run_failing, run_with_stdin, stdout_of};
 pub use digest::sha256_digest;
 pub use fixture::{OciImage, OciLayout};
-pub use registry::{Manifest, Registry, berth_bin};
+pub use registry::{HARNESS_USER_AGENT, Manifest, Registry, RegistryKind, berth_bin, function_bin};
+
+/// Declares each named test body, a `fn(RegistryKind)` of the calling file, as a module of the same name with one
+/// `#[test]` per registry kind: `<name>::embedded` (`berth serve`) and `<name>::aws_functions` (the functions behind
+/// the router, on the AWS emulator). `BERTH_TEST_REGISTRY` can narrow what runs (see [`registry`]).
+///
+/// ```ignore
+/// fn push_and_pull(kind: RegistryKind) {
+///     let registry = Registry::start(kind);
+///     // ...
+/// }
+/// berth_tests::registry_tests!(push_and_pull);
+/// ```
+#[macro_export]
+macro_rules! registry_tests {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            #[test]
+            fn embedded() {
+                $crate::RegistryKind::Embedded.run(super::$test)
+            }
+
+            #[test]
+            fn aws_functions() {
+                $crate::RegistryKind::AwsFunctions.run(super::$test)
+            }
+        }
+    )+};
+}
 
 // ---- Content pushed over plain HTTP ---------------------------------------------------------------------------------
 // For tests of Berth's own tools (`berth repository ...`): they need images in the registry, not a real client's push.

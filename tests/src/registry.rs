@@ -1,13 +1,23 @@
 //! Starts a registry for one test and reads back what it stores over the OCI Distribution API.
 //!
-//! The registry is `berth serve` (binary found next to the test executable, or `BERTH_BIN`). With
-//! `BERTH_TEST_REGISTRY=distribution` the same tests run against the CNCF reference registry (`docker-registry`), which
-//! tells whether a failure is Berth's or the test's; distribution 2.8 has no referrers API, so the oras test fails there.
+//! Three kinds of registry ([`RegistryKind`]):
+//! - `embedded`: `berth serve` on the embedded store (binary found next to the test executable, or `BERTH_BIN`);
+//! - `aws-functions`: Berth as deployed on AWS: the three function binaries `token`, `manifests` and `blobs` (next to
+//!   `berth`), each its own process on its own port, over a fresh bucket and table on the AWS emulator
+//!   (`BERTH_TEST_AWS_ENDPOINT`, which tests/run sets), behind nginx routing paths as CloudFront does
+//!   ([`crate::router`]). Blob downloads are answered with a 307 to a presigned URL of the emulator;
+//! - `distribution`: the CNCF reference registry (`docker-registry`), which tells whether a failure is Berth's or the
+//!   test's; distribution 2.8 has no referrers API, so the oras test fails there.
+//!
+//! Tests declared with [`crate::registry_tests!`] run once against `embedded` and once against `aws-functions`.
+//! `BERTH_TEST_REGISTRY` narrows that: `embedded` or `aws-functions` runs only that kind, `distribution` runs the
+//! reference registry in place of `embedded` (and skips `aws-functions`).
 
-use std::fs::{self, File};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::collections::HashMap;
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,21 +25,85 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use tempfile::TempDir;
 
-use crate::digest::sha256_digest;
+use crate::digest::{random_token, sha256_digest};
+use crate::router::{RoutedRequest, RoutingTable};
+use crate::service::{Service, stop_all, tail};
 
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every manifest type a client of this suite pushes, so content negotiation never converts what we read back.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+/// The User-Agent of the harness's own requests, to tell them from the clients' in the router's log.
+pub const HARNESS_USER_AGENT: &str = "berth-tests";
+/// What Lambda lets through per request (6 MB payload, base64): the functions run with Lambda's cap, as deployed.
+const LAMBDA_MAX_REQUEST_BYTES: &str = "4500000";
+/// S3's smallest part size, so that multipart uploads start as early as the store allows.
+const PART_SIZE_BYTES: &str = "5242880";
+/// The variable through which tests/run hands over the AWS emulator (moto server, or LocalStack).
+const AWS_ENDPOINT_VARIABLE: &str = "BERTH_TEST_AWS_ENDPOINT";
 
-/// A running registry owned by one test; stopped with SIGTERM when dropped.
+/// What serves a test's registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryKind {
+    /// `berth serve` on the embedded store.
+    Embedded,
+    /// The token, manifests and blobs functions over S3 + DynamoDB on the emulator, behind a CloudFront-like router.
+    AwsFunctions,
+    /// The CNCF reference registry.
+    Distribution,
+}
+
+impl RegistryKind {
+    /// The name `BERTH_TEST_REGISTRY` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegistryKind::Embedded => "embedded",
+            RegistryKind::AwsFunctions => "aws-functions",
+            RegistryKind::Distribution => "distribution",
+        }
+    }
+
+    /// The kind a test written for `self` runs against under `BERTH_TEST_REGISTRY`, or `None` to skip it.
+    pub fn selected(self) -> Option<RegistryKind> {
+        let wanted = std::env::var("BERTH_TEST_REGISTRY").unwrap_or_default();
+        match wanted.as_str() {
+            "" => Some(self),
+            "distribution" => {
+                (self == RegistryKind::Embedded).then_some(RegistryKind::Distribution)
+            }
+            name if name == self.name() => Some(self),
+            "embedded" | "aws-functions" => None,
+            other => panic!(
+                "BERTH_TEST_REGISTRY={other}: expected embedded, aws-functions or distribution"
+            ),
+        }
+    }
+
+    /// Runs `test` against this kind, or against what `BERTH_TEST_REGISTRY` puts in its place; skips it when that
+    /// variable selects another kind.
+    pub fn run(self, test: fn(RegistryKind)) {
+        match self.selected() {
+            Some(kind) => test(kind),
+            None => eprintln!(
+                "skipped: BERTH_TEST_REGISTRY={} does not select {}",
+                std::env::var("BERTH_TEST_REGISTRY").unwrap_or_default(),
+                self.name()
+            ),
+        }
+    }
+}
+
+/// A running registry owned by one test; all its processes are stopped with SIGTERM when dropped.
 pub struct Registry {
-    child: Child,
+    kind: RegistryKind,
     host: String,
     http: Client,
-    log: PathBuf,
-    // Held for its Drop: the data directory lives exactly as long as the server.
+    /// Every process serving the registry; on `aws-functions` nginx first, then the functions.
+    services: Vec<Service>,
+    /// nginx's access log (`aws-functions`).
+    access_log: Option<PathBuf>,
+    // Held for its Drop: the data directory lives exactly as long as the servers.
     _dir: TempDir,
 }
 
@@ -41,97 +115,235 @@ pub struct Manifest {
     pub json: serde_json::Value,
 }
 
+/// What must answer before a registry counts as started, besides `GET /v2/` on its host.
+#[derive(Default)]
+struct Startup {
+    /// A `berth serve --create-resources` (service index, its `/v2/` URL), stopped once it answers: the bucket and
+    /// table exist by then.
+    creator: Option<(usize, String)>,
+    /// Ports that must accept connections (the functions behind the router).
+    ports: Vec<u16>,
+}
+
 impl Registry {
-    /// Starts a registry on a free loopback port and waits until `GET /v2/` answers 200.
-    pub fn start() -> Registry {
-        // The port is free when we look but may be taken before the server binds it; a retry covers that race.
+    /// Starts a registry of `kind` on a free loopback port and waits until `GET /v2/` answers 200.
+    pub fn start(kind: RegistryKind) -> Registry {
+        // A port is free when we look but may be taken before the server binds it; a retry covers that race.
         let mut last_failure = String::new();
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start(kind) {
                 Ok(registry) => return registry,
                 Err(failure) => last_failure = failure,
             }
         }
-        panic!("registry did not start:\n{last_failure}");
+        panic!("{} registry did not start:\n{last_failure}", kind.name());
     }
 
-    fn try_start() -> Result<Registry, String> {
+    fn try_start(kind: RegistryKind) -> Result<Registry, String> {
         let dir = tempfile::Builder::new()
             .prefix("berth-test-")
             .tempdir()
             .map_err(|e| e.to_string())?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let data = dir.path().join("data");
-        fs::create_dir(&data).map_err(|e| e.to_string())?;
-        let log = dir.path().join("server.log");
-        let log_file = File::create(&log).map_err(|e| e.to_string())?;
-
-        let mut command = match std::env::var("BERTH_TEST_REGISTRY").as_deref() {
-            Ok("distribution") => distribution_command(&dir, &host, &data)?,
-            _ => {
-                let bin = berth_bin();
-                if !bin.exists() {
-                    panic!(
-                        "{} does not exist: build it with `cargo build -p berth-cli` (tests/run does) or set BERTH_BIN",
-                        bin.display()
-                    );
-                }
-                let mut c = Command::new(bin);
-                c.arg("serve")
-                    .arg("--addr")
-                    .arg(&host)
-                    .arg("--data-dir")
-                    .arg(&data);
-                c
-            }
-        };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+        let host = format!("127.0.0.1:{}", free_port()?);
         let http = Client::builder()
             .timeout(Duration::from_secs(60))
+            .user_agent(HARNESS_USER_AGENT)
             .build()
             .map_err(|e| e.to_string())?;
         let mut registry = Registry {
-            child,
+            kind,
             host,
             http,
-            log,
+            services: Vec::new(),
+            access_log: None,
             _dir: dir,
         };
-        registry.wait_ready()?;
+        let startup = registry.spawn()?;
+        registry.wait_ready(startup)?;
         Ok(registry)
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
+    fn spawn(&mut self) -> Result<Startup, String> {
+        let dir = self._dir.path().to_owned();
+        match self.kind {
+            RegistryKind::Embedded => {
+                let data = dir.join("data");
+                let mut command = Command::new(existing(berth_bin())?);
+                command
+                    .arg("serve")
+                    .arg("--addr")
+                    .arg(&self.host)
+                    .arg("--data-dir")
+                    .arg(&data);
+                self.add_service("berth serve", &mut command)?;
+                Ok(Startup::default())
+            }
+            RegistryKind::Distribution => {
+                let mut command = distribution_command(&dir, &self.host, &dir.join("data"))?;
+                self.add_service("docker-registry", &mut command)?;
+                Ok(Startup::default())
+            }
+            RegistryKind::AwsFunctions => self.spawn_aws_functions(&dir),
+        }
+    }
+
+    /// nginx on the registry's port in front of the three functions, and a short-lived `berth serve` that creates
+    /// the bucket and table meanwhile (the functions need them only when the first request arrives).
+    fn spawn_aws_functions(&mut self, dir: &Path) -> Result<Startup, String> {
+        let endpoint = std::env::var(AWS_ENDPOINT_VARIABLE).map_err(|_| {
+            format!("{AWS_ENDPOINT_VARIABLE} is not set: run the tests with tests/run, which starts the AWS emulator")
+        })?;
+        // Bucket names: 3-63 characters of lowercase letters, digits and hyphens; one bucket and table per test.
+        let name = format!("berth-e2e-{}", random_token());
+        let aws_env = |command: &mut Command| {
+            command
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("BERTH_BUCKET", &name)
+                .env("BERTH_TABLE", &name)
+                .env_remove("AWS_PROFILE")
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("AWS_LAMBDA_RUNTIME_API")
+                .env_remove("BERTH_LOG_JSON");
+        };
+
+        let table = RoutingTable::from_template();
+        let nginx_dir = dir.join("nginx");
+        fs::create_dir(&nginx_dir).map_err(|e| e.to_string())?;
+        // nginx's workers run as nobody when nginx starts as root and must reach their temp directories.
+        for d in [dir, nginx_dir.as_path()] {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        }
+        let mut ports = HashMap::new();
+        for function in table.functions() {
+            ports.insert(function, free_port()?);
+        }
+        let listen: u16 = self
+            .host
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("host without port")?;
+        let config = nginx_dir.join("nginx.conf");
+        fs::write(&config, table.nginx_config(&nginx_dir, listen, &ports))
+            .map_err(|e| e.to_string())?;
+        self.access_log = Some(nginx_dir.join("access.log"));
+        let mut nginx = Command::new("nginx");
+        nginx
+            .arg("-p")
+            .arg(&nginx_dir)
+            .arg("-c")
+            .arg(&config)
+            .args(["-e", "stderr", "-g", "daemon off;"]);
+        self.add_service("nginx", &mut nginx)?;
+
+        let mut function_ports = Vec::new();
+        for (function, port) in &ports {
+            let mut command = Command::new(existing(function_bin(function))?);
+            aws_env(&mut command);
+            command
+                .env("PORT", port.to_string())
+                .env("BERTH_MAX_REQUEST_BYTES", LAMBDA_MAX_REQUEST_BYTES)
+                .env("BERTH_PART_SIZE_BYTES", PART_SIZE_BYTES);
+            self.add_service(&format!("{function} function (port {port})"), &mut command)?;
+            function_ports.push(*port);
+        }
+
+        let creator_host = format!("127.0.0.1:{}", free_port()?);
+        let mut creator = Command::new(existing(berth_bin())?);
+        aws_env(&mut creator);
+        creator
+            .args([
+                "serve",
+                "--store",
+                "aws",
+                "--bucket",
+                &name,
+                "--table",
+                &name,
+                "--create-resources",
+                "--addr",
+            ])
+            .arg(&creator_host);
+        self.add_service(
+            &format!("berth serve --create-resources (bucket and table {name})"),
+            &mut creator,
+        )?;
+        Ok(Startup {
+            creator: Some((
+                self.services.len() - 1,
+                format!("http://{creator_host}/v2/"),
+            )),
+            ports: function_ports,
+        })
+    }
+
+    fn add_service(&mut self, name: &str, command: &mut Command) -> Result<(), String> {
+        let log = self
+            ._dir
+            .path()
+            .join(format!("{}.log", self.services.len()));
+        self.services.push(Service::spawn(name, command, log)?);
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, mut startup: Startup) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            let died = self.services.iter_mut().find_map(|s| {
+                s.died()
+                    .map(|status| format!("{} exited with {status}", s.name))
+            });
+            if let Some(died) = died {
                 return Err(format!(
-                    "server exited with {status} before it was ready\n{}",
+                    "{died} before the registry was ready\n{}",
                     self.log_text()
                 ));
             }
-            if let Ok(resp) = self.http.get(self.url("/v2/")).send()
+            if let Some((index, url)) = &startup.creator
+                && let Ok(resp) = self.http.get(url).send()
+                && resp.status() == StatusCode::OK
+            {
+                let index = *index;
+                if !self.services[index].stop(STOP_TIMEOUT) {
+                    return Err(format!(
+                        "{} ignored SIGTERM\n{}",
+                        self.services[index].name,
+                        self.log_text()
+                    ));
+                }
+                startup.creator = None;
+            }
+            let listening = |port: &u16| {
+                TcpStream::connect_timeout(
+                    &SocketAddr::from(([127, 0, 0, 1], *port)),
+                    Duration::from_millis(200),
+                )
+                .is_ok()
+            };
+            if startup.creator.is_none()
+                && startup.ports.iter().all(listening)
+                && let Ok(resp) = self.http.get(self.url("/v2/")).send()
                 && resp.status() == StatusCode::OK
             {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "GET /v2/ did not answer 200 within {READY_TIMEOUT:?}\n{}",
+                    "the registry was not ready within {READY_TIMEOUT:?}\n{}",
                     self.log_text()
                 ));
             }
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    pub fn kind(&self) -> RegistryKind {
+        self.kind
     }
 
     /// `127.0.0.1:PORT`, the registry part of image references.
@@ -256,13 +468,90 @@ impl Registry {
         tags
     }
 
-    /// The server's output so far, shown when a test fails so the server's side of the story is in the report.
-    pub fn log_text(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(200)..].join("\n");
-        format!("--- registry log ({}) ---\n{tail}", self.host)
+    /// The requests the router passed to the functions so far (`aws-functions`; empty for the other kinds).
+    pub fn routed_requests(&self) -> Vec<RoutedRequest> {
+        let Some(log) = &self.access_log else {
+            return Vec::new();
+        };
+        fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                RoutedRequest::parse(line)
+                    .unwrap_or_else(|| panic!("unexpected access log line: {line}"))
+            })
+            .collect()
     }
+
+    /// On `aws-functions`, asserts that the client whose User-Agent contains `client` downloaded each blob of
+    /// `digests` from `repo` by following a 307 of the blobs function (to a presigned URL of the emulator, where the
+    /// bytes came from), and that no blob download was ever answered with the bytes by a function. The other kinds
+    /// serve blobs themselves, so there is nothing to check.
+    pub fn assert_blob_downloads_redirected(&self, client: &str, repo: &str, digests: &[String]) {
+        if self.access_log.is_none() {
+            return;
+        }
+        // nginx writes a request's log line right after the response, which the client may have read before.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let requests = self.routed_requests();
+            let blob_gets: Vec<&RoutedRequest> = requests
+                .iter()
+                .filter(|r| r.method == "GET" && is_blob_path(&r.path))
+                .collect();
+            let mut problems: Vec<String> = blob_gets
+                .iter()
+                .filter(|r| r.function != "blobs" || r.status != 307)
+                .map(|r| format!("a blob GET was not redirected by the blobs function: {r}"))
+                .collect();
+            for digest in digests {
+                let path = format!("/v2/{repo}/blobs/{digest}");
+                let redirected = blob_gets
+                    .iter()
+                    .any(|r| r.path == path && r.user_agent.contains(client) && r.status == 307);
+                if !redirected {
+                    problems.push(format!("{client} did not GET {path} through a 307"));
+                }
+            }
+            if problems.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log: Vec<String> = requests.iter().map(ToString::to_string).collect();
+                panic!(
+                    "{}\n--- routed requests ---\n{}",
+                    problems.join("\n"),
+                    log.join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The output of every process of the registry so far (and the router's access log), shown when a test fails so
+    /// the server's side of the story is in the report.
+    pub fn log_text(&self) -> String {
+        let mut text = format!("=== {} registry at {} ===", self.kind.name(), self.host);
+        for service in &self.services {
+            text.push('\n');
+            text.push_str(&service.log_tail(200));
+        }
+        if let Some(log) = &self.access_log {
+            let requests = fs::read_to_string(log).unwrap_or_default();
+            text.push_str(&format!(
+                "\n--- nginx access log (function, method, URI, status, user agent) ---\n{}",
+                tail(&requests, 200)
+            ));
+        }
+        text
+    }
+}
+
+/// `GET /v2/<name>/blobs/<digest>` (not an upload path).
+fn is_blob_path(path: &str) -> bool {
+    path.rsplit_once("/blobs/").is_some_and(|(repo, rest)| {
+        repo.starts_with("/v2/") && rest.starts_with("sha256:") && !rest.contains('/')
+    })
 }
 
 impl Drop for Registry {
@@ -270,41 +559,35 @@ impl Drop for Registry {
         if thread::panicking() {
             eprintln!("{}", self.log_text());
         }
-        // Every client of the test has finished by now, so nothing legitimate can hold the server up.
-        let stopped = terminate(&mut self.child, STOP_TIMEOUT);
-        if !stopped && !thread::panicking() {
+        // Every client of the test has finished by now, so nothing legitimate can hold a server up.
+        let killed = stop_all(&mut self.services, STOP_TIMEOUT);
+        if !killed.is_empty() && !thread::panicking() {
             panic!(
-                "registry ignored SIGTERM for {STOP_TIMEOUT:?} and was killed\n{}",
+                "{} ignored SIGTERM for {STOP_TIMEOUT:?} and were killed\n{}",
+                killed.join(", "),
                 self.log_text()
             );
         }
     }
 }
 
-/// SIGTERM, then SIGKILL if the process has not exited within `grace`: a graceful stop is what users do, and a
-/// process that ignores it must not outlive the test. Returns whether it stopped on SIGTERM.
-pub(crate) fn terminate(child: &mut Child, grace: Duration) -> bool {
-    if let Ok(Some(_)) = child.try_wait() {
-        return true;
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+fn existing(bin: PathBuf) -> Result<PathBuf, String> {
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        panic!(
+            "{} does not exist: build it with `cargo build -p berth-cli -p berth-token -p berth-manifests -p berth-blobs` \
+             (tests/run does) or set BERTH_BIN",
+            bin.display()
+        )
     }
-    // The shell's builtin `kill`: procps' /bin/kill is not on every machine, and std cannot send SIGTERM.
-    let sent = Command::new("sh")
-        .args(["-c", "kill -TERM \"$1\"", "sh"])
-        .arg(child.id().to_string())
-        .status();
-    if !sent.as_ref().is_ok_and(|s| s.success()) {
-        eprintln!("could not send SIGTERM to process {}: {sent:?}", child.id());
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    false
 }
 
 fn header(resp: &Response, name: &str) -> String {
@@ -327,12 +610,13 @@ pub fn berth_bin() -> PathBuf {
         .expect("test executable lives in target/<profile>/deps")
 }
 
-fn distribution_command(
-    dir: &TempDir,
-    host: &str,
-    data: &std::path::Path,
-) -> Result<Command, String> {
-    let config = dir.path().join("distribution.yml");
+/// A function binary (`token`, `manifests`, `blobs`) from the directory of [`berth_bin`].
+pub fn function_bin(name: &str) -> PathBuf {
+    berth_bin().with_file_name(name)
+}
+
+fn distribution_command(dir: &Path, host: &str, data: &Path) -> Result<Command, String> {
+    let config = dir.join("distribution.yml");
     fs::write(
         &config,
         format!(

@@ -5,11 +5,10 @@ use std::fs;
 
 use berth_tests::clients::Storage;
 use berth_tests::digest::{diff_id, file_in_layer, random_bytes, random_token};
-use berth_tests::{Registry, run, stdout_of};
+use berth_tests::{HARNESS_USER_AGENT, Registry, RegistryKind, run, stdout_of};
 
-#[test]
-fn build_from_scratch_and_push() {
-    let registry = Registry::start();
+fn build_from_scratch_and_push(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     let storage = Storage::new();
     let work = tempfile::tempdir().expect("work dir");
 
@@ -117,4 +116,15 @@ fn build_from_scratch_and_push() {
     for ((name, contents), blob) in files.iter().zip(&blobs) {
         assert_eq!(&file_in_layer(blob, name), contents, "{name}");
     }
+    // buildah itself only pushes; the downloads above were the harness's, redirected like any client's.
+    let downloaded: Vec<String> = std::iter::once(config_digest.to_owned())
+        .chain(
+            layers
+                .iter()
+                .map(|l| l["digest"].as_str().expect("digest").to_owned()),
+        )
+        .collect();
+    registry.assert_blob_downloads_redirected(HARNESS_USER_AGENT, "buildah/app", &downloaded);
 }
+
+berth_tests::registry_tests!(build_from_scratch_and_push,);

@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::process::{Command, Output};
 
-use berth_tests::{Registry, berth_bin, push_tiny_image, run_failing, stdout_of};
+use berth_tests::{Registry, RegistryKind, berth_bin, push_tiny_image, run_failing, stdout_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -84,9 +84,8 @@ fn strings(values: &[&str]) -> Vec<String> {
     values.iter().map(|value| value.to_string()).collect()
 }
 
-#[test]
-fn lists_repositories_tags_and_manifests_in_both_formats() {
-    let registry = Registry::start();
+fn lists_repositories_tags_and_manifests_in_both_formats(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     let shared = push_tiny_image(&registry, "team/app", "v1", "shared");
     assert_eq!(
         push_tiny_image(&registry, "team/app", "v2", "shared"),
@@ -183,9 +182,8 @@ fn is_rfc3339_millis(text: &str) -> bool {
             .all(|(c, p)| if p == 'd' { c.is_ascii_digit() } else { c == p })
 }
 
-#[test]
-fn untag_and_delete_change_what_the_registry_serves() {
-    let registry = Registry::start();
+fn untag_and_delete_change_what_the_registry_serves(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     let shared = push_tiny_image(&registry, "team/app", "v1", "shared");
     push_tiny_image(&registry, "team/app", "v2", "shared");
     let single = push_tiny_image(&registry, "team/app", "v3", "single");
@@ -274,9 +272,8 @@ fn untag_and_delete_change_what_the_registry_serves() {
     assert!(rows.is_empty(), "{rows:?}");
 }
 
-#[test]
-fn reports_registry_errors_unreachable_registries_and_bad_references() {
-    let registry = Registry::start();
+fn reports_registry_errors_unreachable_registries_and_bad_references(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     push_tiny_image(&registry, "team/app", "v1", "errors");
     let unknown_digest = format!("team/app@sha256:{}", "0".repeat(64));
 
@@ -335,3 +332,9 @@ fn reports_registry_errors_unreachable_registries_and_bad_references() {
     }
     assert_eq!(registry.tags("team/app"), ["v1"]);
 }
+
+berth_tests::registry_tests!(
+    lists_repositories_tags_and_manifests_in_both_formats,
+    untag_and_delete_change_what_the_registry_serves,
+    reports_registry_errors_unreachable_registries_and_bad_references,
+);

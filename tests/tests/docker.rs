@@ -5,13 +5,12 @@
 use berth_tests::clients::skopeo;
 use berth_tests::digest::diff_id;
 use berth_tests::dockerd::Dockerd;
-use berth_tests::{OciLayout, Registry, run, stdout_of};
+use berth_tests::{OciLayout, Registry, RegistryKind, run, stdout_of};
 
 const REPO: &str = "docker/app";
 
-#[test]
-fn docker_round_trip_then_containerd() {
-    let registry = Registry::start();
+fn docker_round_trip_then_containerd(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     let layout = OciLayout::new();
     let image = layout.add_image("v1", "amd64", true);
     let dockerd = Dockerd::start();
@@ -67,6 +66,14 @@ fn docker_round_trip_then_containerd() {
         let blob = registry.blob(REPO, layer["digest"].as_str().expect("layer digest"));
         assert_eq!(&diff_id(&blob), expected, "layer {}", layer["digest"]);
     }
+    // What a pull downloads: the config, then the layers as pushed (docker compressed them again).
+    let pulled_blobs: Vec<String> = std::iter::once(image.config_digest.clone())
+        .chain(
+            layers
+                .iter()
+                .map(|l| l["digest"].as_str().expect("layer digest").to_owned()),
+        )
+        .collect();
 
     // Remove every local name so the pull must fetch everything from the registry.
     run(dockerd
@@ -78,6 +85,7 @@ fn docker_round_trip_then_containerd() {
     );
     run(dockerd.docker().args(["pull", &reference]));
     assert_eq!(inspect_id(&reference), image.config_digest);
+    registry.assert_blob_downloads_redirected("docker/", REPO, &pulled_blobs);
     let repo_digests = stdout_of(dockerd.docker().args([
         "image",
         "inspect",
@@ -102,6 +110,7 @@ fn docker_round_trip_then_containerd() {
         "ctr images ls does not show {}:\n{listed}",
         manifest.digest
     );
+    registry.assert_blob_downloads_redirected("containerd/", REPO, &pulled_blobs);
     let copy = registry.image_ref(REPO, "from-containerd");
     run(dockerd.ctr().args(["images", "tag", &reference, &copy]));
     run(dockerd
@@ -113,3 +122,5 @@ fn docker_round_trip_then_containerd() {
     );
     assert_eq!(registry.tags(REPO), ["1", "from-containerd"]);
 }
+
+berth_tests::registry_tests!(docker_round_trip_then_containerd,);

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use berth_tests::clients::{python, support_file};
 use berth_tests::digest::{random_bytes, sha256_digest};
-use berth_tests::{Registry, stdout_of};
+use berth_tests::{Registry, RegistryKind, stdout_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -105,9 +105,8 @@ fn sorted_by_digest(descriptors: &Value) -> Vec<Value> {
     list
 }
 
-#[test]
-fn push_pull_and_referrers() {
-    let registry = Registry::start();
+fn push_pull_and_referrers(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     let work = tempfile::tempdir().expect("work dir");
     let write = |name: &str, contents: &[u8]| {
         let path = work.path().join(name);
@@ -140,6 +139,7 @@ fn push_pull_and_referrers() {
         payload,
         "pulled bytes"
     );
+    registry.assert_blob_downloads_redirected("python-requests/", REPO, &[sha256_digest(&payload)]);
 
     // Nothing refers to the bundle yet: the referrers API answers an empty index, not 404.
     let (empty, _) = referrers(&registry, &bundle.digest, None);
@@ -223,3 +223,5 @@ fn push_pull_and_referrers() {
     let (none, _) = referrers(&registry, &sbom.digest, None);
     assert_eq!(none["manifests"], json!([]));
 }
+
+berth_tests::registry_tests!(push_pull_and_referrers,);

@@ -5,12 +5,18 @@ use std::fs;
 
 use berth_tests::clients::Storage;
 use berth_tests::digest::{diff_id, file_in_layer};
-use berth_tests::{OciImage, OciLayout, Registry, run, stdout_of};
+use berth_tests::{OciImage, OciLayout, Registry, RegistryKind, run, stdout_of};
 
 /// Checks the image the registry serves under `repo:tag` is `image` as podman stores it: the same config (so the
 /// same image ID) and layers that decompress to the image's diff_ids and hold its files. The compressed layer
-/// digests may differ because podman compresses again on push.
-fn assert_serves_image(registry: &Registry, repo: &str, tag: &str, image: &OciImage) -> String {
+/// digests may differ because podman compresses again on push. Returns the manifest digest and the digests of the
+/// blobs a pull downloads (config and layers).
+fn assert_serves_image(
+    registry: &Registry,
+    repo: &str,
+    tag: &str,
+    image: &OciImage,
+) -> (String, Vec<String>) {
     let manifest = registry.manifest(repo, tag);
     assert_eq!(
         manifest.json["config"]["digest"],
@@ -36,7 +42,14 @@ fn assert_serves_image(registry: &Registry, repo: &str, tag: &str, image: &OciIm
             layer["digest"]
         );
     }
-    manifest.digest
+    let blobs = std::iter::once(image.config_digest.clone())
+        .chain(
+            layers
+                .iter()
+                .map(|l| l["digest"].as_str().expect("layer digest").to_owned()),
+        )
+        .collect();
+    (manifest.digest, blobs)
 }
 
 fn inspect(storage: &Storage, reference: &str, format: &str) -> String {
@@ -47,9 +60,8 @@ fn inspect(storage: &Storage, reference: &str, format: &str) -> String {
     )
 }
 
-#[test]
-fn push_then_pull_into_fresh_storage() {
-    let registry = Registry::start();
+fn push_then_pull_into_fresh_storage(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     let layout = OciLayout::new();
     let image = layout.add_image("v1", "amd64", true);
     let reference = registry.image_ref("podman/app", "1");
@@ -71,7 +83,7 @@ fn push_then_pull_into_fresh_storage() {
         .arg(&reference));
     let pushed_digest = fs::read_to_string(digest_file.path()).expect("read digest file");
 
-    let served_digest = assert_serves_image(&registry, "podman/app", "1", &image);
+    let (served_digest, served_blobs) = assert_serves_image(&registry, "podman/app", "1", &image);
     assert_eq!(
         served_digest,
         pushed_digest.trim(),
@@ -86,11 +98,11 @@ fn push_then_pull_into_fresh_storage() {
         .arg(&reference));
     assert_eq!(inspect(&fresh, &reference, "{{.Id}}"), image_id);
     assert_eq!(inspect(&fresh, &reference, "{{.Digest}}"), served_digest);
+    registry.assert_blob_downloads_redirected("containers/", "podman/app", &served_blobs);
 }
 
-#[test]
-fn manifest_list_with_two_platforms() {
-    let registry = Registry::start();
+fn manifest_list_with_two_platforms(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     let layout = OciLayout::new();
     let amd64 = layout.add_image("amd64", "amd64", true);
     let arm64 = layout.add_image("arm64", "arm64", false);
@@ -173,4 +185,10 @@ fn manifest_list_with_two_platforms() {
         inspect(&fresh, &reference, "{{.Id}}"),
         arm64.config_digest.trim_start_matches("sha256:")
     );
+    registry.assert_blob_downloads_redirected("containers/", "podman/multi", &arm64.blob_digests());
 }
+
+berth_tests::registry_tests!(
+    push_then_pull_into_fresh_storage,
+    manifest_list_with_two_platforms,
+);

@@ -2,14 +2,13 @@
 
 use berth_tests::clients::skopeo;
 use berth_tests::fixture::read_image;
-use berth_tests::{OciLayout, Registry, run, run_failing, stdout_of};
+use berth_tests::{OciLayout, Registry, RegistryKind, run, run_failing, stdout_of};
 use reqwest::StatusCode;
 
 const REPO: &str = "skopeo/app";
 
-#[test]
-fn copy_inspect_list_copy_out_and_delete() {
-    let registry = Registry::start();
+fn copy_inspect_list_copy_out_and_delete(kind: RegistryKind) {
+    let registry = Registry::start(kind);
     let layout = OciLayout::new();
     let image = layout.add_image("v1", "amd64", true);
     let other = layout.add_image("other", "arm64", false);
@@ -112,6 +111,8 @@ fn copy_inspect_list_copy_out_and_delete() {
             "copied blob {digest}"
         );
     }
+    // On the AWS functions skopeo got those bytes from S3, through the blobs function's presigned redirect.
+    registry.assert_blob_downloads_redirected("skopeo/", REPO, &image.blob_digests());
 
     // Delete by tag resolves to the manifest digest and deletes the manifest, so both tags that point at it go
     // while the other image stays.
@@ -132,3 +133,5 @@ fn copy_inspect_list_copy_out_and_delete() {
     assert_eq!(registry.tags(REPO), ["other"]);
     assert_eq!(registry.manifest(REPO, "other").bytes, other.manifest);
 }
+
+berth_tests::registry_tests!(copy_inspect_list_copy_out_and_delete,);
