@@ -56,15 +56,11 @@ impl Manifests {
             }
             Reference::Tag(tag) => (Digest::of(crate::oci::Algorithm::Sha256, &bytes), Some(tag)),
         };
-        for blob in &parsed.blobs {
-            if self.blobs.linked_blob(repository, blob).await?.is_none() {
-                return Err(Error::ManifestBlobUnknown { kind: "blob", digest: blob.to_string() });
-            }
+        if let Some(blob) = self.blobs.missing_blobs(repository, &parsed.blobs).await?.first() {
+            return Err(Error::ManifestBlobUnknown { kind: "blob", digest: blob.to_string() });
         }
-        for child in &parsed.manifests {
-            if self.index.manifest(repository, child).await?.is_none() {
-                return Err(Error::ManifestBlobUnknown { kind: "manifest", digest: child.to_string() });
-            }
+        if let Some(child) = self.index.missing_manifests(repository, &parsed.manifests).await?.first() {
+            return Err(Error::ManifestBlobUnknown { kind: "manifest", digest: child.to_string() });
         }
         // Only referrers (manifests with a subject) have their annotations listed, and only small ones ride along.
         let annotations = parsed.annotations.filter(|_| parsed.subject.is_some());
@@ -89,12 +85,11 @@ impl Manifests {
 
     /// The manifest's record, without its bytes (for HEAD).
     pub async fn record(&self, repository: &RepositoryName, reference: &Reference) -> Result<ManifestRecord, Error> {
-        let unknown = || Error::ManifestUnknown(reference.to_string());
-        let digest = match reference {
-            Reference::Digest(digest) => digest.clone(),
-            Reference::Tag(tag) => self.index.resolve_tag(repository, tag).await?.ok_or_else(unknown)?,
+        let found = match reference {
+            Reference::Digest(digest) => self.index.manifest(repository, digest).await?,
+            Reference::Tag(tag) => self.index.tagged_manifest(repository, tag).await?,
         };
-        self.index.manifest(repository, &digest).await?.ok_or_else(unknown)
+        found.ok_or_else(|| Error::ManifestUnknown(reference.to_string()))
     }
 
     pub async fn get(&self, repository: &RepositoryName, reference: &Reference) -> Result<StoredManifest, Error> {

@@ -57,6 +57,11 @@ pub(crate) async fn collect(mut bytes: ByteStream) -> Vec<u8> {
     all
 }
 
+/// The digest a tag points at.
+async fn tag_target(stores: &Stores, repository: &RepositoryName, tag: &Tag) -> Result<Option<Digest>, StoreError> {
+    Ok(stores.metadata.tagged_manifest(repository, tag).await?.map(|found| found.digest))
+}
+
 fn record(content: &[u8], subject: Option<&Digest>, artifact_type: Option<&str>) -> ManifestRecord {
     ManifestRecord {
         digest: Digest::of(Algorithm::Sha256, content),
@@ -157,6 +162,10 @@ async fn linking_a_blob_closes_its_upload(stores: &Stores) {
     assert_eq!(stores.metadata.upload(&upload.id).await.unwrap(), None);
     assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), Some(6));
     assert_eq!(stores.metadata.linked_blob(&b, &digest).await.unwrap(), None, "links are per repository");
+    let many: Vec<Digest> = (0..130).map(|index| Digest::of(Algorithm::Sha256, format!("blob {index}").as_bytes())).chain([digest.clone()]).collect();
+    assert_eq!(stores.metadata.missing_blobs(&a, &many).await.unwrap(), many[..130].to_vec(), "only the linked blob is present");
+    assert_eq!(stores.metadata.missing_blobs(&b, &[digest.clone()]).await.unwrap(), vec![digest.clone()]);
+    assert!(stores.metadata.missing_blobs(&a, &[]).await.unwrap().is_empty());
     assert!(stores.metadata.unlink_blob(&a, &digest).await.unwrap());
     assert!(!stores.metadata.unlink_blob(&a, &digest).await.unwrap());
     assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), None);
@@ -171,9 +180,12 @@ async fn manifests_tags_and_referrers(stores: &Stores) {
     stores.metadata.put_manifest(&name, &sbom, None).await.unwrap();
     stores.metadata.put_manifest(&name, &signature, Some(&tag("sig"))).await.unwrap();
 
-    assert_eq!(stores.metadata.resolve_tag(&name, &tag("v1")).await.unwrap(), Some(image.digest.clone()));
+    assert_eq!(tag_target(stores, &name, &tag("v1")).await.unwrap(), Some(image.digest.clone()));
     assert_eq!(stores.metadata.manifest(&name, &image.digest).await.unwrap(), Some(image.clone()));
     assert_eq!(stores.metadata.manifest(&repo("contract/other"), &image.digest).await.unwrap(), None);
+    assert_eq!(stores.metadata.tagged_manifest(&name, &tag("v1")).await.unwrap(), Some(image.clone()), "a tag yields its whole record");
+    let absent = Digest::of(Algorithm::Sha256, b"absent");
+    assert_eq!(stores.metadata.missing_manifests(&name, &[image.digest.clone(), absent.clone(), sbom.digest.clone()]).await.unwrap(), vec![absent]);
     let mut referrers: Vec<Digest> = stores.metadata.referrers(&name, &image.digest).await.unwrap().into_iter().map(|found| found.digest).collect();
     referrers.sort();
     let mut expected = vec![sbom.digest.clone(), signature.digest.clone()];
@@ -182,7 +194,7 @@ async fn manifests_tags_and_referrers(stores: &Stores) {
 
     // Moving a tag points it at the new manifest and leaves the old one in place.
     stores.metadata.put_manifest(&name, &sbom, Some(&tag("v1"))).await.unwrap();
-    assert_eq!(stores.metadata.resolve_tag(&name, &tag("v1")).await.unwrap(), Some(sbom.digest.clone()));
+    assert_eq!(tag_target(stores, &name, &tag("v1")).await.unwrap(), Some(sbom.digest.clone()));
     assert!(stores.metadata.manifest(&name, &image.digest).await.unwrap().is_some());
 
     let listed = stores.metadata.list_manifests(&name).await.unwrap();
@@ -197,7 +209,7 @@ async fn manifests_tags_and_referrers(stores: &Stores) {
     // Deleting a manifest removes its tags and its referrer entry.
     assert!(stores.metadata.delete_manifest(&name, &sbom.digest).await.unwrap());
     assert!(!stores.metadata.delete_manifest(&name, &sbom.digest).await.unwrap());
-    assert_eq!(stores.metadata.resolve_tag(&name, &tag("v1")).await.unwrap(), None);
+    assert_eq!(tag_target(stores, &name, &tag("v1")).await.unwrap(), None);
     let left: Vec<Digest> = stores.metadata.referrers(&name, &image.digest).await.unwrap().into_iter().map(|found| found.digest).collect();
     assert_eq!(left, vec![signature.digest.clone()]);
 }
@@ -242,10 +254,10 @@ async fn deleting_a_repository_removes_everything_it_held(stores: &Stores) {
     assert!(!stores.metadata.delete_repository(&doomed).await.unwrap());
     assert!(!stores.metadata.repository_exists(&doomed).await.unwrap());
     assert_eq!(stores.metadata.linked_blob(&doomed, &digest).await.unwrap(), None);
-    assert_eq!(stores.metadata.resolve_tag(&doomed, &tag("v1")).await.unwrap(), None);
+    assert_eq!(tag_target(stores, &doomed, &tag("v1")).await.unwrap(), None);
     assert_eq!(stores.metadata.manifest(&doomed, &image.digest).await.unwrap(), None);
     assert_eq!(stores.metadata.linked_blob(&kept, &digest).await.unwrap(), Some(12));
-    assert_eq!(stores.metadata.resolve_tag(&kept, &tag("v1")).await.unwrap(), Some(image.digest));
+    assert_eq!(tag_target(stores, &kept, &tag("v1")).await.unwrap(), Some(image.digest));
 }
 
 /// The embedded adapters of `berth serve`.

@@ -1,14 +1,14 @@
 //! The DynamoDB metadata store: every port's records in one table (keys in [`layout::dynamo`]); changes touching
 //! several items commit in one TransactWriteItems, tag moves and session progress with conditional writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, WriteRequest},
+    types::{AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, WriteRequest},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -20,8 +20,9 @@ use crate::oci::{Digest, RepositoryName, Tag};
 
 /// How long an upload session lives after it starts; the bucket's lifecycle rules clean up its bytes after this.
 const UPLOAD_LIFETIME_SECS: u64 = 24 * 3600;
-/// DynamoDB's limit on items per BatchWriteItem.
+/// DynamoDB's limits on items per BatchWriteItem and keys per BatchGetItem.
 const BATCH_WRITE_LIMIT: usize = 25;
+const BATCH_GET_LIMIT: usize = 100;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -151,6 +152,25 @@ impl DynamoMetadata {
         Ok(items)
     }
 
+    /// Which of `digests` have no item `(repository, sort_key(digest))`: BatchGetItem, 100 keys a call.
+    async fn missing(&self, repository: &RepositoryName, digests: &[Digest], sort_key: fn(&Digest) -> String) -> Result<Vec<Digest>, StoreError> {
+        let pk = keys::repository_pk(repository);
+        let mut found = HashSet::new();
+        for batch in digests.chunks(BATCH_GET_LIMIT) {
+            let keys_wanted = batch.iter().map(|digest| key(pk.clone(), sort_key(digest))).collect();
+            let mut request = Some(KeysAndAttributes::builder().set_keys(Some(keys_wanted)).consistent_read(true).projection_expression("#sk").expression_attribute_names("#sk", SK).build().expect("keys are set"));
+            // DynamoDB may leave keys for later under load; ask again for those until none remain.
+            while let Some(keys_and_attributes) = request {
+                let output = self.client.batch_get_item().request_items(&self.table, keys_and_attributes).send().await.map_err(dynamo_error)?;
+                for item in output.responses.and_then(|mut responses| responses.remove(&self.table)).unwrap_or_default() {
+                    found.insert(text_of(&item, SK)?.to_owned());
+                }
+                request = output.unprocessed_keys.and_then(|mut unprocessed| unprocessed.remove(&self.table)).filter(|left| !left.keys.is_empty());
+            }
+        }
+        Ok(digests.iter().filter(|digest| !found.contains(&sort_key(digest))).cloned().collect())
+    }
+
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(transaction_error)?;
         Ok(())
@@ -207,6 +227,10 @@ impl BlobIndex for DynamoMetadata {
         self.get(keys::repository_pk(repository), keys::blob_sk(digest)).await?.map(|item| number_of(&item, "size")).transpose()
     }
 
+    async fn missing_blobs(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+        self.missing(repository, digests, keys::blob_sk).await
+    }
+
     async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError> {
         let mut items = vec![put(&self.table, item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))])), self.catalog_entry(repository)];
         if let Some(id) = finished_upload {
@@ -226,7 +250,7 @@ impl ManifestIndex for DynamoMetadata {
         let pk = keys::repository_pk(repository);
         let mut items = vec![put(&self.table, item(pk.clone(), keys::manifest_sk(&record.digest), [("record", to_json(record))])), self.catalog_entry(repository)];
         if let Some(tag) = tag {
-            items.push(put(&self.table, item(pk.clone(), keys::tag_sk(tag), [("digest", text(record.digest.to_string()))])));
+            items.push(put(&self.table, item(pk.clone(), keys::tag_sk(tag), [("digest", text(record.digest.to_string())), ("record", to_json(record))])));
         }
         if let Some(subject) = &record.subject {
             items.push(put(&self.table, key(pk, keys::referrer_sk(subject, &record.digest))));
@@ -238,8 +262,13 @@ impl ManifestIndex for DynamoMetadata {
         self.get(keys::repository_pk(repository), keys::manifest_sk(digest)).await?.map(|item| json_of(&item, "record")).transpose()
     }
 
-    async fn resolve_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<Digest>, StoreError> {
-        self.get(keys::repository_pk(repository), keys::tag_sk(tag)).await?.map(|item| parse_stored(text_of(&item, "digest")?, Digest::parse)).transpose()
+    async fn tagged_manifest(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>, StoreError> {
+        // The tag item carries its manifest's record, so a pull by tag starts with one read.
+        self.get(keys::repository_pk(repository), keys::tag_sk(tag)).await?.map(|item| json_of(&item, "record")).transpose()
+    }
+
+    async fn missing_manifests(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+        self.missing(repository, digests, keys::manifest_sk).await
     }
 
     async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {

@@ -88,6 +88,17 @@ fn second_keys_after<V: redb::Value + 'static>(
     Ok(keys)
 }
 
+/// Which of `digests` have no `(repository, digest)` key in `table`.
+fn missing<V: redb::Value + 'static>(table: &impl ReadableTable<(&'static str, &'static str), V>, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+    let mut absent = Vec::new();
+    for digest in digests {
+        if table.get((repository.as_str(), digest.to_string().as_str())).map_err(db_error)?.is_none() {
+            absent.push(digest.clone());
+        }
+    }
+    Ok(absent)
+}
+
 #[async_trait]
 impl UploadSessions for EmbeddedMetadata {
     async fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
@@ -139,6 +150,10 @@ impl BlobIndex for EmbeddedMetadata {
         })
     }
 
+    async fn missing_blobs(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+        self.read(|txn| missing(&txn.open_table(BLOB_LINKS).map_err(db_error)?, repository, digests))
+    }
+
     async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError> {
         let (repository, digest, finished_upload) = (repository.to_string(), digest.to_string(), finished_upload.map(str::to_owned));
         self.write(move |txn| {
@@ -184,11 +199,18 @@ impl ManifestIndex for EmbeddedMetadata {
         })
     }
 
-    async fn resolve_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<Digest>, StoreError> {
+    async fn tagged_manifest(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>, StoreError> {
         self.read(|txn| {
-            let table = txn.open_table(TAGS).map_err(db_error)?;
-            table.get((repository.as_str(), tag.as_str())).map_err(db_error)?.map(|digest| parse_stored(digest.value(), Digest::parse)).transpose()
+            let Some(digest) = txn.open_table(TAGS).map_err(db_error)?.get((repository.as_str(), tag.as_str())).map_err(db_error)?.map(|digest| digest.value().to_owned()) else {
+                return Ok(None);
+            };
+            let manifests = txn.open_table(MANIFESTS).map_err(db_error)?;
+            manifests.get((repository.as_str(), digest.as_str())).map_err(db_error)?.map(|record| decode(record.value())).transpose()
         })
+    }
+
+    async fn missing_manifests(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+        self.read(|txn| missing(&txn.open_table(MANIFESTS).map_err(db_error)?, repository, digests))
     }
 
     async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {

@@ -155,6 +155,8 @@ pub trait UploadSessions: Send + Sync {
 pub trait BlobIndex: Send + Sync {
     /// The blob's size if `repository` links it.
     async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>, StoreError>;
+    /// Which of `digests` `repository` does not link (a manifest's layers), in one round trip where possible.
+    async fn missing_blobs(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError>;
     /// Records a stored, verified blob and links it into `repository`, deleting `finished_upload` in the same
     /// transaction so a crash leaves either the session or the link, never both or neither.
     async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError>;
@@ -168,7 +170,10 @@ pub trait ManifestIndex: Send + Sync {
     /// Records a manifest (its bytes already stored) and points `tag` at it, in one transaction.
     async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError>;
     async fn manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError>;
-    async fn resolve_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<Digest>, StoreError>;
+    /// The manifest `tag` points at, in one lookup where the backend can (a pull starts here).
+    async fn tagged_manifest(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>, StoreError>;
+    /// Which of `digests` are not manifests of `repository` (an index's children), in one round trip where possible.
+    async fn missing_manifests(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError>;
     /// Removes a manifest, every tag pointing at it and its referrer entry; `false` when it was not there.
     async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError>;
     /// Removes one tag, leaving its manifest; `false` when it was not there.

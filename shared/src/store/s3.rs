@@ -233,7 +233,7 @@ impl S3BlobStore {
         Ok(())
     }
 
-    /// Removes everything an upload left in S3 but its committed blob.
+    /// Removes everything an upload left in S3 but its committed blob, calling only for what exists.
     async fn clean_up(&self, session: &UploadSession, state: &MultipartState) -> Result<(), StoreError> {
         if let (Some(upload_id), false) = (&state.upload_id, state.staged) {
             let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).upload_id(upload_id).send().await;
@@ -247,7 +247,10 @@ impl S3BlobStore {
         if let Some(tail) = &state.tail {
             self.delete_key(&layout::s3_upload_tail_key(&session.id, &tail.generation)).await?;
         }
-        self.delete_key(&layout::s3_upload_data_key(&session.id)).await
+        if state.staged {
+            self.delete_key(&layout::s3_upload_data_key(&session.id)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -324,8 +327,18 @@ impl BlobStore for S3BlobStore {
 
     async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
         let mut state = Self::state(session)?;
-        self.stage(session, &mut state).await?;
-        self.copy(&layout::s3_upload_data_key(&session.id), &layout::s3_blob_key(digest), session.size).await?;
+        let target = layout::s3_blob_key(digest);
+        match (&state.upload_id, &state.tail, state.staged) {
+            // A blob smaller than a part is all tail: it goes to its address in one copy.
+            (None, Some(tail), false) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), &target, tail.size).await?,
+            (None, None, false) => {
+                self.client.put_object().bucket(&self.bucket).key(&target).body(S3Body::from(Bytes::new())).send().await.map_err(s3_error)?;
+            }
+            _ => {
+                self.stage(session, &mut state).await?;
+                self.copy(&layout::s3_upload_data_key(&session.id), &target, session.size).await?;
+            }
+        }
         self.clean_up(session, &state).await
     }
 
