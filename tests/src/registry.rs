@@ -528,6 +528,34 @@ impl Registry {
         }
     }
 
+    /// On `aws-functions`, asserts that every request reached the function CloudFront would have sent it to, per the
+    /// template's path patterns (so nginx's regexes and CloudFront's globs agree on every path the clients used).
+    /// Also checked when the registry is dropped.
+    pub fn assert_routed_like_cloudfront(&self) {
+        if self.access_log.is_none() {
+            return;
+        }
+        let table = RoutingTable::from_template();
+        let misrouted: Vec<String> = self
+            .routed_requests()
+            .iter()
+            // Requests nginx answered itself (a TLS handshake on the plain HTTP port, which clients try first).
+            .filter(|r| !r.function.is_empty() && r.function != "-")
+            .filter(|r| r.function != table.function_for(&r.path))
+            .map(|r| {
+                format!(
+                    "{r}: CloudFront sends it to {}",
+                    table.function_for(&r.path)
+                )
+            })
+            .collect();
+        assert!(
+            misrouted.is_empty(),
+            "requests routed unlike CloudFront:\n{}",
+            misrouted.join("\n")
+        );
+    }
+
     /// The output of every process of the registry so far (and the router's access log), shown when a test fails so
     /// the server's side of the story is in the report.
     pub fn log_text(&self) -> String {
@@ -561,13 +589,17 @@ impl Drop for Registry {
         }
         // Every client of the test has finished by now, so nothing legitimate can hold a server up.
         let killed = stop_all(&mut self.services, STOP_TIMEOUT);
-        if !killed.is_empty() && !thread::panicking() {
+        if thread::panicking() {
+            return;
+        }
+        if !killed.is_empty() {
             panic!(
                 "{} ignored SIGTERM for {STOP_TIMEOUT:?} and were killed\n{}",
                 killed.join(", "),
                 self.log_text()
             );
         }
+        self.assert_routed_like_cloudfront();
     }
 }
 
