@@ -1,7 +1,8 @@
 //! The paths of the OCI API reach the function infra/template.yaml routes them to, and everything works when a
 //! repository has a path component named `blobs`: CloudFront's first pattern (`/v2/*/blobs/*`) then sends its
 //! manifest, tag and referrer requests to the blobs function too. Over plain HTTP, so it is quick; on `embedded`
-//! the same requests check that `berth serve` has no trouble with such a name either.
+//! the same requests check that `berth serve` has no trouble with such a name either. Not meant for the reference
+//! registry: it pushes in single POSTs (which distribution 2.8 does not finish) and asks for referrers.
 
 use berth_tests::router::RoutingTable;
 use berth_tests::{HARNESS_USER_AGENT, Registry, RegistryKind, push_tiny_image};
@@ -31,11 +32,8 @@ fn repository_named_blobs_works_through_every_function(kind: RegistryKind) {
     }
     registry.assert_blob_downloads_redirected(HARNESS_USER_AGENT, repo, &blobs);
     assert_eq!(registry.tags(repo), ["v1"]);
-    // The reference registry (distribution 2.8) has no referrers API.
-    if kind != RegistryKind::Distribution {
-        let referrers = json_of(&registry, &format!("/v2/{repo}/referrers/{digest}"));
-        assert_eq!(referrers["manifests"], serde_json::json!([]));
-    }
+    let referrers = json_of(&registry, &format!("/v2/{repo}/referrers/{digest}"));
+    assert_eq!(referrers["manifests"], serde_json::json!([]));
     let catalog = json_of(&registry, "/v2/_catalog");
     assert_eq!(
         catalog["repositories"],
