@@ -44,6 +44,7 @@ impl Default for S3Limits {
 /// S3 allows 10,000 parts per upload; parts double in size every this many so that ACR-sized layers (200 GiB) fit.
 const PARTS_PER_SIZE_STEP: u32 = 1000;
 const MAX_PARTS: u32 = 10_000;
+const MAX_PART_SIZE: u64 = 5 << 30;
 
 pub struct S3BlobStore {
     client: Client,
@@ -77,6 +78,12 @@ struct Tail {
     size: u64,
 }
 
+/// The size of part `number`: `base`, doubling every [`PARTS_PER_SIZE_STEP`] parts so that 10,000 of them hold the
+/// largest layers while early parts (all most blobs need) stay small in memory.
+fn part_size(base: u64, number: u32) -> u64 {
+    (base << ((number - 1) / PARTS_PER_SIZE_STEP).min(9)).min(MAX_PART_SIZE)
+}
+
 fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: aws_sdk_s3::error::SdkError<E>) -> StoreError {
     StoreError::Backend { service: "S3", message: DisplayErrorContext(&error).to_string() }
 }
@@ -101,10 +108,6 @@ impl S3BlobStore {
         session.backend_state = serde_json::to_string(state).expect("upload state serializes");
     }
 
-    /// Parts grow with their number so that 10,000 of them hold the largest layers.
-    fn part_size(&self, number: u32) -> u64 {
-        self.limits.part_size << ((number - 1) / PARTS_PER_SIZE_STEP).min(12)
-    }
 
     async fn get_all(&self, key: &str) -> Result<BytesMut, StoreError> {
         let output = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(s3_error)?;
@@ -290,13 +293,13 @@ impl BlobStore for S3BlobStore {
             Some(tail) => self.get_all(&layout::s3_upload_tail_key(&session.id, &tail.generation)).await?,
             None => BytesMut::new(),
         };
-        let mut next_part_size = self.part_size(state.parts.len() as u32 + 1);
+        let mut next_part_size = part_size(self.limits.part_size, state.parts.len() as u32 + 1);
         while let Some(chunk) = data.next().await {
             buffer.extend_from_slice(&chunk?);
             while buffer.len() as u64 >= next_part_size {
                 let part = buffer.split_to(next_part_size as usize).freeze();
                 self.upload_part(session, &mut state, part).await?;
-                next_part_size = self.part_size(state.parts.len() as u32 + 1);
+                next_part_size = part_size(self.limits.part_size, state.parts.len() as u32 + 1);
             }
         }
         let previous_tail = state.tail.as_ref().map_or(0, |tail| tail.size);
@@ -344,5 +347,23 @@ impl BlobStore for S3BlobStore {
 
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
         self.clean_up(session, &Self::state(session)?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_grow_so_ten_thousand_hold_the_largest_layers() {
+        let base = S3Limits::default().part_size;
+        assert_eq!((part_size(base, 1), part_size(base, 1000), part_size(base, 1001), part_size(base, 2001)), (base, base, 2 * base, 4 * base));
+        let capacity: u64 = (1..=MAX_PARTS).map(|number| part_size(base, number)).sum();
+        assert!(capacity >= 200 << 30, "10,000 parts hold {capacity} bytes, less than ACR's 200 GiB layers");
+        let largest = part_size(base, MAX_PARTS);
+        assert!(largest <= 5 << 30, "a part of {largest} bytes exceeds S3's 5 GiB");
+        // What one request buffers before a part goes out: bounded, for a 200 GiB layer by the 5th size step.
+        assert_eq!(part_size(base, 5000), 16 * base);
+        assert_eq!(part_size(64 << 20, MAX_PARTS), MAX_PART_SIZE, "a large configured base stays within S3's part limit");
     }
 }
