@@ -140,7 +140,10 @@ impl RegistryClient {
         let response = request.send().await.map_err(|e| transport_error(&url, e))?;
         // A HEAD answer has no body to carry the error, so a 404 is reported with the code a GET would bring.
         if response.status() == StatusCode::NOT_FOUND {
-            return Err(ClientError::Registry(vec![ApiError { code: "MANIFEST_UNKNOWN".to_owned(), message: format!("manifest unknown: {name}:{tag}") }]));
+            return Err(ClientError::Registry(vec![ApiError {
+                code: "MANIFEST_UNKNOWN".to_owned(),
+                message: format!("manifest unknown: {name}:{tag}"),
+            }]));
         }
         let response = check(url.clone(), response).await?;
         let header = response.headers().get(CONTENT_DIGEST).and_then(|value| value.to_str().ok());
@@ -233,7 +236,8 @@ fn next_link(header: &str) -> Option<&str> {
     header.split(',').find_map(|link| {
         let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
         let is_next = params.split(';').filter_map(|param| param.trim().split_once('=')).any(|(key, value)| {
-            key.trim().eq_ignore_ascii_case("rel") && value.trim().trim_matches('"').split_whitespace().any(|rel| rel.eq_ignore_ascii_case("next"))
+            key.trim().eq_ignore_ascii_case("rel")
+                && value.trim().trim_matches('"').split_whitespace().any(|rel| rel.eq_ignore_ascii_case("next"))
         });
         is_next.then_some(target)
     })
@@ -271,7 +275,10 @@ mod tests {
     #[test]
     fn finds_the_next_link() {
         assert_eq!(next_link(r#"</v2/_catalog?n=2&last=b>; rel="next""#), Some("/v2/_catalog?n=2&last=b"));
-        assert_eq!(next_link(r#"<https://x/prev>; rel="prev", </v2/a/tags/list?n=1&last=v1>;rel=next"#), Some("/v2/a/tags/list?n=1&last=v1"));
+        assert_eq!(
+            next_link(r#"<https://x/prev>; rel="prev", </v2/a/tags/list?n=1&last=v1>;rel=next"#),
+            Some("/v2/a/tags/list?n=1&last=v1")
+        );
         assert_eq!(next_link(r#"</p>; title="x"; rel="first next""#), Some("/p"));
         assert_eq!(next_link(r#"</p>; rel="prev""#), None);
         assert_eq!(next_link("garbage"), None);
@@ -309,7 +316,8 @@ mod tests {
 
     #[test]
     fn registry_errors_print_code_and_message() {
-        let body: ErrorBody = serde_json::from_str(r#"{"errors":[{"code":"NAME_UNKNOWN","message":"no such repository","detail":null}]}"#).unwrap();
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"errors":[{"code":"NAME_UNKNOWN","message":"no such repository","detail":null}]}"#).unwrap();
         assert_eq!(ClientError::Registry(body.errors).to_string(), "NAME_UNKNOWN: no such repository");
     }
 }

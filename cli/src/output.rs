@@ -64,7 +64,12 @@ impl Table {
         }
         let rule: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
         let header: Vec<String> = self.header.iter().map(|title| title.to_string()).collect();
-        std::iter::once(&header).chain(std::iter::once(&rule)).chain(&self.rows).map(|cells| line(cells, &widths)).collect::<Vec<_>>().join("\n")
+        std::iter::once(&header)
+            .chain(std::iter::once(&rule))
+            .chain(&self.rows)
+            .map(|cells| line(cells, &widths))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

@@ -77,8 +77,14 @@ mod tests {
             ("ubuntu", ImageRef { name: name("ubuntu"), reference: None }),
             ("team/app/web", ImageRef { name: name("team/app/web"), reference: None }),
             ("team/app:v1.2", ImageRef { name: name("team/app"), reference: Some(Reference::Tag(Tag::parse("v1.2").unwrap())) }),
-            ("registry.example/app:latest", ImageRef { name: name("registry.example/app"), reference: Some(Reference::Tag(Tag::parse("latest").unwrap())) }),
-            (&format!("team/app@{DIGEST}"), ImageRef { name: name("team/app"), reference: Some(Reference::Digest(Digest::parse(DIGEST).unwrap())) }),
+            (
+                "registry.example/app:latest",
+                ImageRef { name: name("registry.example/app"), reference: Some(Reference::Tag(Tag::parse("latest").unwrap())) },
+            ),
+            (
+                &format!("team/app@{DIGEST}"),
+                ImageRef { name: name("team/app"), reference: Some(Reference::Digest(Digest::parse(DIGEST).unwrap())) },
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(parse_image(text), Ok(expected), "{text}");

@@ -135,7 +135,13 @@ fn column(title: &'static str, values: &[String]) -> String {
 fn manifest_table(manifests: &[ManifestSummary]) -> String {
     let mut table = Table::new(vec!["DIGEST", "MEDIA TYPE", "SIZE", "PUSHED", "TAGS"]);
     for manifest in manifests {
-        table.row(vec![manifest.digest.clone(), manifest.media_type.clone(), manifest.size.to_string(), rfc3339(manifest.pushed_at), manifest.tags.join(", ")]);
+        table.row(vec![
+            manifest.digest.clone(),
+            manifest.media_type.clone(),
+            manifest.size.to_string(),
+            rfc3339(manifest.pushed_at),
+            manifest.tags.join(", "),
+        ]);
     }
     table.render()
 }

@@ -58,7 +58,10 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     server::init_tracing(args.log_json);
     match args.store {
-        Store::Embedded => serve_embedded(EmbeddedOptions { addr: args.addr, data_dir: args.data_dir, max_manifest_bytes: args.max_manifest_bytes }).await?,
+        Store::Embedded => {
+            serve_embedded(EmbeddedOptions { addr: args.addr, data_dir: args.data_dir, max_manifest_bytes: args.max_manifest_bytes })
+                .await?
+        }
         Store::Aws => serve_aws(args).await?,
     }
     Ok(())
@@ -71,7 +74,8 @@ async fn serve_aws(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.create_resources {
         aws::create_resources(&s3, &dynamodb, &settings).await?;
     }
-    let config = FunctionConfig { aws: settings, max_manifest_bytes: args.max_manifest_bytes, max_request_bytes: None, port: args.addr.port() };
+    let config =
+        FunctionConfig { aws: settings, max_manifest_bytes: args.max_manifest_bytes, max_request_bytes: None, port: args.addr.port() };
     let router = http::router(aws_functions(&config, &[Function::Manifests, Function::Blobs], s3, dynamodb, Arc::new(EventBus::new(1024))));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %args.addr, bucket = %config.aws.bucket, table = %config.aws.table, "berth registry listening on AWS storage");

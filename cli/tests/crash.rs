@@ -50,7 +50,13 @@ async fn a_kill_during_an_upload_loses_nothing_and_shows_nothing_half_written() 
     let content: Vec<u8> = (0..(24 << 20)).map(|index: u32| (index % 253) as u8).collect();
     let started = http.post(format!("{base}/v2/crash/app/blobs/uploads/")).send().await.unwrap();
     let location = format!("{base}{}", started.headers()["location"].to_str().unwrap());
-    let first = http.patch(&location).header("content-range", format!("0-{}", (8 << 20) - 1)).body(content[..8 << 20].to_vec()).send().await.unwrap();
+    let first = http
+        .patch(&location)
+        .header("content-range", format!("0-{}", (8 << 20) - 1))
+        .body(content[..8 << 20].to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.headers()["range"], format!("0-{}", (8 << 20) - 1));
     let rest = content[8 << 20..].to_vec();
     let slow = futures_util::stream::unfold(0usize, move |offset| {

@@ -73,19 +73,32 @@ impl FunctionConfig {
             return Err(ConfigError(problems));
         }
         let limits = S3Limits { part_size, ..defaults };
-        Ok(Self { aws: AwsSettings { bucket, table, presign_ttl: Duration::from_secs(presign_ttl), limits }, max_manifest_bytes, max_request_bytes, port })
+        Ok(Self {
+            aws: AwsSettings { bucket, table, presign_ttl: Duration::from_secs(presign_ttl), limits },
+            max_manifest_bytes,
+            max_request_bytes,
+            port,
+        })
     }
 }
 
 /// The given functions over the AWS adapters.
-pub fn aws_functions(config: &FunctionConfig, serve: &[Function], s3: aws_sdk_s3::Client, dynamodb: aws_sdk_dynamodb::Client, events: Arc<dyn EventSink>) -> Functions {
+pub fn aws_functions(
+    config: &FunctionConfig,
+    serve: &[Function],
+    s3: aws_sdk_s3::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    events: Arc<dyn EventSink>,
+) -> Functions {
     let (blob_store, metadata) = aws::stores(s3, dynamodb, &config.aws);
     let (blob_store, metadata) = (Arc::new(blob_store), Arc::new(metadata));
     Functions {
         manifests: serve
             .contains(&Function::Manifests)
             .then(|| Arc::new(Manifests::new(blob_store.clone(), metadata.clone(), metadata.clone(), events, config.max_manifest_bytes))),
-        blobs: serve.contains(&Function::Blobs).then(|| Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, config.max_request_bytes))),
+        blobs: serve
+            .contains(&Function::Blobs)
+            .then(|| Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, config.max_request_bytes))),
     }
 }
 
@@ -152,7 +165,8 @@ mod tests {
         let local = config(&required, false).unwrap();
         assert_eq!((local.max_request_bytes, local.port, local.aws.presign_ttl), (None, 8080, Duration::from_secs(900)));
         assert_eq!(config(&required, true).unwrap().max_request_bytes, Some(LAMBDA_MAX_REQUEST_BYTES));
-        let tuned = config(&[required[0], required[1], ("BERTH_MAX_REQUEST_BYTES", "1000"), ("BERTH_PART_SIZE_BYTES", "10485760")], true).unwrap();
+        let tuned =
+            config(&[required[0], required[1], ("BERTH_MAX_REQUEST_BYTES", "1000"), ("BERTH_PART_SIZE_BYTES", "10485760")], true).unwrap();
         assert_eq!((tuned.max_request_bytes, tuned.aws.limits.part_size), (Some(1000), 10 << 20));
     }
 }

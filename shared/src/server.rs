@@ -29,7 +29,12 @@ pub enum ServeError {
 }
 
 /// Every function over the embedded store in `data_dir` (created if missing): blobs on disk, metadata in redb.
-pub async fn embedded_functions(data_dir: &std::path::Path, max_manifest_bytes: u64, max_request_bytes: Option<u64>, events: Arc<EventBus>) -> Result<Functions, StoreError> {
+pub async fn embedded_functions(
+    data_dir: &std::path::Path,
+    max_manifest_bytes: u64,
+    max_request_bytes: Option<u64>,
+    events: Arc<EventBus>,
+) -> Result<Functions, StoreError> {
     tokio::fs::create_dir_all(data_dir).await?;
     let blob_store = Arc::new(FilesystemBlobStore::open(data_dir).await?);
     let metadata = Arc::new(EmbeddedMetadata::open(&data_dir.join(layout::METADATA_FILE))?);
@@ -51,7 +56,8 @@ pub async fn serve_embedded(options: EmbeddedOptions) -> Result<(), ServeError> 
 /// collected (Lambda, `--log-json`).
 pub fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("BERTH_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("BERTH_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal, not in files and log collectors.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);

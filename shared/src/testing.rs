@@ -26,14 +26,25 @@ pub fn emulator_config() -> aws_config::SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "berth-tests")))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "berth-tests",
+        )))
         .build()
 }
 
 /// A bucket and table no other test uses, created with the template's settings.
 pub async fn fresh_aws_resources() -> AwsSettings {
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
-    let settings = AwsSettings { bucket: format!("berth-test-{suffix}"), table: format!("berth-test-{suffix}"), presign_ttl: Duration::from_secs(900), limits: TEST_LIMITS };
+    let settings = AwsSettings {
+        bucket: format!("berth-test-{suffix}"),
+        table: format!("berth-test-{suffix}"),
+        presign_ttl: Duration::from_secs(900),
+        limits: TEST_LIMITS,
+    };
     let (s3, dynamodb) = aws::clients_from(&emulator_config());
     aws::create_resources(&s3, &dynamodb, &settings).await.expect("the emulator creates the bucket and table");
     settings

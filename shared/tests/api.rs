@@ -79,7 +79,9 @@ impl Api {
         let dir = tempfile::tempdir().unwrap();
         let events = Arc::new(EventBus::new(64));
         let functions = match store {
-            Store::Embedded => embedded_functions(dir.path(), limits.max_manifest_bytes, limits.max_request_bytes, events.clone()).await.unwrap(),
+            Store::Embedded => {
+                embedded_functions(dir.path(), limits.max_manifest_bytes, limits.max_request_bytes, events.clone()).await.unwrap()
+            }
             Store::Aws => {
                 let config = FunctionConfig {
                     aws: testing::fresh_aws_resources().await,
@@ -212,7 +214,9 @@ async fn chunked_upload_in_order_with_status_and_final_chunk(store: Store) {
     assert_eq!((status.status, status.header("range")), (StatusCode::NO_CONTENT, "0-4"));
 
     let digest = sha256(b"hello world");
-    let closed = api.send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-range", "5-10"), ("content-length", "6")], &b" world"[..]).await;
+    let closed = api
+        .send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-range", "5-10"), ("content-length", "6")], &b" world"[..])
+        .await;
     assert_eq!(closed.status, StatusCode::CREATED);
     assert_eq!(closed.header("docker-content-digest"), digest.to_string());
     assert_eq!(api.get(&format!("/v2/chunked/blobs/{digest}")).await.body, b"hello world");
@@ -303,7 +307,9 @@ async fn unknown_and_foreign_upload_sessions(store: Store) {
     let unknown = format!("/v2/a/blobs/uploads/{}", uuid_like());
     api.send(Method::PATCH, &unknown, &[], &b"x"[..]).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
     api.get(&unknown).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    api.send(Method::PUT, &format!("{unknown}?digest={}", sha256(b"x")), &[], &b"x"[..]).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.send(Method::PUT, &format!("{unknown}?digest={}", sha256(b"x")), &[], &b"x"[..])
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
     api.send(Method::PATCH, "/v2/a/blobs/uploads/garbage", &[], &b"x"[..]).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
 
     let location = api.start_upload("owner").await;
@@ -337,7 +343,9 @@ async fn blobs_are_per_repository_and_mountable(store: Store) {
     assert_eq!(api.send(Method::DELETE, &format!("/v2/team/b/blobs/{digest}"), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
     api.get(&format!("/v2/team/b/blobs/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
     assert_eq!(api.get(&format!("/v2/team/a/blobs/{digest}")).await.body, b"shared layer", "other repositories keep the blob");
-    api.send(Method::DELETE, &format!("/v2/team/b/blobs/{digest}"), &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    api.send(Method::DELETE, &format!("/v2/team/b/blobs/{digest}"), &[], Body::empty())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
 }
 
 async fn manifests_by_tag_and_digest(store: Store) {
@@ -373,7 +381,9 @@ async fn manifest_validation_rejects_bad_manifests_and_stores_nothing(store: Sto
     api.put_manifest("strict", "v1", OCI_MANIFEST, &dangling).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN");
     api.put_manifest("strict", "v1", OCI_MANIFEST, b"not json").await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
     let schema1 = br#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
-    api.put_manifest("strict", "v1", "application/vnd.docker.distribution.manifest.v1+prettyjws", schema1).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    api.put_manifest("strict", "v1", "application/vnd.docker.distribution.manifest.v1+prettyjws", schema1)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
     let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": missing.to_string(), "size": 10}]})).unwrap();
     api.put_manifest("strict", "list", OCI_INDEX, &index).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN");
     api.put_manifest("strict", "-bad-tag", OCI_MANIFEST, &dangling).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
@@ -387,7 +397,10 @@ async fn indexes_and_docker_manifest_lists(store: Store) {
     let amd64 = api.push_image("multi", "amd64", b"amd64 layer").await;
     let arm64 = api.push_image("multi", "arm64", b"arm64 layer").await;
     let child = |manifest: &[u8], arch: &str| json!({"mediaType": OCI_MANIFEST, "digest": sha256(manifest).to_string(), "size": manifest.len(), "platform": {"os": "linux", "architecture": arch}});
-    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child(&amd64, "amd64"), child(&arm64, "arm64")]})).unwrap();
+    let index = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child(&amd64, "amd64"), child(&arm64, "arm64")]}),
+    )
+    .unwrap();
     assert_eq!(api.put_manifest("multi", "latest", OCI_INDEX, &index).await.status, StatusCode::CREATED);
     let fetched = api.get("/v2/multi/manifests/latest").await;
     assert_eq!((fetched.body.as_slice(), fetched.header("content-type")), (index.as_slice(), OCI_INDEX));
@@ -397,7 +410,8 @@ async fn indexes_and_docker_manifest_lists(store: Store) {
     let layer = api.push_blob("dock", b"docker layer").await;
     let docker = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": docker_type,
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config.to_string(), "size": 24},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer.to_string(), "size": 12}]})).unwrap();
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer.to_string(), "size": 12}]}))
+    .unwrap();
     assert_eq!(api.put_manifest("dock", "v1", docker_type, &docker).await.status, StatusCode::CREATED);
     let list_type = "application/vnd.docker.distribution.manifest.list.v2+json";
     let list = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": list_type,
@@ -435,7 +449,10 @@ async fn four_mib_manifests_fit_and_larger_ones_get_413(store: Store) {
     assert_eq!(roomy.put_manifest("big", "over", OCI_MANIFEST, &too_big).await.status, StatusCode::CREATED);
     let tight = Api::with_limits(store, Limits { max_manifest_bytes: 1000, ..DEFAULT_LIMITS }).await;
     let streamed = Body::from_stream(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(too_big))]));
-    tight.send(Method::PUT, "/v2/big/manifests/x", &[("content-type", OCI_MANIFEST)], streamed).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
+    tight
+        .send(Method::PUT, "/v2/big/manifests/x", &[("content-type", OCI_MANIFEST)], streamed)
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
 }
 
 async fn tags_and_catalog_page_with_link_headers(store: Store) {
@@ -474,7 +491,8 @@ async fn referrers_list_subjects_artifacts_with_filtering(store: Store) {
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_config.to_string(), "size": 2},
         "layers": [{"mediaType": "application/spdx+json", "digest": sbom_layer.to_string(), "size": 13}],
         "subject": {"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": image.len()},
-        "annotations": {"org.opencontainers.image.created": "2026-11-26T00:00:00Z"}})).unwrap();
+        "annotations": {"org.opencontainers.image.created": "2026-11-26T00:00:00Z"}}))
+    .unwrap();
     let pushed = api.put_manifest("art", &sha256(&artifact).to_string(), OCI_MANIFEST, &artifact).await;
     assert_eq!((pushed.status, pushed.header("oci-subject")), (StatusCode::CREATED, subject.to_string().as_str()));
 
@@ -498,19 +516,27 @@ async fn referrers_list_subjects_artifacts_with_filtering(store: Store) {
 
     // Annotations too large for the index are read from the manifest itself.
     let padding = "p".repeat(64 << 10);
-    let signature = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.signature",
+    let signature =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.signature",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_config.to_string(), "size": 2},
         "layers": [{"mediaType": "application/spdx+json", "digest": sbom_layer.to_string(), "size": 13}],
         "subject": {"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": image.len()},
-        "annotations": {"padding": padding}})).unwrap();
+        "annotations": {"padding": padding}}))
+        .unwrap();
     assert_eq!(api.put_manifest("art", "signature", OCI_MANIFEST, &signature).await.status, StatusCode::CREATED);
     let signatures = api.get(&format!("/v2/art/referrers/{subject}?artifactType=application/vnd.example.signature")).await.json();
     assert_eq!(signatures["manifests"][0]["annotations"]["padding"], padding);
     assert_eq!(api.send(Method::DELETE, "/v2/art/manifests/signature", &[], Body::empty()).await.status, StatusCode::ACCEPTED);
-    assert_eq!(api.send(Method::DELETE, &format!("/v2/art/manifests/{}", sha256(&signature)), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        api.send(Method::DELETE, &format!("/v2/art/manifests/{}", sha256(&signature)), &[], Body::empty()).await.status,
+        StatusCode::ACCEPTED
+    );
 
     // Deleting the artifact takes it out of the referrers list.
-    assert_eq!(api.send(Method::DELETE, &format!("/v2/art/manifests/{}", sha256(&artifact)), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        api.send(Method::DELETE, &format!("/v2/art/manifests/{}", sha256(&artifact)), &[], Body::empty()).await.status,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(api.get(&format!("/v2/art/referrers/{subject}")).await.json()["manifests"], json!([]));
 }
 
@@ -527,7 +553,9 @@ async fn deleting_tags_and_manifests(store: Store) {
     assert_eq!(api.send(Method::DELETE, &format!("/v2/del/manifests/{digest}"), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
     api.get(&format!("/v2/del/manifests/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
     api.get("/v2/del/manifests/v2").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
-    api.send(Method::DELETE, &format!("/v2/del/manifests/{digest}"), &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.send(Method::DELETE, &format!("/v2/del/manifests/{digest}"), &[], Body::empty())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
     api.send(Method::DELETE, "/v2/del/manifests/v9", &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 }
 
@@ -537,7 +565,10 @@ async fn management_lists_manifests_and_deletes_repositories(store: Store) {
     let listing = api.get("/berth/v1/repositories/mgmt/app/manifests").await.json();
     assert_eq!(listing["repository"], "mgmt/app");
     let entry = &listing["manifests"][0];
-    assert_eq!((entry["digest"].as_str().unwrap(), entry["mediaType"].as_str().unwrap()), (sha256(&manifest).to_string().as_str(), OCI_MANIFEST));
+    assert_eq!(
+        (entry["digest"].as_str().unwrap(), entry["mediaType"].as_str().unwrap()),
+        (sha256(&manifest).to_string().as_str(), OCI_MANIFEST)
+    );
     assert_eq!((entry["size"].as_u64().unwrap(), entry["tags"].clone()), (manifest.len() as u64, json!(["v1"])));
     assert!(entry["pushedAt"].as_u64().unwrap() > 1_700_000_000_000);
 
@@ -545,7 +576,9 @@ async fn management_lists_manifests_and_deletes_repositories(store: Store) {
     api.get("/v2/mgmt/app/tags/list").await.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
     api.get("/v2/mgmt/app/manifests/v1").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
     assert_eq!(api.get("/v2/_catalog").await.json()["repositories"], json!([]));
-    api.send(Method::DELETE, "/berth/v1/repositories/mgmt/app", &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
+    api.send(Method::DELETE, "/berth/v1/repositories/mgmt/app", &[], Body::empty())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
 }
 
 async fn invalid_names_tags_digests_and_methods(store: Store) {
@@ -553,13 +586,19 @@ async fn invalid_names_tags_digests_and_methods(store: Store) {
     let long_name = "a".repeat(256);
     for name in ["Upper", "a//b", "..", "a/../b", "-a", &long_name] {
         api.get(&format!("/v2/{name}/tags/list")).await.assert_error(StatusCode::BAD_REQUEST, "NAME_INVALID");
-        api.send(Method::POST, &format!("/v2/{name}/blobs/uploads/"), &[], Body::empty()).await.assert_error(StatusCode::BAD_REQUEST, "NAME_INVALID");
+        api.send(Method::POST, &format!("/v2/{name}/blobs/uploads/"), &[], Body::empty())
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "NAME_INVALID");
     }
     api.get("/v2/ok/manifests/.bad").await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
     api.get("/v2/ok/manifests/sha256:123").await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
     api.get("/v2/ok/blobs/md5:abc").await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    api.send(Method::POST, "/v2/ok/blobs/uploads/?digest=sha256:short", &[], &b"x"[..]).await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    api.send(Method::POST, "/v2/ok/blobs/uploads/?mount=bad&from=a", &[], Body::empty()).await.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.send(Method::POST, "/v2/ok/blobs/uploads/?digest=sha256:short", &[], &b"x"[..])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.send(Method::POST, "/v2/ok/blobs/uploads/?mount=bad&from=a", &[], Body::empty())
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
     api.send(Method::POST, "/v2/ok/manifests/v1", &[], Body::empty()).await.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
     api.get("/v2/ok/somewhere").await.assert_error(StatusCode::NOT_FOUND, "UNSUPPORTED");
     api.get("/elsewhere").await.assert_error(StatusCode::NOT_FOUND, "UNSUPPORTED");
@@ -588,7 +627,8 @@ async fn concurrent_pushes_of_one_blob_and_one_tag_are_safe(store: Store) {
         tokio::spawn(async move {
             let location = api.start_upload("race").await;
             let patched = api.send(Method::PATCH, &location, &[], content.clone()).await;
-            let closed = api.send(Method::PUT, &format!("{}?digest={}", patched.header("location"), sha256(&content)), &[], Body::empty()).await;
+            let closed =
+                api.send(Method::PUT, &format!("{}?digest={}", patched.header("location"), sha256(&content)), &[], Body::empty()).await;
             assert_eq!(closed.status, StatusCode::CREATED);
         })
     });
@@ -622,14 +662,18 @@ async fn requests_over_the_size_cap_get_413_and_change_nothing(store: Store) {
     announced.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
     let message = announced.json()["errors"][0]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("1000") && message.contains("Lambda") && message.contains("chunks"), "{message}");
-    let streamed = Body::from_stream(futures_util::stream::iter(content.chunks(500).map(|piece| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(piece))).collect::<Vec<_>>()));
+    let streamed = Body::from_stream(futures_util::stream::iter(
+        content.chunks(500).map(|piece| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(piece))).collect::<Vec<_>>(),
+    ));
     api.send(Method::PATCH, &location, &[], streamed).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
     assert_eq!(api.get(&location).await.header("range"), "0-0");
 
     // The same bytes in chunks under the cap go through.
     for (index, chunk) in content.chunks(750).enumerate() {
         let range = format!("{}-{}", index * 750, index * 750 + chunk.len() - 1);
-        let patched = api.send(Method::PATCH, &location, &[("content-range", &range), ("content-length", &chunk.len().to_string())], chunk.to_vec()).await;
+        let patched = api
+            .send(Method::PATCH, &location, &[("content-range", &range), ("content-length", &chunk.len().to_string())], chunk.to_vec())
+            .await;
         assert_eq!(patched.status, StatusCode::ACCEPTED);
     }
     let digest = sha256(&content);
@@ -647,10 +691,15 @@ async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
     let digest = sha256(&content);
 
     let location = api.start_upload("large/stream").await;
-    let stream = Body::from_stream(futures_util::stream::iter(content.chunks(256 << 10).map(|piece| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(piece))).collect::<Vec<_>>()));
+    let stream = Body::from_stream(futures_util::stream::iter(
+        content.chunks(256 << 10).map(|piece| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(piece))).collect::<Vec<_>>(),
+    ));
     let patched = api.send(Method::PATCH, &location, &[], stream).await;
     assert_eq!(patched.header("range"), format!("0-{}", content.len() - 1));
-    assert_eq!(api.send(Method::PUT, &format!("{}?digest={digest}", patched.header("location")), &[], Body::empty()).await.status, StatusCode::CREATED);
+    assert_eq!(
+        api.send(Method::PUT, &format!("{}?digest={digest}", patched.header("location")), &[], Body::empty()).await.status,
+        StatusCode::CREATED
+    );
     let fetched = api.get(&format!("/v2/large/stream/blobs/{digest}")).await;
     assert_eq!((fetched.status, fetched.body.len(), sha256(&fetched.body)), (StatusCode::OK, content.len(), digest.clone()));
 
@@ -659,18 +708,27 @@ async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
     for size in [(2 << 20) + 1, 6 << 20, 1, (3 << 20) + 5] {
         let chunk = &content[offset..offset + size];
         let range = format!("{offset}-{}", offset + size - 1);
-        let patched = api.send(Method::PATCH, &location, &[("content-range", &range), ("content-length", &size.to_string())], chunk.to_vec()).await;
+        let patched =
+            api.send(Method::PATCH, &location, &[("content-range", &range), ("content-length", &size.to_string())], chunk.to_vec()).await;
         assert_eq!(patched.status, StatusCode::ACCEPTED);
         location = patched.header("location").to_owned();
         offset += size;
     }
     let rest = content[offset..].to_vec();
     let range = format!("{offset}-{}", content.len() - 1);
-    let closed = api.send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-range", &range), ("content-length", &rest.len().to_string())], rest).await;
+    let closed = api
+        .send(
+            Method::PUT,
+            &format!("{location}?digest={digest}"),
+            &[("content-range", &range), ("content-length", &rest.len().to_string())],
+            rest,
+        )
+        .await;
     assert_eq!(closed.status, StatusCode::CREATED);
     let fetched = api.get(&format!("/v2/large/chunks/blobs/{digest}")).await;
     assert_eq!(sha256(&fetched.body), digest);
-    let part = api.send(Method::GET, &format!("/v2/large/chunks/blobs/{digest}"), &[("range", "bytes=5242870-5242889")], Body::empty()).await;
+    let part =
+        api.send(Method::GET, &format!("/v2/large/chunks/blobs/{digest}"), &[("range", "bytes=5242870-5242889")], Body::empty()).await;
     assert_eq!((part.status, part.body.as_slice()), (StatusCode::PARTIAL_CONTENT, &content[5_242_870..5_242_890]));
 }
 

@@ -110,9 +110,19 @@ async fn manifests_as_text_bodies() {
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": 11}]}))
     .unwrap();
-    let put = both.invoke(event("PUT", "/v2/lambda/web/manifests/v1", "", json!({"content-type": "application/vnd.oci.image.manifest.v1+json"}), &manifest)).await;
+    let put = both
+        .invoke(event(
+            "PUT",
+            "/v2/lambda/web/manifests/v1",
+            "",
+            json!({"content-type": "application/vnd.oci.image.manifest.v1+json"}),
+            &manifest,
+        ))
+        .await;
     assert_eq!(put["statusCode"], 201, "{put}");
-    let got = both.invoke(event("GET", "/v2/lambda/web/manifests/v1", "", json!({"accept": "application/vnd.oci.image.manifest.v1+json"}), b"")).await;
+    let got = both
+        .invoke(event("GET", "/v2/lambda/web/manifests/v1", "", json!({"accept": "application/vnd.oci.image.manifest.v1+json"}), b""))
+        .await;
     assert_eq!((got["statusCode"].clone(), body_of(&got)), (json!(200), manifest.clone()));
     assert_eq!(got["headers"]["content-type"], "application/vnd.oci.image.manifest.v1+json");
     assert_eq!(got["headers"]["docker-content-digest"], Digest::of(Algorithm::Sha256, &manifest).to_string());
@@ -134,8 +144,15 @@ async fn bodies_over_the_lambda_payload_get_413_with_advice() {
     let error: Value = serde_json::from_slice(&body_of(&refused)).unwrap();
     assert_eq!(error["errors"][0]["code"], "SIZE_INVALID");
     let message = error["errors"][0]["message"].as_str().unwrap();
-    assert!(message.contains(&LAMBDA_MAX_REQUEST_BYTES.to_string()) && message.contains("Lambda") && message.contains("berth serve"), "{message}");
+    assert!(
+        message.contains(&LAMBDA_MAX_REQUEST_BYTES.to_string()) && message.contains("Lambda") && message.contains("berth serve"),
+        "{message}"
+    );
 
     let status = blobs.invoke(event("GET", &location, "", json!({}), b"")).await;
-    assert_eq!((status["statusCode"].clone(), status["headers"]["range"].clone()), (json!(204), json!("0-0")), "nothing of the refused body counts");
+    assert_eq!(
+        (status["statusCode"].clone(), status["headers"]["range"].clone()),
+        (json!(204), json!("0-0")),
+        "nothing of the refused body counts"
+    );
 }

@@ -43,7 +43,13 @@ async fn get_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest, head: b
         StatusCode::OK.into_response()
     } else {
         match blobs.download(digest, range).await? {
-            BlobDownload::Redirect(url) => return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, header_value(url)), (CONTENT_DIGEST, header_value(digest))]).into_response()),
+            BlobDownload::Redirect(url) => {
+                return Ok((
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(header::LOCATION, header_value(url)), (CONTENT_DIGEST, header_value(digest))],
+                )
+                    .into_response());
+            }
             BlobDownload::Stream(bytes) => Body::from_stream(bytes).into_response(),
         }
     };
@@ -165,7 +171,8 @@ fn parse_content_range(text: &str) -> Result<(u64, u64), Error> {
     let invalid = || Error::BlobUploadInvalid(format!("bad Content-Range {text}"));
     let spec = text.trim().trim_start_matches("bytes").trim_start_matches([' ', '=']);
     let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
-    let (first, last): (u64, u64) = (first.parse().map_err(|_| invalid())?, last.split('/').next().unwrap_or_default().parse().map_err(|_| invalid())?);
+    let (first, last): (u64, u64) =
+        (first.parse().map_err(|_| invalid())?, last.split('/').next().unwrap_or_default().parse().map_err(|_| invalid())?);
     if last < first {
         return Err(invalid());
     }
@@ -186,7 +193,8 @@ fn upload_progress(status: StatusCode, session: &UploadSession) -> Response {
 }
 
 fn blob_created(name: &RepositoryName, digest: &Digest) -> Response {
-    (StatusCode::CREATED, [(header::LOCATION, header_value(format!("/v2/{name}/blobs/{digest}"))), (CONTENT_DIGEST, header_value(digest))]).into_response()
+    (StatusCode::CREATED, [(header::LOCATION, header_value(format!("/v2/{name}/blobs/{digest}"))), (CONTENT_DIGEST, header_value(digest))])
+        .into_response()
 }
 
 #[cfg(test)]

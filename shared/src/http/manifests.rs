@@ -63,14 +63,24 @@ async fn get_manifest(manifests: &Manifests, name: &RepositoryName, reference: &
 }
 
 /// `PUT /v2/<name>/manifests/<reference>` — validates and stores a manifest; 201 with its digest.
-async fn put_manifest(manifests: &Manifests, name: &RepositoryName, reference: &Reference, parts: &Parts, body: Body) -> Result<Response, Error> {
+async fn put_manifest(
+    manifests: &Manifests,
+    name: &RepositoryName,
+    reference: &Reference,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, Error> {
     let limit = manifests.max_manifest_bytes();
     let too_large = |size| Error::TooLarge { what: "manifest", size, limit, advice: "" };
     if let Some(size) = super::content_length(&parts.headers)?.filter(|size| *size > limit) {
         return Err(too_large(size));
     }
     let bytes = Limited::new(body, limit as usize).collect().await.map_err(|error| {
-        if error.is::<http_body_util::LengthLimitError>() { too_large(limit + 1) } else { Error::ManifestInvalid(format!("the request body broke off: {error}")) }
+        if error.is::<http_body_util::LengthLimitError>() {
+            too_large(limit + 1)
+        } else {
+            Error::ManifestInvalid(format!("the request body broke off: {error}"))
+        }
     })?;
     let (digest, subject) = manifests.put(name, reference, header_text(&parts.headers, header::CONTENT_TYPE), bytes.to_bytes()).await?;
     let mut response = (

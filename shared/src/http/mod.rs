@@ -19,8 +19,8 @@ use axum::{
     Router,
     body::Body,
     extract::{Request, State},
-    middleware::Next,
     http::{HeaderMap, HeaderName, HeaderValue, request::Parts},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use futures_util::{StreamExt, stream};

@@ -57,9 +57,13 @@ impl Endpoint {
     pub fn function(&self) -> Function {
         match self {
             Self::ApiVersion => Function::Token,
-            Self::GetBlob { .. } | Self::DeleteBlob { .. } | Self::StartUpload { .. } | Self::UploadStatus { .. } | Self::PatchUpload { .. } | Self::FinishUpload { .. } | Self::CancelUpload { .. } => {
-                Function::Blobs
-            }
+            Self::GetBlob { .. }
+            | Self::DeleteBlob { .. }
+            | Self::StartUpload { .. }
+            | Self::UploadStatus { .. }
+            | Self::PatchUpload { .. }
+            | Self::FinishUpload { .. }
+            | Self::CancelUpload { .. } => Function::Blobs,
             _ => Function::Manifests,
         }
     }
@@ -86,7 +90,9 @@ pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
         [""] => allow(method, &[Method::GET, Method::HEAD], Endpoint::ApiVersion)?,
         ["_catalog"] => allow(method, &[Method::GET], Endpoint::Catalog)?,
         [repo @ .., "tags", "list"] => allow(method, &[Method::GET], Endpoint::ListTags { name: name(repo)? })?,
-        [repo @ .., "blobs", "uploads", ""] | [repo @ .., "blobs", "uploads"] => allow(method, &[Method::POST], Endpoint::StartUpload { name: name(repo)? })?,
+        [repo @ .., "blobs", "uploads", ""] | [repo @ .., "blobs", "uploads"] => {
+            allow(method, &[Method::POST], Endpoint::StartUpload { name: name(repo)? })?
+        }
         [repo @ .., "blobs", "uploads", id] => {
             let name = name(repo)?;
             if !layout::is_upload_id(id) {
@@ -118,7 +124,9 @@ pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
                 _ => return Err(unsupported(method)),
             }
         }
-        [repo @ .., "referrers", digest] => allow(method, &[Method::GET], Endpoint::Referrers { name: name(repo)?, digest: Digest::parse(digest)? })?,
+        [repo @ .., "referrers", digest] => {
+            allow(method, &[Method::GET], Endpoint::Referrers { name: name(repo)?, digest: Digest::parse(digest)? })?
+        }
         _ => return Err(unknown()),
     };
     Ok(endpoint)
@@ -154,9 +162,21 @@ mod tests {
             (Method::GET, "/v2".to_string(), Endpoint::ApiVersion),
             (Method::GET, "/v2/_catalog".to_string(), Endpoint::Catalog),
             (Method::GET, "/v2/a/b/c/tags/list".to_string(), Endpoint::ListTags { name: name("a/b/c") }),
-            (Method::GET, "/v2/a/manifests/latest".to_string(), Endpoint::GetManifest { name: name("a"), reference: latest.clone(), head: false }),
-            (Method::HEAD, "/v2/a/manifests/latest".to_string(), Endpoint::GetManifest { name: name("a"), reference: latest.clone(), head: true }),
-            (Method::PUT, format!("/v2/a/manifests/{d}"), Endpoint::PutManifest { name: name("a"), reference: Reference::Digest(digest()) }),
+            (
+                Method::GET,
+                "/v2/a/manifests/latest".to_string(),
+                Endpoint::GetManifest { name: name("a"), reference: latest.clone(), head: false },
+            ),
+            (
+                Method::HEAD,
+                "/v2/a/manifests/latest".to_string(),
+                Endpoint::GetManifest { name: name("a"), reference: latest.clone(), head: true },
+            ),
+            (
+                Method::PUT,
+                format!("/v2/a/manifests/{d}"),
+                Endpoint::PutManifest { name: name("a"), reference: Reference::Digest(digest()) },
+            ),
             (Method::DELETE, "/v2/a/manifests/latest".to_string(), Endpoint::DeleteManifest { name: name("a"), reference: latest }),
             (Method::GET, format!("/v2/a/referrers/{d}"), Endpoint::Referrers { name: name("a"), digest: digest() }),
             (Method::GET, format!("/v2/x/blobs/{d}"), Endpoint::GetBlob { name: name("x"), digest: digest(), head: false }),
@@ -167,7 +187,11 @@ mod tests {
             (Method::GET, format!("/v2/x/blobs/uploads/{id}"), Endpoint::UploadStatus { name: name("x"), id: id.clone() }),
             (Method::DELETE, format!("/v2/x/blobs/uploads/{id}"), Endpoint::CancelUpload { name: name("x"), id }),
             // A repository may itself be called "manifests" or "blobs": keywords are read from the right.
-            (Method::GET, "/v2/manifests/blobs/manifests/v1".to_string(), Endpoint::GetManifest { name: name("manifests/blobs"), reference: Reference::parse("v1").unwrap(), head: false }),
+            (
+                Method::GET,
+                "/v2/manifests/blobs/manifests/v1".to_string(),
+                Endpoint::GetManifest { name: name("manifests/blobs"), reference: Reference::parse("v1").unwrap(), head: false },
+            ),
             (Method::GET, "/berth/v1/repositories/a/b/manifests".to_string(), Endpoint::ListManifests { name: name("a/b") }),
             (Method::DELETE, "/berth/v1/repositories/a/b".to_string(), Endpoint::DeleteRepository { name: name("a/b") }),
         ];

@@ -154,7 +154,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_digests() {
-        for invalid in ["", "sha256", "sha256:", "md5:abc", "sha256:ABC", &format!("sha256:{}", "A".repeat(64)), &format!("sha256:{}", "a".repeat(63)), &format!("sha512:{}", "a".repeat(64))] {
+        for invalid in [
+            "",
+            "sha256",
+            "sha256:",
+            "md5:abc",
+            "sha256:ABC",
+            &format!("sha256:{}", "A".repeat(64)),
+            &format!("sha256:{}", "a".repeat(63)),
+            &format!("sha512:{}", "a".repeat(64)),
+        ] {
             assert!(matches!(Digest::parse(invalid), Err(Error::DigestInvalid(_))), "{invalid} should be invalid");
         }
     }

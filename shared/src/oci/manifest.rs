@@ -73,7 +73,8 @@ pub struct ParsedManifest {
 impl ParsedManifest {
     /// Validates `bytes` as a manifest. The media type comes from the body's `mediaType`, else from `content_type`.
     pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Self, Error> {
-        let raw: RawManifest = serde_json::from_slice(bytes).map_err(|error| Error::ManifestInvalid(format!("not a valid manifest: {error}")))?;
+        let raw: RawManifest =
+            serde_json::from_slice(bytes).map_err(|error| Error::ManifestInvalid(format!("not a valid manifest: {error}")))?;
         if raw.schema_version != Some(2) {
             return Err(Error::ManifestInvalid("schemaVersion must be 2".into()));
         }
@@ -86,7 +87,14 @@ impl ParsedManifest {
             (None, Some(header)) => header.to_owned(),
             (None, None) => return Err(Error::ManifestInvalid("no mediaType in the manifest and no Content-Type".into())),
         };
-        let mut parsed = Self { media_type, artifact_type: raw.artifact_type, blobs: Vec::new(), manifests: Vec::new(), subject: raw.subject, annotations: raw.annotations };
+        let mut parsed = Self {
+            media_type,
+            artifact_type: raw.artifact_type,
+            blobs: Vec::new(),
+            manifests: Vec::new(),
+            subject: raw.subject,
+            annotations: raw.annotations,
+        };
         match parsed.media_type.as_str() {
             media_types::OCI_MANIFEST | media_types::DOCKER_MANIFEST => {
                 let config = raw.config.ok_or_else(|| Error::ManifestInvalid("an image manifest needs a config".into()))?;
@@ -97,7 +105,10 @@ impl ParsedManifest {
                 if parsed.artifact_type.is_none() && parsed.media_type == media_types::OCI_MANIFEST {
                     parsed.artifact_type = Some(config.media_type.clone());
                 }
-                parsed.blobs = std::iter::once(config).chain(layers.into_iter().filter(Descriptor::is_distributable)).map(|descriptor| descriptor.digest).collect();
+                parsed.blobs = std::iter::once(config)
+                    .chain(layers.into_iter().filter(Descriptor::is_distributable))
+                    .map(|descriptor| descriptor.digest)
+                    .collect();
             }
             media_types::OCI_INDEX | media_types::DOCKER_MANIFEST_LIST => {
                 let manifests = raw.manifests.ok_or_else(|| Error::ManifestInvalid("an index needs manifests".into()))?;
@@ -148,7 +159,10 @@ mod tests {
 
     #[test]
     fn oci_artifact_type_falls_back_to_the_config_media_type() {
-        assert_eq!(parse(&image(media_types::OCI_MANIFEST), None).unwrap().artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            parse(&image(media_types::OCI_MANIFEST), None).unwrap().artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
         let mut artifact = image(media_types::OCI_MANIFEST);
         artifact["artifactType"] = json!("application/vnd.example.sbom");
         artifact["subject"] = json!({"mediaType": media_types::OCI_MANIFEST, "digest": digest('d'), "size": 10});
@@ -170,7 +184,10 @@ mod tests {
     fn media_type_comes_from_the_header_when_the_body_has_none() {
         let mut manifest = image(media_types::DOCKER_MANIFEST);
         manifest.as_object_mut().unwrap().remove("mediaType");
-        assert_eq!(parse(&manifest, Some("application/vnd.docker.distribution.manifest.v2+json; charset=utf-8")).unwrap().media_type, media_types::DOCKER_MANIFEST);
+        assert_eq!(
+            parse(&manifest, Some("application/vnd.docker.distribution.manifest.v2+json; charset=utf-8")).unwrap().media_type,
+            media_types::DOCKER_MANIFEST
+        );
         assert!(matches!(parse(&manifest, None), Err(Error::ManifestInvalid(_))));
     }
 

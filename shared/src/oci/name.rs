@@ -101,11 +101,7 @@ pub enum Reference {
 impl Reference {
     /// A reference with a `:` can only be a digest; anything else must be a valid tag.
     pub fn parse(reference: &str) -> Result<Self, Error> {
-        if reference.contains(':') {
-            Digest::parse(reference).map(Self::Digest)
-        } else {
-            Tag::parse(reference).map(Self::Tag)
-        }
+        if reference.contains(':') { Digest::parse(reference).map(Self::Digest) } else { Tag::parse(reference).map(Self::Tag) }
     }
 }
 
@@ -127,7 +123,9 @@ mod tests {
         for valid in ["a", "library/ubuntu", "a-b/c__d/e.f", "a---b", "0/1/2", &"a".repeat(255)] {
             assert!(RepositoryName::parse(valid).is_ok(), "{valid} should be valid");
         }
-        for invalid in ["", "A", "Upper/case", "a//b", "/a", "a/", "a/../b", "..", "a..b", "-a", "a-", "a___b", "a b", "a/.b", &"a".repeat(256)] {
+        for invalid in
+            ["", "A", "Upper/case", "a//b", "/a", "a/", "a/../b", "..", "a..b", "-a", "a-", "a___b", "a b", "a/.b", &"a".repeat(256)]
+        {
             assert!(matches!(RepositoryName::parse(invalid), Err(Error::NameInvalid(_))), "{invalid} should be invalid");
         }
     }

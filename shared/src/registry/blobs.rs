@@ -1,8 +1,6 @@
 //! Blob downloads, deletes, cross-repository mounts and the upload protocol (monolithic, chunked, resumable).
 
-use std::{
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt;
 
@@ -49,7 +47,12 @@ struct Intake {
 
 impl Blobs {
     /// `max_request_bytes` caps the bytes one request may carry, where the runtime caps them (Lambda).
-    pub fn new(store: Arc<dyn BlobStore>, index: Arc<dyn BlobIndex>, sessions: Arc<dyn UploadSessions>, max_request_bytes: Option<u64>) -> Self {
+    pub fn new(
+        store: Arc<dyn BlobStore>,
+        index: Arc<dyn BlobIndex>,
+        sessions: Arc<dyn UploadSessions>,
+        max_request_bytes: Option<u64>,
+    ) -> Self {
         Self { store, index, sessions, max_request_bytes }
     }
 
@@ -57,7 +60,6 @@ impl Blobs {
     pub fn max_request_bytes(&self) -> Option<u64> {
         self.max_request_bytes
     }
-
 
     pub fn chunk_min_length(&self) -> Option<u64> {
         self.store.chunk_min_length()

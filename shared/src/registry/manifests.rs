@@ -32,7 +32,13 @@ pub struct Manifests {
 }
 
 impl Manifests {
-    pub fn new(store: Arc<dyn BlobStore>, blobs: Arc<dyn BlobIndex>, index: Arc<dyn ManifestIndex>, events: Arc<dyn EventSink>, max_manifest_bytes: u64) -> Self {
+    pub fn new(
+        store: Arc<dyn BlobStore>,
+        blobs: Arc<dyn BlobIndex>,
+        index: Arc<dyn ManifestIndex>,
+        events: Arc<dyn EventSink>,
+        max_manifest_bytes: u64,
+    ) -> Self {
         Self { store, blobs, index, events, max_manifest_bytes }
     }
 
@@ -41,7 +47,13 @@ impl Manifests {
     }
 
     /// Validates and stores a manifest, then points the tag at it. Returns its digest and subject.
-    pub async fn put(&self, repository: &RepositoryName, reference: &Reference, content_type: Option<&str>, bytes: Bytes) -> Result<(Digest, Option<Digest>), Error> {
+    pub async fn put(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<(Digest, Option<Digest>), Error> {
         if bytes.len() as u64 > self.max_manifest_bytes {
             return Err(Error::TooLarge { what: "manifest", size: bytes.len() as u64, limit: self.max_manifest_bytes, advice: "" });
         }
@@ -64,7 +76,9 @@ impl Manifests {
         }
         // Only referrers (manifests with a subject) have their annotations listed, and only small ones ride along.
         let annotations = parsed.annotations.filter(|_| parsed.subject.is_some());
-        let indexable = annotations.as_ref().is_none_or(|annotations| serde_json::to_vec(annotations).map_or(0, |json| json.len()) <= MAX_INDEXED_ANNOTATIONS);
+        let indexable = annotations
+            .as_ref()
+            .is_none_or(|annotations| serde_json::to_vec(annotations).map_or(0, |json| json.len()) <= MAX_INDEXED_ANNOTATIONS);
         let record = ManifestRecord {
             digest: digest.clone(),
             media_type: parsed.media_type,
@@ -78,7 +92,12 @@ impl Manifests {
         self.store.put(&digest, bytes).await?;
         self.index.put_manifest(repository, &record, tag).await?;
         self.events
-            .publish(RegistryEvent::ManifestPushed { repository: repository.clone(), digest: digest.clone(), media_type: record.media_type, tag: tag.cloned() })
+            .publish(RegistryEvent::ManifestPushed {
+                repository: repository.clone(),
+                digest: digest.clone(),
+                media_type: record.media_type,
+                tag: tag.cloned(),
+            })
             .await;
         Ok((digest, record.subject))
     }
@@ -101,10 +120,14 @@ impl Manifests {
     /// By tag, removes only the tag; by digest, the manifest and every tag pointing at it.
     pub async fn delete(&self, repository: &RepositoryName, reference: &Reference) -> Result<(), Error> {
         let (deleted, event) = match reference {
-            Reference::Tag(tag) => (self.index.delete_tag(repository, tag).await?, RegistryEvent::TagDeleted { repository: repository.clone(), tag: tag.clone() }),
-            Reference::Digest(digest) => {
-                (self.index.delete_manifest(repository, digest).await?, RegistryEvent::ManifestDeleted { repository: repository.clone(), digest: digest.clone() })
-            }
+            Reference::Tag(tag) => (
+                self.index.delete_tag(repository, tag).await?,
+                RegistryEvent::TagDeleted { repository: repository.clone(), tag: tag.clone() },
+            ),
+            Reference::Digest(digest) => (
+                self.index.delete_manifest(repository, digest).await?,
+                RegistryEvent::ManifestDeleted { repository: repository.clone(), digest: digest.clone() },
+            ),
         };
         if !deleted {
             return Err(Error::ManifestUnknown(reference.to_string()));
@@ -124,10 +147,17 @@ impl Manifests {
     }
 
     /// Descriptors of the manifests whose subject is `subject`, optionally only those of one artifact type.
-    pub async fn referrers(&self, repository: &RepositoryName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>, Error> {
+    pub async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>, Error> {
         let records = self.index.referrers(repository, subject).await?;
         let mut descriptors = Vec::new();
-        for record in records.into_iter().filter(|record| artifact_type.is_none_or(|wanted| record.artifact_type.as_deref() == Some(wanted))) {
+        for record in
+            records.into_iter().filter(|record| artifact_type.is_none_or(|wanted| record.artifact_type.as_deref() == Some(wanted)))
+        {
             let mut descriptor = record.descriptor();
             if record.annotations_not_indexed {
                 descriptor.annotations = self.read_annotations(&record).await?;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_s3::config::ConfigBag;
 use aws_smithy_runtime_api::{
     box_error::BoxError,
     client::{
@@ -11,11 +12,11 @@ use aws_smithy_runtime_api::{
         runtime_components::RuntimeComponents,
     },
 };
-use aws_sdk_s3::config::ConfigBag;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
@@ -51,7 +52,9 @@ pub async fn clients(region: Option<String>) -> (aws_sdk_s3::Client, aws_sdk_dyn
 
 pub fn clients_from(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
     let path_style = config.endpoint_url().is_some();
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).interceptor(CallCounter).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).interceptor(CallCounter).build(),
+    );
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(config).interceptor(CallCounter).build());
     (s3, dynamodb)
 }
@@ -66,7 +69,12 @@ impl Intercept for CallCounter {
         "berth::CallCounter"
     }
 
-    fn read_after_transmit(&self, _context: &BeforeDeserializationInterceptorContextRef<'_>, _components: &RuntimeComponents, config: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         if let Some(operation) = config.load::<Metadata>() {
             crate::telemetry::backend_call(|| format!("{}.{}", operation.service(), operation.name()));
         }
@@ -84,7 +92,11 @@ fn backend(service: &'static str, error: impl std::fmt::Display) -> StoreError {
 }
 
 /// Creates the bucket and table if missing, configured as the SAM template configures them.
-pub async fn create_resources(s3: &aws_sdk_s3::Client, dynamodb: &aws_sdk_dynamodb::Client, settings: &AwsSettings) -> Result<(), StoreError> {
+pub async fn create_resources(
+    s3: &aws_sdk_s3::Client,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    settings: &AwsSettings,
+) -> Result<(), StoreError> {
     match s3.create_bucket().bucket(&settings.bucket).send().await {
         Ok(_) => {}
         Err(error) if matches!(error.as_service_error(), Some(service) if service.is_bucket_already_owned_by_you()) => {}
@@ -104,7 +116,11 @@ pub async fn create_resources(s3: &aws_sdk_s3::Client, dynamodb: &aws_sdk_dynamo
         .expiration(LifecycleExpiration::builder().days(2).build())
         .build()
         .map_err(|error| backend("S3", error))?;
-    let lifecycle = BucketLifecycleConfiguration::builder().rules(abandoned_uploads).rules(upload_leftovers).build().map_err(|error| backend("S3", error))?;
+    let lifecycle = BucketLifecycleConfiguration::builder()
+        .rules(abandoned_uploads)
+        .rules(upload_leftovers)
+        .build()
+        .map_err(|error| backend("S3", error))?;
     s3.put_bucket_lifecycle_configuration()
         .bucket(&settings.bucket)
         .lifecycle_configuration(lifecycle)
@@ -112,8 +128,11 @@ pub async fn create_resources(s3: &aws_sdk_s3::Client, dynamodb: &aws_sdk_dynamo
         .await
         .map_err(|error| backend("S3", aws_sdk_s3::error::DisplayErrorContext(error)))?;
 
-    let key = |name: &str, key_type| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().expect("name and type are set");
-    let text_attribute = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("name and type are set");
+    let key =
+        |name: &str, key_type| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().expect("name and type are set");
+    let text_attribute = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("name and type are set")
+    };
     let created = dynamodb
         .create_table()
         .table_name(&settings.table)
@@ -132,14 +151,25 @@ pub async fn create_resources(s3: &aws_sdk_s3::Client, dynamodb: &aws_sdk_dynamo
     dynamodb
         .update_time_to_live()
         .table_name(&settings.table)
-        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(dynamo::EXPIRES_AT).enabled(true).build().map_err(|error| backend("DynamoDB", error))?)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(dynamo::EXPIRES_AT)
+                .enabled(true)
+                .build()
+                .map_err(|error| backend("DynamoDB", error))?,
+        )
         .send()
         .await
         .map_err(|error| backend("DynamoDB", aws_sdk_dynamodb::error::DisplayErrorContext(error)))?;
     dynamodb
         .update_continuous_backups()
         .table_name(&settings.table)
-        .point_in_time_recovery_specification(PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build().map_err(|error| backend("DynamoDB", error))?)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .map_err(|error| backend("DynamoDB", error))?,
+        )
         .send()
         .await
         .map_err(|error| backend("DynamoDB", aws_sdk_dynamodb::error::DisplayErrorContext(error)))?;

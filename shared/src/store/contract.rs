@@ -100,7 +100,8 @@ async fn append_discards_bytes_of_an_unsaved_request(stores: &Stores) {
     upload.size += stores.blobs.append_upload(&mut upload, chunks(&[b"keep"])).await.unwrap();
     // Requests whose session was never saved (one broke off, one lost the race to save): their bytes, even whole
     // parts of them, must not survive into what the saved session holds.
-    let failed: ByteStream = Box::pin(stream::iter(vec![Ok(Bytes::from(vec![b'L'; 6 << 20])), Err(std::io::Error::other("client went away"))]));
+    let failed: ByteStream =
+        Box::pin(stream::iter(vec![Ok(Bytes::from(vec![b'L'; 6 << 20])), Err(std::io::Error::other("client went away"))]));
     assert!(stores.blobs.append_upload(&mut upload.clone(), failed).await.is_err());
     let mut unsaved = upload.clone();
     stores.blobs.append_upload(&mut unsaved, Box::pin(stream::iter(vec![Ok(Bytes::from(vec![b'U'; 6 << 20]))]))).await.unwrap();
@@ -116,7 +117,8 @@ async fn large_uploads_in_uneven_chunks(stores: &Stores) {
     let content: Vec<u8> = (0..12 << 20).map(|index: u32| (index % 251) as u8).collect();
     let mut upload = session("contract/large");
     for range in [0..(3 << 20) + 1, (3 << 20) + 1..(7 << 20) + 1, (7 << 20) + 1..12 << 20] {
-        let chunk: ByteStream = Box::pin(stream::iter(content[range].chunks(64 << 10).map(|piece| Ok(Bytes::copy_from_slice(piece))).collect::<Vec<_>>()));
+        let chunk: ByteStream =
+            Box::pin(stream::iter(content[range].chunks(64 << 10).map(|piece| Ok(Bytes::copy_from_slice(piece))).collect::<Vec<_>>()));
         upload.size += stores.blobs.append_upload(&mut upload, chunk).await.unwrap();
     }
     assert_eq!(upload.size, content.len() as u64);
@@ -162,7 +164,8 @@ async fn linking_a_blob_closes_its_upload(stores: &Stores) {
     assert_eq!(stores.metadata.upload(&upload.id).await.unwrap(), None);
     assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), Some(6));
     assert_eq!(stores.metadata.linked_blob(&b, &digest).await.unwrap(), None, "links are per repository");
-    let many: Vec<Digest> = (0..130).map(|index| Digest::of(Algorithm::Sha256, format!("blob {index}").as_bytes())).chain([digest.clone()]).collect();
+    let many: Vec<Digest> =
+        (0..130).map(|index| Digest::of(Algorithm::Sha256, format!("blob {index}").as_bytes())).chain([digest.clone()]).collect();
     assert_eq!(stores.metadata.missing_blobs(&a, &many).await.unwrap(), many[..130].to_vec(), "only the linked blob is present");
     assert_eq!(stores.metadata.missing_blobs(&b, &[digest.clone()]).await.unwrap(), vec![digest.clone()]);
     assert!(stores.metadata.missing_blobs(&a, &[]).await.unwrap().is_empty());
@@ -185,8 +188,12 @@ async fn manifests_tags_and_referrers(stores: &Stores) {
     assert_eq!(stores.metadata.manifest(&repo("contract/other"), &image.digest).await.unwrap(), None);
     assert_eq!(stores.metadata.tagged_manifest(&name, &tag("v1")).await.unwrap(), Some(image.clone()), "a tag yields its whole record");
     let absent = Digest::of(Algorithm::Sha256, b"absent");
-    assert_eq!(stores.metadata.missing_manifests(&name, &[image.digest.clone(), absent.clone(), sbom.digest.clone()]).await.unwrap(), vec![absent]);
-    let mut referrers: Vec<Digest> = stores.metadata.referrers(&name, &image.digest).await.unwrap().into_iter().map(|found| found.digest).collect();
+    assert_eq!(
+        stores.metadata.missing_manifests(&name, &[image.digest.clone(), absent.clone(), sbom.digest.clone()]).await.unwrap(),
+        vec![absent]
+    );
+    let mut referrers: Vec<Digest> =
+        stores.metadata.referrers(&name, &image.digest).await.unwrap().into_iter().map(|found| found.digest).collect();
     referrers.sort();
     let mut expected = vec![sbom.digest.clone(), signature.digest.clone()];
     expected.sort();

@@ -33,7 +33,11 @@ pub struct DynamoMetadata {
 
 fn dynamo_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> StoreError {
     let conditional = matches!(error.code(), Some("ConditionalCheckFailedException"));
-    if conditional { StoreError::Conflict } else { StoreError::Backend { service: "DynamoDB", message: DisplayErrorContext(&error).to_string() } }
+    if conditional {
+        StoreError::Conflict
+    } else {
+        StoreError::Backend { service: "DynamoDB", message: DisplayErrorContext(&error).to_string() }
+    }
 }
 
 fn transaction_error(error: SdkError<TransactWriteItemsError>) -> StoreError {
@@ -66,11 +70,17 @@ fn item(pk: String, sk: String, attributes: impl IntoIterator<Item = (&'static s
 }
 
 fn text_of<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
-    item.get(name).and_then(|value| value.as_s().ok()).map(String::as_str).ok_or_else(|| StoreError::Corrupt(format!("item without text attribute {name}")))
+    item.get(name)
+        .and_then(|value| value.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("item without text attribute {name}")))
 }
 
 fn number_of(item: &Item, name: &str) -> Result<u64, StoreError> {
-    item.get(name).and_then(|value| value.as_n().ok()).and_then(|value| value.parse().ok()).ok_or_else(|| StoreError::Corrupt(format!("item without number attribute {name}")))
+    item.get(name)
+        .and_then(|value| value.as_n().ok())
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("item without number attribute {name}")))
 }
 
 fn json_of<T: DeserializeOwned>(item: &Item, name: &str) -> Result<T, StoreError> {
@@ -96,7 +106,9 @@ fn put(table: &str, item: Item) -> TransactWriteItem {
 }
 
 fn delete(table: &str, key: Item) -> TransactWriteItem {
-    TransactWriteItem::builder().delete(Delete::builder().table_name(table).set_key(Some(key)).build().expect("table and key are set")).build()
+    TransactWriteItem::builder()
+        .delete(Delete::builder().table_name(table).set_key(Some(key)).build().expect("table and key are set"))
+        .build()
 }
 
 impl DynamoMetadata {
@@ -105,13 +117,29 @@ impl DynamoMetadata {
     }
 
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
-        let output = self.client.get_item().table_name(&self.table).set_key(Some(key(pk, sk))).consistent_read(true).send().await.map_err(dynamo_error)?;
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
         Ok(output.item)
     }
 
     /// Deletes one item; `true` when it existed.
     async fn delete(&self, pk: String, sk: String) -> Result<bool, StoreError> {
-        let output = self.client.delete_item().table_name(&self.table).set_key(Some(key(pk, sk))).return_values(ReturnValue::AllOld).send().await.map_err(dynamo_error)?;
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
         Ok(output.attributes.is_some())
     }
 
@@ -153,19 +181,36 @@ impl DynamoMetadata {
     }
 
     /// Which of `digests` have no item `(repository, sort_key(digest))`: BatchGetItem, 100 keys a call.
-    async fn missing(&self, repository: &RepositoryName, digests: &[Digest], sort_key: fn(&Digest) -> String) -> Result<Vec<Digest>, StoreError> {
+    async fn missing(
+        &self,
+        repository: &RepositoryName,
+        digests: &[Digest],
+        sort_key: fn(&Digest) -> String,
+    ) -> Result<Vec<Digest>, StoreError> {
         let pk = keys::repository_pk(repository);
         let mut found = HashSet::new();
         for batch in digests.chunks(BATCH_GET_LIMIT) {
             let keys_wanted = batch.iter().map(|digest| key(pk.clone(), sort_key(digest))).collect();
-            let mut request = Some(KeysAndAttributes::builder().set_keys(Some(keys_wanted)).consistent_read(true).projection_expression("#sk").expression_attribute_names("#sk", SK).build().expect("keys are set"));
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys_wanted))
+                    .consistent_read(true)
+                    .projection_expression("#sk")
+                    .expression_attribute_names("#sk", SK)
+                    .build()
+                    .expect("keys are set"),
+            );
             // DynamoDB may leave keys for later under load; ask again for those until none remain.
             while let Some(keys_and_attributes) = request {
-                let output = self.client.batch_get_item().request_items(&self.table, keys_and_attributes).send().await.map_err(dynamo_error)?;
+                let output =
+                    self.client.batch_get_item().request_items(&self.table, keys_and_attributes).send().await.map_err(dynamo_error)?;
                 for item in output.responses.and_then(|mut responses| responses.remove(&self.table)).unwrap_or_default() {
                     found.insert(text_of(&item, SK)?.to_owned());
                 }
-                request = output.unprocessed_keys.and_then(|mut unprocessed| unprocessed.remove(&self.table)).filter(|left| !left.keys.is_empty());
+                request = output
+                    .unprocessed_keys
+                    .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                    .filter(|left| !left.keys.is_empty());
             }
         }
         Ok(digests.iter().filter(|digest| !found.contains(&sort_key(digest))).cloned().collect())
@@ -187,7 +232,11 @@ impl UploadSessions for DynamoMetadata {
         let item = item(
             keys::upload_pk(&session.id),
             keys::UPLOAD_SK.to_owned(),
-            [("session", to_json(session)), ("size", number(session.size)), (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS))],
+            [
+                ("session", to_json(session)),
+                ("size", number(session.size)),
+                (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS)),
+            ],
         );
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo_error)?;
         Ok(())
@@ -201,7 +250,11 @@ impl UploadSessions for DynamoMetadata {
         let item = item(
             keys::upload_pk(&session.id),
             keys::UPLOAD_SK.to_owned(),
-            [("session", to_json(session)), ("size", number(session.size)), (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS))],
+            [
+                ("session", to_json(session)),
+                ("size", number(session.size)),
+                (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS)),
+            ],
         );
         self.client
             .put_item()
@@ -231,8 +284,17 @@ impl BlobIndex for DynamoMetadata {
         self.missing(repository, digests, keys::blob_sk).await
     }
 
-    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError> {
-        let mut items = vec![put(&self.table, item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))])), self.catalog_entry(repository)];
+    async fn link_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        finished_upload: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut items = vec![
+            put(&self.table, item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))])),
+            self.catalog_entry(repository),
+        ];
         if let Some(id) = finished_upload {
             items.push(delete(&self.table, key(keys::upload_pk(id), keys::UPLOAD_SK.to_owned())));
         }
@@ -248,9 +310,15 @@ impl BlobIndex for DynamoMetadata {
 impl ManifestIndex for DynamoMetadata {
     async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError> {
         let pk = keys::repository_pk(repository);
-        let mut items = vec![put(&self.table, item(pk.clone(), keys::manifest_sk(&record.digest), [("record", to_json(record))])), self.catalog_entry(repository)];
+        let mut items = vec![
+            put(&self.table, item(pk.clone(), keys::manifest_sk(&record.digest), [("record", to_json(record))])),
+            self.catalog_entry(repository),
+        ];
         if let Some(tag) = tag {
-            items.push(put(&self.table, item(pk.clone(), keys::tag_sk(tag), [("digest", text(record.digest.to_string())), ("record", to_json(record))])));
+            items.push(put(
+                &self.table,
+                item(pk.clone(), keys::tag_sk(tag), [("digest", text(record.digest.to_string())), ("record", to_json(record))]),
+            ));
         }
         if let Some(subject) = &record.subject {
             items.push(put(&self.table, key(pk, keys::referrer_sk(subject, &record.digest))));
@@ -303,7 +371,10 @@ impl ManifestIndex for DynamoMetadata {
         let pk = keys::repository_pk(repository);
         let mut tags_by_digest: HashMap<String, Vec<Tag>> = HashMap::new();
         for item in self.query(pk.clone(), keys::TAG_PREFIX, None, usize::MAX).await? {
-            tags_by_digest.entry(text_of(&item, "digest")?.to_owned()).or_default().push(parse_stored(sk_suffix(&item, keys::TAG_PREFIX)?, Tag::parse)?);
+            tags_by_digest
+                .entry(text_of(&item, "digest")?.to_owned())
+                .or_default()
+                .push(parse_stored(sk_suffix(&item, keys::TAG_PREFIX)?, Tag::parse)?);
         }
         let manifests = self.query(pk, keys::MANIFEST_PREFIX, None, usize::MAX).await?;
         manifests
@@ -349,7 +420,9 @@ impl ManifestIndex for DynamoMetadata {
                 .iter()
                 .map(|item| {
                     let sk = text_of(item, SK)?.to_owned();
-                    Ok(WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key(pk.clone(), sk))).build().expect("key is set")).build())
+                    Ok(WriteRequest::builder()
+                        .delete_request(DeleteRequest::builder().set_key(Some(key(pk.clone(), sk))).build().expect("key is set"))
+                        .build())
                 })
                 .collect::<Result<_, StoreError>>()?;
             // DynamoDB may leave some of a batch for later under load; resend those until none remain.

@@ -49,7 +49,10 @@ impl EmbeddedMetadata {
     }
 
     /// Runs `change` in one write transaction on a blocking thread; it commits only if `change` succeeds, durably.
-    async fn write<T: Send + 'static>(&self, change: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    async fn write<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_write().map_err(db_error)?;
@@ -89,7 +92,11 @@ fn second_keys_after<V: redb::Value + 'static>(
 }
 
 /// Which of `digests` have no `(repository, digest)` key in `table`.
-fn missing<V: redb::Value + 'static>(table: &impl ReadableTable<(&'static str, &'static str), V>, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+fn missing<V: redb::Value + 'static>(
+    table: &impl ReadableTable<(&'static str, &'static str), V>,
+    repository: &RepositoryName,
+    digests: &[Digest],
+) -> Result<Vec<Digest>, StoreError> {
     let mut absent = Vec::new();
     for digest in digests {
         if table.get((repository.as_str(), digest.to_string().as_str())).map_err(db_error)?.is_none() {
@@ -121,7 +128,8 @@ impl UploadSessions for EmbeddedMetadata {
         let (id, record) = (session.id.clone(), encode(session));
         self.write(move |txn| {
             let mut table = txn.open_table(UPLOADS).map_err(db_error)?;
-            let current: Option<UploadSession> = table.get(id.as_str()).map_err(db_error)?.map(|stored| decode(stored.value())).transpose()?;
+            let current: Option<UploadSession> =
+                table.get(id.as_str()).map_err(db_error)?.map(|stored| decode(stored.value())).transpose()?;
             if current.is_none_or(|current| current.size != previous_size) {
                 return Err(StoreError::Conflict);
             }
@@ -154,7 +162,13 @@ impl BlobIndex for EmbeddedMetadata {
         self.read(|txn| missing(&txn.open_table(BLOB_LINKS).map_err(db_error)?, repository, digests))
     }
 
-    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError> {
+    async fn link_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        finished_upload: Option<&str>,
+    ) -> Result<(), StoreError> {
         let (repository, digest, finished_upload) = (repository.to_string(), digest.to_string(), finished_upload.map(str::to_owned));
         self.write(move |txn| {
             txn.open_table(BLOB_LINKS).map_err(db_error)?.insert((repository.as_str(), digest.as_str()), size).map_err(db_error)?;
@@ -169,7 +183,10 @@ impl BlobIndex for EmbeddedMetadata {
 
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
         let (repository, digest) = (repository.to_string(), digest.to_string());
-        self.write(move |txn| Ok(txn.open_table(BLOB_LINKS).map_err(db_error)?.remove((repository.as_str(), digest.as_str())).map_err(db_error)?.is_some())).await
+        self.write(move |txn| {
+            Ok(txn.open_table(BLOB_LINKS).map_err(db_error)?.remove((repository.as_str(), digest.as_str())).map_err(db_error)?.is_some())
+        })
+        .await
     }
 }
 
@@ -179,13 +196,19 @@ impl ManifestIndex for EmbeddedMetadata {
         let (repository, digest, encoded) = (repository.to_string(), record.digest.to_string(), encode(record));
         let (tag, subject) = (tag.map(Tag::to_string), record.subject.as_ref().map(Digest::to_string));
         self.write(move |txn| {
-            txn.open_table(MANIFESTS).map_err(db_error)?.insert((repository.as_str(), digest.as_str()), encoded.as_slice()).map_err(db_error)?;
+            txn.open_table(MANIFESTS)
+                .map_err(db_error)?
+                .insert((repository.as_str(), digest.as_str()), encoded.as_slice())
+                .map_err(db_error)?;
             txn.open_table(REPOSITORIES).map_err(db_error)?.insert(repository.as_str(), ()).map_err(db_error)?;
             if let Some(tag) = tag {
                 txn.open_table(TAGS).map_err(db_error)?.insert((repository.as_str(), tag.as_str()), digest.as_str()).map_err(db_error)?;
             }
             if let Some(subject) = subject {
-                txn.open_table(REFERRERS).map_err(db_error)?.insert((repository.as_str(), subject.as_str(), digest.as_str()), ()).map_err(db_error)?;
+                txn.open_table(REFERRERS)
+                    .map_err(db_error)?
+                    .insert((repository.as_str(), subject.as_str(), digest.as_str()), ())
+                    .map_err(db_error)?;
             }
             Ok(())
         })
@@ -195,13 +218,23 @@ impl ManifestIndex for EmbeddedMetadata {
     async fn manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError> {
         self.read(|txn| {
             let table = txn.open_table(MANIFESTS).map_err(db_error)?;
-            table.get((repository.as_str(), digest.to_string().as_str())).map_err(db_error)?.map(|record| decode(record.value())).transpose()
+            table
+                .get((repository.as_str(), digest.to_string().as_str()))
+                .map_err(db_error)?
+                .map(|record| decode(record.value()))
+                .transpose()
         })
     }
 
     async fn tagged_manifest(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>, StoreError> {
         self.read(|txn| {
-            let Some(digest) = txn.open_table(TAGS).map_err(db_error)?.get((repository.as_str(), tag.as_str())).map_err(db_error)?.map(|digest| digest.value().to_owned()) else {
+            let Some(digest) = txn
+                .open_table(TAGS)
+                .map_err(db_error)?
+                .get((repository.as_str(), tag.as_str()))
+                .map_err(db_error)?
+                .map(|digest| digest.value().to_owned())
+            else {
                 return Ok(None);
             };
             let manifests = txn.open_table(MANIFESTS).map_err(db_error)?;
@@ -216,7 +249,13 @@ impl ManifestIndex for EmbeddedMetadata {
     async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
         let (repository, digest) = (repository.to_string(), digest.to_string());
         self.write(move |txn| {
-            let Some(removed) = txn.open_table(MANIFESTS).map_err(db_error)?.remove((repository.as_str(), digest.as_str())).map_err(db_error)?.map(|record| record.value().to_vec()) else {
+            let Some(removed) = txn
+                .open_table(MANIFESTS)
+                .map_err(db_error)?
+                .remove((repository.as_str(), digest.as_str()))
+                .map_err(db_error)?
+                .map(|record| record.value().to_vec())
+            else {
                 return Ok(false);
             };
             let record: ManifestRecord = decode(&removed)?;
@@ -229,7 +268,10 @@ impl ManifestIndex for EmbeddedMetadata {
                 tags.remove((repository.as_str(), tag.as_str())).map_err(db_error)?;
             }
             if let Some(subject) = record.subject {
-                txn.open_table(REFERRERS).map_err(db_error)?.remove((repository.as_str(), subject.to_string().as_str(), digest.as_str())).map_err(db_error)?;
+                txn.open_table(REFERRERS)
+                    .map_err(db_error)?
+                    .remove((repository.as_str(), subject.to_string().as_str(), digest.as_str()))
+                    .map_err(db_error)?;
             }
             Ok(true)
         })
@@ -238,7 +280,10 @@ impl ManifestIndex for EmbeddedMetadata {
 
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, StoreError> {
         let (repository, tag) = (repository.to_string(), tag.to_string());
-        self.write(move |txn| Ok(txn.open_table(TAGS).map_err(db_error)?.remove((repository.as_str(), tag.as_str())).map_err(db_error)?.is_some())).await
+        self.write(move |txn| {
+            Ok(txn.open_table(TAGS).map_err(db_error)?.remove((repository.as_str(), tag.as_str())).map_err(db_error)?.is_some())
+        })
+        .await
     }
 
     async fn list_tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, StoreError> {

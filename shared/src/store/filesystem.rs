@@ -121,7 +121,8 @@ impl BlobStore for FilesystemBlobStore {
     }
 
     async fn append_upload(&self, session: &mut UploadSession, mut data: ByteStream) -> Result<u64, StoreError> {
-        let mut file = lock_exclusively(OpenOptions::new().create(true).truncate(false).write(true).open(self.upload(session)).await?).await?;
+        let mut file =
+            lock_exclusively(OpenOptions::new().create(true).truncate(false).write(true).open(self.upload(session)).await?).await?;
         // Bytes past the session's size are from a request that failed before its session was saved: drop them.
         file.set_len(session.size).await?;
         file.seek(SeekFrom::Start(session.size)).await?;

@@ -3,10 +3,10 @@
 //! Adapters: [`filesystem`] (blob bytes on local disk) and [`embedded`] (metadata in redb) make `berth serve`'s
 //! default store. [`layout`] owns every key the adapters write. [`contract`] is the suite each adapter must pass.
 
-pub mod embedded;
-pub mod filesystem;
 pub mod aws;
 pub mod dynamodb;
+pub mod embedded;
+pub mod filesystem;
 pub mod layout;
 pub mod s3;
 
@@ -159,7 +159,13 @@ pub trait BlobIndex: Send + Sync {
     async fn missing_blobs(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError>;
     /// Records a stored, verified blob and links it into `repository`, deleting `finished_upload` in the same
     /// transaction so a crash leaves either the session or the link, never both or neither.
-    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest, size: u64, finished_upload: Option<&str>) -> Result<(), StoreError>;
+    async fn link_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        finished_upload: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Removes the link; `false` when there was none.
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError>;
 }

@@ -108,7 +108,6 @@ impl S3BlobStore {
         session.backend_state = serde_json::to_string(state).expect("upload state serializes");
     }
 
-
     async fn get_all(&self, key: &str) -> Result<BytesMut, StoreError> {
         let output = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(s3_error)?;
         let bytes = output.body.collect().await.map_err(|error| StoreError::Io(io::Error::other(error)))?;
@@ -119,8 +118,17 @@ impl S3BlobStore {
         let upload_id = match &state.upload_id {
             Some(id) => id.clone(),
             None => {
-                let created = self.client.create_multipart_upload().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).send().await.map_err(s3_error)?;
-                let id = created.upload_id.ok_or_else(|| StoreError::Backend { service: "S3", message: "CreateMultipartUpload returned no upload id".into() })?;
+                let created = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(layout::s3_upload_data_key(&session.id))
+                    .send()
+                    .await
+                    .map_err(s3_error)?;
+                let id = created
+                    .upload_id
+                    .ok_or_else(|| StoreError::Backend { service: "S3", message: "CreateMultipartUpload returned no upload id".into() })?;
                 state.upload_id = Some(id.clone());
                 id
             }
@@ -155,7 +163,14 @@ impl S3BlobStore {
         let staging = layout::s3_upload_data_key(&session.id);
         match (&state.upload_id, &state.tail) {
             (None, None) => {
-                self.client.put_object().bucket(&self.bucket).key(&staging).body(S3Body::from(Bytes::new())).send().await.map_err(s3_error)?;
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&staging)
+                    .body(S3Body::from(Bytes::new()))
+                    .send()
+                    .await
+                    .map_err(s3_error)?;
             }
             (None, Some(tail)) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), &staging, tail.size).await?,
             (Some(upload_id), tail) => {
@@ -175,7 +190,11 @@ impl S3BlobStore {
                     let etag = copied.copy_part_result.and_then(|result| result.e_tag).unwrap_or_default();
                     state.parts.push(Part { number, etag, size: tail.size });
                 }
-                let parts = state.parts.iter().map(|part| CompletedPart::builder().part_number(part.number as i32).e_tag(&part.etag).build()).collect();
+                let parts = state
+                    .parts
+                    .iter()
+                    .map(|part| CompletedPart::builder().part_number(part.number as i32).e_tag(&part.etag).build())
+                    .collect();
                 self.client
                     .complete_multipart_upload()
                     .bucket(&self.bucket)
@@ -239,7 +258,14 @@ impl S3BlobStore {
     /// Removes everything an upload left in S3 but its committed blob, calling only for what exists.
     async fn clean_up(&self, session: &UploadSession, state: &MultipartState) -> Result<(), StoreError> {
         if let (Some(upload_id), false) = (&state.upload_id, state.staged) {
-            let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).upload_id(upload_id).send().await;
+            let aborted = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(layout::s3_upload_data_key(&session.id))
+                .upload_id(upload_id)
+                .send()
+                .await;
             // An upload already completed or aborted has nothing left to abort.
             if let Err(error) = aborted
                 && error.code() != Some("NoSuchUpload")
@@ -269,13 +295,22 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn download_url(&self, digest: &Digest) -> Result<Option<String>, StoreError> {
-        let config = PresigningConfig::expires_in(self.presign_ttl).map_err(|error| StoreError::Backend { service: "S3", message: error.to_string() })?;
-        let presigned = self.client.get_object().bucket(&self.bucket).key(layout::s3_blob_key(digest)).presigned(config).await.map_err(s3_error)?;
+        let config = PresigningConfig::expires_in(self.presign_ttl)
+            .map_err(|error| StoreError::Backend { service: "S3", message: error.to_string() })?;
+        let presigned =
+            self.client.get_object().bucket(&self.bucket).key(layout::s3_blob_key(digest)).presigned(config).await.map_err(s3_error)?;
         Ok(Some(presigned.uri().to_owned()))
     }
 
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<(), StoreError> {
-        self.client.put_object().bucket(&self.bucket).key(layout::s3_blob_key(digest)).body(S3Body::from(bytes)).send().await.map_err(s3_error)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(layout::s3_blob_key(digest))
+            .body(S3Body::from(bytes))
+            .send()
+            .await
+            .map_err(s3_error)?;
         Ok(())
     }
 
@@ -324,7 +359,8 @@ impl BlobStore for S3BlobStore {
         let mut state = Self::state(session)?;
         self.stage(session, &mut state).await?;
         Self::save_state(session, &state);
-        let output = self.client.get_object().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).send().await.map_err(s3_error)?;
+        let output =
+            self.client.get_object().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).send().await.map_err(s3_error)?;
         Ok(s3_stream(output.body))
     }
 
@@ -335,7 +371,14 @@ impl BlobStore for S3BlobStore {
             // A blob smaller than a part is all tail: it goes to its address in one copy.
             (None, Some(tail), false) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), &target, tail.size).await?,
             (None, None, false) => {
-                self.client.put_object().bucket(&self.bucket).key(&target).body(S3Body::from(Bytes::new())).send().await.map_err(s3_error)?;
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&target)
+                    .body(S3Body::from(Bytes::new()))
+                    .send()
+                    .await
+                    .map_err(s3_error)?;
             }
             _ => {
                 self.stage(session, &mut state).await?;
@@ -357,7 +400,10 @@ mod tests {
     #[test]
     fn parts_grow_so_ten_thousand_hold_the_largest_layers() {
         let base = S3Limits::default().part_size;
-        assert_eq!((part_size(base, 1), part_size(base, 1000), part_size(base, 1001), part_size(base, 2001)), (base, base, 2 * base, 4 * base));
+        assert_eq!(
+            (part_size(base, 1), part_size(base, 1000), part_size(base, 1001), part_size(base, 2001)),
+            (base, base, 2 * base, 4 * base)
+        );
         let capacity: u64 = (1..=MAX_PARTS).map(|number| part_size(base, number)).sum();
         assert!(capacity >= 200 << 30, "10,000 parts hold {capacity} bytes, less than ACR's 200 GiB layers");
         let largest = part_size(base, MAX_PARTS);
