@@ -95,7 +95,7 @@ fn query_param(parts: &Parts, name: &str) -> Option<String> {
     pairs.into_iter().find_map(|(key, value)| (key == name).then_some(value))
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 

@@ -210,7 +210,8 @@ mod tests {
     #[test]
     fn rejects_bad_paths_with_the_right_error() {
         let d = digest().to_string();
-        let cases: Vec<(Method, String, fn(&Error) -> bool)> = vec![
+        type Case = (Method, String, fn(&Error) -> bool);
+        let cases: Vec<Case> = vec![
             (Method::GET, "/v2/UPPER/tags/list".into(), |e| matches!(e, Error::NameInvalid(_))),
             (Method::GET, "/v2/a//b/tags/list".into(), |e| matches!(e, Error::NameInvalid(_))),
             (Method::GET, "/v2/../tags/list".into(), |e| matches!(e, Error::NameInvalid(_))),

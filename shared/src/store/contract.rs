@@ -167,7 +167,7 @@ async fn linking_a_blob_closes_its_upload(stores: &Stores) {
     let many: Vec<Digest> =
         (0..130).map(|index| Digest::of(Algorithm::Sha256, format!("blob {index}").as_bytes())).chain([digest.clone()]).collect();
     assert_eq!(stores.metadata.missing_blobs(&a, &many).await.unwrap(), many[..130].to_vec(), "only the linked blob is present");
-    assert_eq!(stores.metadata.missing_blobs(&b, &[digest.clone()]).await.unwrap(), vec![digest.clone()]);
+    assert_eq!(stores.metadata.missing_blobs(&b, std::slice::from_ref(&digest)).await.unwrap(), vec![digest.clone()]);
     assert!(stores.metadata.missing_blobs(&a, &[]).await.unwrap().is_empty());
     assert!(stores.metadata.unlink_blob(&a, &digest).await.unwrap());
     assert!(!stores.metadata.unlink_blob(&a, &digest).await.unwrap());

@@ -49,6 +49,8 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
+    /// The number of bytes in the range; never zero, since both ends are inclusive.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u64 {
         self.last - self.first + 1
     }
