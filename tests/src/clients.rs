@@ -49,21 +49,18 @@ pub struct Storage {
 impl Storage {
     pub fn new() -> Storage {
         clear_blob_info_cache();
-        Storage {
-            dir: tempfile::Builder::new()
-                .prefix("berth-storage-")
-                .tempdir()
-                .expect("create storage dir"),
-        }
+        Storage { dir: tempfile::Builder::new().prefix("berth-storage-").tempdir().expect("create storage dir") }
     }
 
     /// `podman` on this storage with vfs (works everywhere, no overlay mounts) and no systemd or journald.
     pub fn podman(&self) -> Command {
         let mut c = Command::new("podman");
-        c.args(self.storage_args())
-            .arg("--tmpdir")
-            .arg(self.dir.path().join("libpod"))
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+        c.args(self.storage_args()).arg("--tmpdir").arg(self.dir.path().join("libpod")).args([
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]);
         c
     }
 
@@ -76,14 +73,7 @@ impl Storage {
 
     fn storage_args(&self) -> Vec<String> {
         let path = |name: &str| self.dir.path().join(name).display().to_string();
-        vec![
-            "--root".into(),
-            path("root"),
-            "--runroot".into(),
-            path("run"),
-            "--storage-driver".into(),
-            "vfs".into(),
-        ]
+        vec!["--root".into(), path("root"), "--runroot".into(), path("run"), "--storage-driver".into(), "vfs".into()]
     }
 }
 
@@ -100,7 +90,5 @@ pub fn python() -> Command {
 
 /// Path of a helper script shipped in tests/support.
 pub fn support_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("support")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("support").join(name)
 }

@@ -12,12 +12,7 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 pub fn run(cmd: &mut Command) -> Output {
     let out = exec(cmd, None);
     if !out.status.success() {
-        panic!(
-            "{} failed with {}\n{}",
-            describe(cmd),
-            out.status,
-            streams(&out)
-        );
+        panic!("{} failed with {}\n{}", describe(cmd), out.status, streams(&out));
     }
     out
 }
@@ -26,12 +21,7 @@ pub fn run(cmd: &mut Command) -> Output {
 pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     let out = exec(cmd, Some(input));
     if !out.status.success() {
-        panic!(
-            "{} failed with {}\n{}",
-            describe(cmd),
-            out.status,
-            streams(&out)
-        );
+        panic!("{} failed with {}\n{}", describe(cmd), out.status, streams(&out));
     }
     out
 }
@@ -40,11 +30,7 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
 pub fn run_failing(cmd: &mut Command) -> Output {
     let out = exec(cmd, None);
     if out.status.success() {
-        panic!(
-            "{} succeeded but was expected to fail\n{}",
-            describe(cmd),
-            streams(&out)
-        );
+        panic!("{} succeeded but was expected to fail\n{}", describe(cmd), streams(&out));
     }
     out
 }
@@ -52,24 +38,13 @@ pub fn run_failing(cmd: &mut Command) -> Output {
 /// Runs `cmd`, asserts success and returns its stdout as trimmed text.
 pub fn stdout_of(cmd: &mut Command) -> String {
     let out = run(cmd);
-    String::from_utf8(out.stdout)
-        .unwrap_or_else(|e| panic!("{} printed non-UTF-8 output: {e}", describe(cmd)))
-        .trim()
-        .to_owned()
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{} printed non-UTF-8 output: {e}", describe(cmd))).trim().to_owned()
 }
 
 fn exec(cmd: &mut Command, input: Option<&[u8]>) -> Output {
     let what = describe(cmd);
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
 
     // Pipes are drained on threads so that a chatty command cannot block on a full pipe while we wait for it.
     let writer = input.map(|bytes| {
@@ -96,10 +71,7 @@ fn exec(cmd: &mut Command, input: Option<&[u8]>) -> Output {
                     stdout: stdout.join().unwrap_or_default(),
                     stderr: stderr.join().unwrap_or_default(),
                 };
-                panic!(
-                    "{what} did not finish within {TIMEOUT:?}\n{}",
-                    streams(&out)
-                );
+                panic!("{what} did not finish within {TIMEOUT:?}\n{}", streams(&out));
             }
             Err(e) => panic!("cannot wait for {what}: {e}"),
         }
@@ -107,11 +79,7 @@ fn exec(cmd: &mut Command, input: Option<&[u8]>) -> Output {
     if let Some(writer) = writer {
         let _ = writer.join();
     }
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader panicked"),
-        stderr: stderr.join().expect("stderr reader panicked"),
-    }
+    Output { status, stdout: stdout.join().expect("stdout reader panicked"), stderr: stderr.join().expect("stderr reader panicked") }
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
@@ -127,9 +95,5 @@ fn describe(cmd: &Command) -> String {
 }
 
 fn streams(out: &Output) -> String {
-    format!(
-        "--- stdout ---\n{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("--- stdout ---\n{}\n--- stderr ---\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }

@@ -24,22 +24,14 @@ pub fn gunzip(gzip: &[u8]) -> Vec<u8> {
 
 /// Contents of the member whose path ends in `name` inside a gzip layer tar.
 pub fn file_in_layer(gzip_layer: &[u8], name: &str) -> Vec<u8> {
-    run_with_stdin(
-        Command::new("tar")
-            .args(["-xzO", "-f", "-", "--wildcards"])
-            .arg(format!("*{name}")),
-        gzip_layer,
-    )
-    .stdout
+    run_with_stdin(Command::new("tar").args(["-xzO", "-f", "-", "--wildcards"]).arg(format!("*{name}")), gzip_layer).stdout
 }
 
 /// Unpredictable bytes, so each test's images have blobs no other test or earlier run can have pushed.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     use std::io::Read;
     let mut buf = vec![0; len];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("read /dev/urandom");
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("read /dev/urandom");
     buf
 }
 

@@ -24,26 +24,14 @@ pub struct Dockerd {
 impl Dockerd {
     /// Starts dockerd and waits until `docker version` reaches it. Needs root.
     pub fn start() -> Dockerd {
-        let data_root = tempfile::Builder::new()
-            .prefix("berth-dockerd-")
-            .tempdir()
-            .expect("create data root");
+        let data_root = tempfile::Builder::new().prefix("berth-dockerd-").tempdir().expect("create data root");
         // Unix socket paths are limited to 108 bytes and containerd nests its socket below the exec root, so the
         // exec root is a short directory directly in /tmp.
-        let exec_root = tempfile::Builder::new()
-            .prefix("bd")
-            .tempdir_in("/tmp")
-            .expect("create exec root");
+        let exec_root = tempfile::Builder::new().prefix("bd").tempdir_in("/tmp").expect("create exec root");
         let socket = exec_root.path().join("d.sock");
-        let log = std::fs::File::create(data_root.path().join("dockerd.log"))
-            .expect("create dockerd log");
+        let log = std::fs::File::create(data_root.path().join("dockerd.log")).expect("create dockerd log");
         let child = Command::new("dockerd")
-            .args([
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-                "--storage-driver=vfs",
-            ])
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs"])
             .arg("--data-root")
             .arg(data_root.path().join("data"))
             .arg("--exec-root")
@@ -57,12 +45,7 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .expect("start dockerd (package docker.io)");
-        let mut dockerd = Dockerd {
-            child,
-            socket,
-            data_root,
-            exec_root,
-        };
+        let mut dockerd = Dockerd { child, socket, data_root, exec_root };
         dockerd.wait_ready();
         dockerd
     }
@@ -73,20 +56,12 @@ impl Dockerd {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("dockerd exited with {status}\n{}", self.log_text());
             }
-            let probe = self
-                .docker()
-                .arg("version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let probe = self.docker().arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status();
             if probe.is_ok_and(|s| s.success()) {
                 return;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "dockerd did not answer within {READY_TIMEOUT:?}\n{}",
-                    self.log_text()
-                );
+                panic!("dockerd did not answer within {READY_TIMEOUT:?}\n{}", self.log_text());
             }
             thread::sleep(Duration::from_millis(200));
         }
@@ -94,8 +69,7 @@ impl Dockerd {
 
     /// The docker CLI bound to this engine. `BERTH_TEST_DOCKER` picks the client binary (default `docker`).
     pub fn docker(&self) -> Command {
-        let mut c =
-            Command::new(std::env::var_os("BERTH_TEST_DOCKER").unwrap_or_else(|| "docker".into()));
+        let mut c = Command::new(std::env::var_os("BERTH_TEST_DOCKER").unwrap_or_else(|| "docker".into()));
         c.env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
             // A private client config: no credential helpers or contexts of whoever runs the suite.
             .env("DOCKER_CONFIG", self.data_root.path().join("client"));
@@ -105,20 +79,14 @@ impl Dockerd {
     /// `ctr` on the containerd this dockerd manages, in a namespace of its own (not docker's `moby`).
     pub fn ctr(&self) -> Command {
         let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(self.exec_root.path().join("containerd/containerd.sock"))
-            .args(["--namespace", "berth-test"]);
+        c.arg("--address").arg(self.exec_root.path().join("containerd/containerd.sock")).args(["--namespace", "berth-test"]);
         c
     }
 
     fn log_text(&self) -> String {
-        let text =
-            std::fs::read_to_string(self.data_root.path().join("dockerd.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.data_root.path().join("dockerd.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        format!(
-            "--- dockerd log ---\n{}",
-            lines[lines.len().saturating_sub(100)..].join("\n")
-        )
+        format!("--- dockerd log ---\n{}", lines[lines.len().saturating_sub(100)..].join("\n"))
     }
 }
 
@@ -132,15 +100,8 @@ impl Drop for Dockerd {
         }
         // dockerd bind-mounts its data root onto itself (to make it a shared mount) and containerd mounts below the
         // exec root; where / is not a shared mount those can outlive dockerd and keep the directories from going.
-        for dir in [
-            self.data_root.path().join("data"),
-            self.exec_root.path().to_owned(),
-        ] {
-            let _ = Command::new("umount")
-                .arg("-R")
-                .arg(dir)
-                .stderr(Stdio::null())
-                .status();
+        for dir in [self.data_root.path().join("data"), self.exec_root.path().to_owned()] {
+            let _ = Command::new("umount").arg("-R").arg(dir).stderr(Stdio::null()).status();
         }
     }
 }

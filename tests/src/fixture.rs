@@ -40,10 +40,7 @@ impl OciLayout {
         let root = std::env::temp_dir().join(format!("berth-oci-{}", random_token()));
         fs::create_dir(&root).expect("create layout dir");
         let layout = OciLayout { root };
-        run(Command::new("umoci")
-            .arg("init")
-            .arg("--layout")
-            .arg(layout.path()));
+        run(Command::new("umoci").arg("init").arg("--layout").arg(layout.path()));
         layout
     }
 
@@ -62,10 +59,7 @@ impl OciLayout {
             // A fresh bundle per layer: umoci diffs against the bundle's unpack-time tree, so each repack adds
             // exactly the files written since that unpack.
             let bundle = self.root.join(format!("bundle-{tag}-{layer}"));
-            run(Command::new("umoci")
-                .args(["unpack", "--rootless", "--image"])
-                .arg(&image)
-                .arg(&bundle));
+            run(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(&image).arg(&bundle));
             let rootfs = bundle.join("rootfs");
             if layer == 0 && busybox {
                 install_busybox(&rootfs);
@@ -74,19 +68,11 @@ impl OciLayout {
             let contents = random_bytes(256);
             fs::write(rootfs.join(&name), &contents).expect("write unique file");
             unique_files.push((name, contents));
-            run(Command::new("umoci")
-                .args(["repack", "--image"])
-                .arg(&image)
-                .arg(&bundle));
+            run(Command::new("umoci").args(["repack", "--image"]).arg(&image).arg(&bundle));
             fs::remove_dir_all(&bundle).expect("remove bundle");
         }
         let mut config = Command::new("umoci");
-        config.args(["config", "--image"]).arg(&image).args([
-            "--os",
-            "linux",
-            "--architecture",
-            architecture,
-        ]);
+        config.args(["config", "--image"]).arg(&image).args(["--os", "linux", "--architecture", architecture]);
         if busybox {
             config.args(["--config.cmd", "/bin/sh"]);
         }
@@ -128,9 +114,7 @@ impl OciImage {
 
     /// Every blob of the image (config, then layers) in manifest order.
     pub fn blob_digests(&self) -> Vec<String> {
-        std::iter::once(self.config_digest.clone())
-            .chain(self.layers.iter().cloned())
-            .collect()
+        std::iter::once(self.config_digest.clone()).chain(self.layers.iter().cloned()).collect()
     }
 }
 
@@ -139,21 +123,12 @@ pub fn read_image(layout: &Path, tag: &str) -> OciImage {
     let index: Value = parse(&fs::read(layout.join("index.json")).expect("read index.json"));
     let descriptor = index["manifests"]
         .as_array()
-        .and_then(|m| {
-            m.iter()
-                .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        })
+        .and_then(|m| m.iter().find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag))
         .unwrap_or_else(|| panic!("{} has no image tagged {tag}: {index}", layout.display()));
-    let manifest_digest = descriptor["digest"]
-        .as_str()
-        .expect("descriptor digest")
-        .to_owned();
+    let manifest_digest = descriptor["digest"].as_str().expect("descriptor digest").to_owned();
     let manifest = read_blob(layout, &manifest_digest);
     let parsed = parse(&manifest);
-    let config_digest = parsed["config"]["digest"]
-        .as_str()
-        .expect("config digest")
-        .to_owned();
+    let config_digest = parsed["config"]["digest"].as_str().expect("config digest").to_owned();
     let config = read_blob(layout, &config_digest);
     let parsed_config = parse(&config);
     OciImage {
@@ -161,10 +136,7 @@ pub fn read_image(layout: &Path, tag: &str) -> OciImage {
         tag: tag.to_owned(),
         layers: digests(&parsed["layers"], "digest"),
         diff_ids: strings(&parsed_config["rootfs"]["diff_ids"]),
-        architecture: parsed_config["architecture"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        architecture: parsed_config["architecture"].as_str().unwrap_or_default().to_owned(),
         manifest,
         manifest_digest,
         config,
@@ -176,23 +148,15 @@ pub fn read_image(layout: &Path, tag: &str) -> OciImage {
 fn install_busybox(rootfs: &Path) {
     let bin = rootfs.join("bin");
     fs::create_dir_all(&bin).expect("create bin");
-    fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("copy /bin/busybox (package busybox-static)");
+    fs::copy("/bin/busybox", bin.join("busybox")).expect("copy /bin/busybox (package busybox-static)");
     std::os::unix::fs::symlink("busybox", bin.join("sh")).expect("link sh");
 }
 
 fn read_blob(layout: &Path, digest: &str) -> Vec<u8> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
-    let bytes = fs::read(layout.join("blobs/sha256").join(hex))
-        .unwrap_or_else(|e| panic!("read blob {digest} of {}: {e}", layout.display()));
-    assert_eq!(
-        sha256_digest(&bytes),
-        digest,
-        "blob {digest} of {} is corrupt",
-        layout.display()
-    );
+    let hex = digest.strip_prefix("sha256:").unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
+    let bytes =
+        fs::read(layout.join("blobs/sha256").join(hex)).unwrap_or_else(|e| panic!("read blob {digest} of {}: {e}", layout.display()));
+    assert_eq!(sha256_digest(&bytes), digest, "blob {digest} of {} is corrupt", layout.display());
     bytes
 }
 
@@ -201,23 +165,9 @@ fn parse(bytes: &[u8]) -> Value {
 }
 
 fn digests(descriptors: &Value, field: &str) -> Vec<String> {
-    descriptors
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .filter_map(|d| d[field].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    descriptors.as_array().map(|d| d.iter().filter_map(|d| d[field].as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
 fn strings(values: &Value) -> Vec<String> {
-    values
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    values.as_array().map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }

@@ -75,12 +75,7 @@ pub fn push_tiny_image(registry: &Registry, repo: &str, tag: &str, seed: &str) -
     .to_string();
     for blob in [&config, &layer] {
         let path = format!("/v2/{repo}/blobs/uploads/?digest={}", sha256_digest(blob));
-        let resp = registry
-            .http()
-            .post(registry.url(&path))
-            .body(blob.clone())
-            .send()
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let resp = registry.http().post(registry.url(&path)).body(blob.clone()).send().unwrap_or_else(|e| panic!("POST {path}: {e}"));
         assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "POST {path}");
     }
     let path = format!("/v2/{repo}/manifests/{tag}");
@@ -92,16 +87,7 @@ pub fn push_tiny_image(registry: &Registry, repo: &str, tag: &str, seed: &str) -
         .send()
         .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
     assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "PUT {path}");
-    let digest = resp
-        .headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(
-        digest,
-        sha256_digest(manifest.as_bytes()),
-        "PUT {path}: Docker-Content-Digest"
-    );
+    let digest = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(digest, sha256_digest(manifest.as_bytes()), "PUT {path}: Docker-Content-Digest");
     digest
 }

@@ -69,14 +69,10 @@ impl RegistryKind {
         let wanted = std::env::var("BERTH_TEST_REGISTRY").unwrap_or_default();
         match wanted.as_str() {
             "" => Some(self),
-            "distribution" => {
-                (self == RegistryKind::Embedded).then_some(RegistryKind::Distribution)
-            }
+            "distribution" => (self == RegistryKind::Embedded).then_some(RegistryKind::Distribution),
             name if name == self.name() => Some(self),
             "embedded" | "aws-functions" => None,
-            other => panic!(
-                "BERTH_TEST_REGISTRY={other}: expected embedded, aws-functions or distribution"
-            ),
+            other => panic!("BERTH_TEST_REGISTRY={other}: expected embedded, aws-functions or distribution"),
         }
     }
 
@@ -103,6 +99,8 @@ pub struct Registry {
     services: Vec<Service>,
     /// nginx's access log (`aws-functions`).
     access_log: Option<PathBuf>,
+    /// Where presigned blob URLs point: `<emulator endpoint>/<bucket>/` (`aws-functions`).
+    presigned_prefix: Option<String>,
     // Held for its Drop: the data directory lives exactly as long as the servers.
     _dir: TempDir,
 }
@@ -140,24 +138,10 @@ impl Registry {
     }
 
     fn try_start(kind: RegistryKind) -> Result<Registry, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-test-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().map_err(|e| e.to_string())?;
         let host = format!("127.0.0.1:{}", free_port()?);
-        let http = Client::builder()
-            .timeout(Duration::from_secs(60))
-            .user_agent(HARNESS_USER_AGENT)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut registry = Registry {
-            kind,
-            host,
-            http,
-            services: Vec::new(),
-            access_log: None,
-            _dir: dir,
-        };
+        let http = Client::builder().timeout(Duration::from_secs(60)).user_agent(HARNESS_USER_AGENT).build().map_err(|e| e.to_string())?;
+        let mut registry = Registry { kind, host, http, services: Vec::new(), access_log: None, presigned_prefix: None, _dir: dir };
         let startup = registry.spawn()?;
         registry.wait_ready(startup)?;
         Ok(registry)
@@ -169,12 +153,7 @@ impl Registry {
             RegistryKind::Embedded => {
                 let data = dir.join("data");
                 let mut command = Command::new(existing(berth_bin())?);
-                command
-                    .arg("serve")
-                    .arg("--addr")
-                    .arg(&self.host)
-                    .arg("--data-dir")
-                    .arg(&data);
+                command.arg("serve").arg("--addr").arg(&self.host).arg("--data-dir").arg(&data);
                 self.add_service("berth serve", &mut command)?;
                 Ok(Startup::default())
             }
@@ -190,11 +169,11 @@ impl Registry {
     /// nginx on the registry's port in front of the three functions, and a short-lived `berth serve` that creates
     /// the bucket and table meanwhile (the functions need them only when the first request arrives).
     fn spawn_aws_functions(&mut self, dir: &Path) -> Result<Startup, String> {
-        let endpoint = std::env::var(AWS_ENDPOINT_VARIABLE).map_err(|_| {
-            format!("{AWS_ENDPOINT_VARIABLE} is not set: run the tests with tests/run, which starts the AWS emulator")
-        })?;
+        let endpoint = std::env::var(AWS_ENDPOINT_VARIABLE)
+            .map_err(|_| format!("{AWS_ENDPOINT_VARIABLE} is not set: run the tests with tests/run, which starts the AWS emulator"))?;
         // Bucket names: 3-63 characters of lowercase letters, digits and hyphens; one bucket and table per test.
         let name = format!("berth-e2e-{}", random_token());
+        self.presigned_prefix = Some(format!("{}/{name}/", endpoint.trim_end_matches('/')));
         let aws_env = |command: &mut Command| {
             command
                 .env("AWS_ENDPOINT_URL", &endpoint)
@@ -222,23 +201,12 @@ impl Registry {
         for function in table.functions() {
             ports.insert(function, free_port()?);
         }
-        let listen: u16 = self
-            .host
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or("host without port")?;
+        let listen: u16 = self.host.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or("host without port")?;
         let config = nginx_dir.join("nginx.conf");
-        fs::write(&config, table.nginx_config(&nginx_dir, listen, &ports))
-            .map_err(|e| e.to_string())?;
+        fs::write(&config, table.nginx_config(&nginx_dir, listen, &ports)).map_err(|e| e.to_string())?;
         self.access_log = Some(nginx_dir.join("access.log"));
         let mut nginx = Command::new("nginx");
-        nginx
-            .arg("-p")
-            .arg(&nginx_dir)
-            .arg("-c")
-            .arg(&config)
-            .args(["-e", "stderr", "-g", "daemon off;"]);
+        nginx.arg("-p").arg(&nginx_dir).arg("-c").arg(&config).args(["-e", "stderr", "-g", "daemon off;"]);
         self.add_service("nginx", &mut nginx)?;
 
         let mut function_ports = Vec::new();
@@ -256,37 +224,13 @@ impl Registry {
         let creator_host = format!("127.0.0.1:{}", free_port()?);
         let mut creator = Command::new(existing(berth_bin())?);
         aws_env(&mut creator);
-        creator
-            .args([
-                "serve",
-                "--store",
-                "aws",
-                "--bucket",
-                &name,
-                "--table",
-                &name,
-                "--create-resources",
-                "--addr",
-            ])
-            .arg(&creator_host);
-        self.add_service(
-            &format!("berth serve --create-resources (bucket and table {name})"),
-            &mut creator,
-        )?;
-        Ok(Startup {
-            creator: Some((
-                self.services.len() - 1,
-                format!("http://{creator_host}/v2/"),
-            )),
-            ports: function_ports,
-        })
+        creator.args(["serve", "--store", "aws", "--bucket", &name, "--table", &name, "--create-resources", "--addr"]).arg(&creator_host);
+        self.add_service(&format!("berth serve --create-resources (bucket and table {name})"), &mut creator)?;
+        Ok(Startup { creator: Some((self.services.len() - 1, format!("http://{creator_host}/v2/"))), ports: function_ports })
     }
 
     fn add_service(&mut self, name: &str, command: &mut Command) -> Result<(), String> {
-        let log = self
-            ._dir
-            .path()
-            .join(format!("{}.log", self.services.len()));
+        let log = self._dir.path().join(format!("{}.log", self.services.len()));
         self.services.push(Service::spawn(name, command, log)?);
         Ok(())
     }
@@ -294,15 +238,9 @@ impl Registry {
     fn wait_ready(&mut self, mut startup: Startup) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let died = self.services.iter_mut().find_map(|s| {
-                s.died()
-                    .map(|status| format!("{} exited with {status}", s.name))
-            });
+            let died = self.services.iter_mut().find_map(|s| s.died().map(|status| format!("{} exited with {status}", s.name)));
             if let Some(died) = died {
-                return Err(format!(
-                    "{died} before the registry was ready\n{}",
-                    self.log_text()
-                ));
+                return Err(format!("{died} before the registry was ready\n{}", self.log_text()));
             }
             if let Some((index, url)) = &startup.creator
                 && let Ok(resp) = self.http.get(url).send()
@@ -310,21 +248,12 @@ impl Registry {
             {
                 let index = *index;
                 if !self.services[index].stop(STOP_TIMEOUT) {
-                    return Err(format!(
-                        "{} ignored SIGTERM\n{}",
-                        self.services[index].name,
-                        self.log_text()
-                    ));
+                    return Err(format!("{} ignored SIGTERM\n{}", self.services[index].name, self.log_text()));
                 }
                 startup.creator = None;
             }
-            let listening = |port: &u16| {
-                TcpStream::connect_timeout(
-                    &SocketAddr::from(([127, 0, 0, 1], *port)),
-                    Duration::from_millis(200),
-                )
-                .is_ok()
-            };
+            let listening =
+                |port: &u16| TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], *port)), Duration::from_millis(200)).is_ok();
             if startup.creator.is_none()
                 && startup.ports.iter().all(listening)
                 && let Ok(resp) = self.http.get(self.url("/v2/")).send()
@@ -333,10 +262,7 @@ impl Registry {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "the registry was not ready within {READY_TIMEOUT:?}\n{}",
-                    self.log_text()
-                ));
+                return Err(format!("the registry was not ready within {READY_TIMEOUT:?}\n{}", self.log_text()));
             }
             thread::sleep(Duration::from_millis(25));
         }
@@ -371,47 +297,21 @@ impl Registry {
     }
 
     pub fn get(&self, path: &str) -> Response {
-        self.http
-            .get(self.url(path))
-            .send()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        self.http.get(self.url(path)).send().unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// GET a manifest and check the registry's `Docker-Content-Digest` is the digest of the bytes it sent.
     pub fn manifest(&self, repo: &str, reference: &str) -> Manifest {
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let resp = self
-            .http
-            .get(self.url(&path))
-            .header("Accept", MANIFEST_ACCEPT)
-            .send()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let resp = self.http.get(self.url(&path)).header("Accept", MANIFEST_ACCEPT).send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = resp.status();
         let digest = header(&resp, "docker-content-digest");
         let media_type = header(&resp, "content-type");
-        let bytes = resp
-            .bytes()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .to_vec();
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "GET {path}: {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        assert_eq!(
-            digest,
-            sha256_digest(&bytes),
-            "GET {path}: Docker-Content-Digest is not the body's digest"
-        );
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("GET {path}: body is not JSON: {e}"));
-        Manifest {
-            bytes,
-            digest,
-            media_type,
-            json,
-        }
+        let bytes = resp.bytes().unwrap_or_else(|e| panic!("GET {path}: {e}")).to_vec();
+        assert_eq!(status, StatusCode::OK, "GET {path}: {}", String::from_utf8_lossy(&bytes));
+        assert_eq!(digest, sha256_digest(&bytes), "GET {path}: Docker-Content-Digest is not the body's digest");
+        let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("GET {path}: body is not JSON: {e}"));
+        Manifest { bytes, digest, media_type, json }
     }
 
     /// Status of a manifest GET, for checks that a manifest is (or is no longer) there.
@@ -429,21 +329,9 @@ impl Registry {
         let path = format!("/v2/{repo}/blobs/{digest}");
         let resp = self.get(&path);
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .to_vec();
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "GET {path}: {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        assert_eq!(
-            sha256_digest(&bytes),
-            digest,
-            "GET {path} returned other content"
-        );
+        let bytes = resp.bytes().unwrap_or_else(|e| panic!("GET {path}: {e}")).to_vec();
+        assert_eq!(status, StatusCode::OK, "GET {path}: {}", String::from_utf8_lossy(&bytes));
+        assert_eq!(sha256_digest(&bytes), digest, "GET {path} returned other content");
         bytes
     }
 
@@ -456,14 +344,8 @@ impl Registry {
         }
         assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
         let body: serde_json::Value = resp.json().unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let mut tags: Vec<String> = body["tags"]
-            .as_array()
-            .map(|tags| {
-                tags.iter()
-                    .filter_map(|t| t.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut tags: Vec<String> =
+            body["tags"].as_array().map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect()).unwrap_or_default();
         tags.sort();
         tags
     }
@@ -476,41 +358,36 @@ impl Registry {
         fs::read_to_string(log)
             .unwrap_or_default()
             .lines()
-            .map(|line| {
-                RoutedRequest::parse(line)
-                    .unwrap_or_else(|| panic!("unexpected access log line: {line}"))
-            })
+            .map(|line| RoutedRequest::parse(line).unwrap_or_else(|| panic!("unexpected access log line: {line}")))
             .collect()
     }
 
     /// On `aws-functions`, asserts that the client whose User-Agent contains `client` downloaded each blob of
-    /// `digests` from `repo` by following a 307 of the blobs function (to a presigned URL of the emulator, where the
-    /// bytes came from), and that no blob download was ever answered with the bytes by a function. The other kinds
-    /// serve blobs themselves, so there is nothing to check.
+    /// `digests` from `repo` by following a 307 of the blobs function to a presigned URL of the test's bucket on the
+    /// emulator (so the bytes the client got came from S3), and that no blob download was ever answered with the
+    /// bytes by a function. The other kinds serve blobs themselves, so there is nothing to check.
     pub fn assert_blob_downloads_redirected(&self, client: &str, repo: &str, digests: &[String]) {
-        if self.access_log.is_none() {
+        let Some(prefix) = &self.presigned_prefix else {
             return;
-        }
+        };
+        let presigned = |r: &RoutedRequest| {
+            r.function == "blobs" && r.status == 307 && r.location.starts_with(prefix.as_str()) && r.location.contains("X-Amz-Signature=")
+        };
         // nginx writes a request's log line right after the response, which the client may have read before.
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             let requests = self.routed_requests();
-            let blob_gets: Vec<&RoutedRequest> = requests
-                .iter()
-                .filter(|r| r.method == "GET" && is_blob_path(&r.path))
-                .collect();
+            let blob_gets: Vec<&RoutedRequest> = requests.iter().filter(|r| r.method == "GET" && is_blob_path(&r.path)).collect();
             let mut problems: Vec<String> = blob_gets
                 .iter()
-                .filter(|r| r.function != "blobs" || r.status != 307)
-                .map(|r| format!("a blob GET was not redirected by the blobs function: {r}"))
+                .filter(|r| !presigned(r) && (r.status < 400 || r.function != "blobs"))
+                .map(|r| format!("a blob GET was not redirected to a presigned URL under {prefix}: {r}"))
                 .collect();
             for digest in digests {
                 let path = format!("/v2/{repo}/blobs/{digest}");
-                let redirected = blob_gets
-                    .iter()
-                    .any(|r| r.path == path && r.user_agent.contains(client) && r.status == 307);
+                let redirected = blob_gets.iter().any(|r| r.path == path && r.user_agent.contains(client) && presigned(r));
                 if !redirected {
-                    problems.push(format!("{client} did not GET {path} through a 307"));
+                    problems.push(format!("{client} did not GET {path} through a 307 to a presigned URL"));
                 }
             }
             if problems.is_empty() {
@@ -518,11 +395,7 @@ impl Registry {
             }
             if Instant::now() > deadline {
                 let log: Vec<String> = requests.iter().map(ToString::to_string).collect();
-                panic!(
-                    "{}\n--- routed requests ---\n{}",
-                    problems.join("\n"),
-                    log.join("\n")
-                );
+                panic!("{}\n--- routed requests ---\n{}", problems.join("\n"), log.join("\n"));
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -542,18 +415,9 @@ impl Registry {
             // Requests nginx answered itself (a TLS handshake on the plain HTTP port, which clients try first).
             .filter(|r| !r.function.is_empty() && r.function != "-")
             .filter(|r| r.function != table.function_for(&r.path))
-            .map(|r| {
-                format!(
-                    "{r}: CloudFront sends it to {}",
-                    table.function_for(&r.path)
-                )
-            })
+            .map(|r| format!("{r}: CloudFront sends it to {}", table.function_for(&r.path)))
             .collect();
-        assert!(
-            misrouted.is_empty(),
-            "requests routed unlike CloudFront:\n{}",
-            misrouted.join("\n")
-        );
+        assert!(misrouted.is_empty(), "requests routed unlike CloudFront:\n{}", misrouted.join("\n"));
     }
 
     /// The output of every process of the registry so far (and the router's access log), shown when a test fails so
@@ -566,10 +430,7 @@ impl Registry {
         }
         if let Some(log) = &self.access_log {
             let requests = fs::read_to_string(log).unwrap_or_default();
-            text.push_str(&format!(
-                "\n--- nginx access log (function, method, URI, status, user agent) ---\n{}",
-                tail(&requests, 200)
-            ));
+            text.push_str(&format!("\n--- nginx access log (function, method, URI, status, user agent) ---\n{}", tail(&requests, 200)));
         }
         text
     }
@@ -577,9 +438,7 @@ impl Registry {
 
 /// `GET /v2/<name>/blobs/<digest>` (not an upload path).
 fn is_blob_path(path: &str) -> bool {
-    path.rsplit_once("/blobs/").is_some_and(|(repo, rest)| {
-        repo.starts_with("/v2/") && rest.starts_with("sha256:") && !rest.contains('/')
-    })
+    path.rsplit_once("/blobs/").is_some_and(|(repo, rest)| repo.starts_with("/v2/") && rest.starts_with("sha256:") && !rest.contains('/'))
 }
 
 impl Drop for Registry {
@@ -593,21 +452,14 @@ impl Drop for Registry {
             return;
         }
         if !killed.is_empty() {
-            panic!(
-                "{} ignored SIGTERM for {STOP_TIMEOUT:?} and were killed\n{}",
-                killed.join(", "),
-                self.log_text()
-            );
+            panic!("{} ignored SIGTERM for {STOP_TIMEOUT:?} and were killed\n{}", killed.join(", "), self.log_text());
         }
         self.assert_routed_like_cloudfront();
     }
 }
 
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 fn existing(bin: PathBuf) -> Result<PathBuf, String> {
@@ -623,11 +475,7 @@ fn existing(bin: PathBuf) -> Result<PathBuf, String> {
 }
 
 fn header(resp: &Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// `BERTH_BIN`, else `target/<profile>/berth` beside the `deps/` directory that holds the test executable.

@@ -7,8 +7,9 @@
 //! (AllViewerExceptHostHeader), every viewer header except `Host` reaches the function: nginx sends the function's
 //! own address as `Host`, which is what a function URL behind CloudFront sees.
 //!
-//! nginx writes one access-log line per request, naming the function that served it; [`RoutedRequest`] reads them
-//! back, which lets a test prove that blob downloads were answered with a redirect, not with bytes.
+//! nginx writes one access-log line per request, naming the function that served it and the `Location` it answered
+//! with; [`RoutedRequest`] reads them back, which lets a test prove that blob downloads were answered with a redirect
+//! to a presigned URL, not with bytes.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -42,8 +43,7 @@ impl RoutingTable {
     /// The routing of infra/template.yaml.
     pub fn from_template() -> RoutingTable {
         let path = template_path();
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         RoutingTable::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
@@ -53,10 +53,7 @@ impl RoutingTable {
     pub fn parse(template: &str) -> Result<RoutingTable, String> {
         let lines: Vec<&str> = template.lines().collect();
         let block = |key: &str| -> Result<Vec<&str>, String> {
-            let start = lines
-                .iter()
-                .position(|l| l.trim() == key)
-                .ok_or_else(|| format!("no `{key}` block"))?;
+            let start = lines.iter().position(|l| l.trim() == key).ok_or_else(|| format!("no `{key}` block"))?;
             let indent = indentation(lines[start]);
             Ok(lines[start + 1..]
                 .iter()
@@ -69,14 +66,9 @@ impl RoutingTable {
         let mut routes: Vec<Route> = Vec::new();
         for line in block("CacheBehaviors:")? {
             if let Some(pattern) = value_of(line, "- PathPattern:") {
-                routes.push(Route {
-                    pattern,
-                    function: String::new(),
-                });
+                routes.push(Route { pattern, function: String::new() });
             } else if let Some(function) = value_of(line, "TargetOriginId:") {
-                let route = routes
-                    .last_mut()
-                    .ok_or("TargetOriginId before the first PathPattern")?;
+                let route = routes.last_mut().ok_or("TargetOriginId before the first PathPattern")?;
                 route.function = function;
             }
         }
@@ -94,37 +86,22 @@ impl RoutingTable {
             if let Some(id) = value_of(line, "- Id:") {
                 read_timeouts.insert(id.clone(), DEFAULT_READ_TIMEOUT);
                 origin = Some(id);
-            } else if let (Some(id), Some(timeout)) =
-                (&origin, value_of(line, "OriginReadTimeout:"))
-            {
-                let seconds = timeout
-                    .parse()
-                    .map_err(|_| format!("OriginReadTimeout {timeout} of {id}"))?;
+            } else if let (Some(id), Some(timeout)) = (&origin, value_of(line, "OriginReadTimeout:")) {
+                let seconds = timeout.parse().map_err(|_| format!("OriginReadTimeout {timeout} of {id}"))?;
                 read_timeouts.insert(id.clone(), seconds);
             }
         }
         for function in routes.iter().map(|r| &r.function).chain([&default]) {
             if !read_timeouts.contains_key(function) {
-                return Err(format!(
-                    "behaviour targets {function}, which is not an origin"
-                ));
+                return Err(format!("behaviour targets {function}, which is not an origin"));
             }
         }
-        Ok(RoutingTable {
-            routes,
-            default,
-            read_timeouts,
-        })
+        Ok(RoutingTable { routes, default, read_timeouts })
     }
 
     /// Every function the table routes to.
     pub fn functions(&self) -> Vec<String> {
-        let mut functions: Vec<String> = self
-            .routes
-            .iter()
-            .map(|r| r.function.clone())
-            .chain([self.default.clone()])
-            .collect();
+        let mut functions: Vec<String> = self.routes.iter().map(|r| r.function.clone()).chain([self.default.clone()]).collect();
         functions.sort();
         functions.dedup();
         functions
@@ -132,10 +109,7 @@ impl RoutingTable {
 
     /// The function CloudFront would send `path` to.
     pub fn function_for(&self, path: &str) -> &str {
-        self.routes
-            .iter()
-            .find(|r| glob_matches(&r.pattern, path))
-            .map_or(&self.default, |r| &r.function)
+        self.routes.iter().find(|r| glob_matches(&r.pattern, path)).map_or(&self.default, |r| &r.function)
     }
 
     /// An nginx configuration that listens on `127.0.0.1:listen` and routes like the distribution to the functions
@@ -150,7 +124,7 @@ impl RoutingTable {
              error_log stderr notice;\n\
              events {{ worker_connections 512; }}\n\
              http {{\n\
-             \x20   log_format berth '$berth_function\\t$request_method\\t$request_uri\\t$status\\t$http_user_agent';\n\
+             \x20   log_format berth '$berth_function\\t$request_method\\t$request_uri\\t$status\\t$sent_http_location\\t$http_user_agent';\n\
              \x20   access_log {d}/access.log berth;\n\
              \x20   client_body_temp_path {d}/client_body;\n\
              \x20   proxy_temp_path {d}/proxy;\n\
@@ -167,9 +141,7 @@ impl RoutingTable {
              \x20       listen 127.0.0.1:{listen};\n"
         );
         let location = |config: &mut String, matcher: &str, function: &str| {
-            let port = ports
-                .get(function)
-                .unwrap_or_else(|| panic!("no port for function {function}"));
+            let port = ports.get(function).unwrap_or_else(|| panic!("no port for function {function}"));
             let timeout = self.read_timeouts[function];
             let _ = write!(
                 config,
@@ -198,11 +170,7 @@ pub fn glob_to_regex(pattern: &str) -> String {
         match c {
             '*' => regex.push_str(".*"),
             '?' => regex.push('.'),
-            c if c.is_ascii_alphanumeric()
-                || matches!(c, '/' | '_' | '-' | '~' | '%' | '@' | ':' | '=' | ',') =>
-            {
-                regex.push(c)
-            }
+            c if c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '~' | '%' | '@' | ':' | '=' | ',') => regex.push(c),
             c => {
                 regex.push('\\');
                 regex.push(c);
@@ -246,6 +214,8 @@ pub struct RoutedRequest {
     pub path: String,
     pub query: String,
     pub status: u16,
+    /// The `Location` the response carried (a redirect's target), or empty.
+    pub location: String,
     pub user_agent: String,
 }
 
@@ -257,31 +227,21 @@ impl RoutedRequest {
         let method = fields.next()?.to_owned();
         let uri = fields.next()?;
         let status = fields.next()?.parse().ok()?;
+        let location = Some(fields.next()?).filter(|l| *l != "-").unwrap_or_default().to_owned();
         let user_agent = fields.next()?.to_owned();
         let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-        Some(RoutedRequest {
-            function,
-            method,
-            path: path.to_owned(),
-            query: query.to_owned(),
-            status,
-            user_agent,
-        })
+        Some(RoutedRequest { function, method, path: path.to_owned(), query: query.to_owned(), status, location, user_agent })
     }
 }
 
 impl std::fmt::Display for RoutedRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let query = if self.query.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", self.query)
-        };
-        write!(
-            f,
-            "{} {}{query} -> {} {} ({})",
-            self.method, self.path, self.function, self.status, self.user_agent
-        )
+        let query = if self.query.is_empty() { String::new() } else { format!("?{}", self.query) };
+        write!(f, "{} {}{query} -> {} {} ({})", self.method, self.path, self.function, self.status, self.user_agent)?;
+        if !self.location.is_empty() {
+            write!(f, " Location: {}", self.location)?;
+        }
+        Ok(())
     }
 }
 
@@ -297,12 +257,8 @@ mod tests {
             .filter_map(|l| {
                 let words: Vec<&str> = l.trim_start_matches('#').split_whitespace().collect();
                 match words.as_slice() {
-                    [order, pattern, function, ..] if order.parse::<u32>().is_ok() => {
-                        Some((pattern.to_string(), function.to_string()))
-                    }
-                    ["-", "default", "(*)", function, ..] => {
-                        Some(("*".into(), function.to_string()))
-                    }
+                    [order, pattern, function, ..] if order.parse::<u32>().is_ok() => Some((pattern.to_string(), function.to_string())),
+                    ["-", "default", "(*)", function, ..] => Some(("*".into(), function.to_string())),
                     _ => None,
                 }
             })
@@ -316,12 +272,8 @@ mod tests {
         assert_eq!(table.routes[0].pattern, "/v2/*/blobs/*", "{table:?}");
         assert_eq!(table.routes[0].function, "blobs");
         assert_eq!(table.functions(), ["blobs", "manifests", "token"]);
-        let parsed: Vec<(String, String)> = table
-            .routes
-            .iter()
-            .map(|r| (r.pattern.clone(), r.function.clone()))
-            .chain([("*".into(), table.default.clone())])
-            .collect();
+        let parsed: Vec<(String, String)> =
+            table.routes.iter().map(|r| (r.pattern.clone(), r.function.clone())).chain([("*".into(), table.default.clone())]).collect();
         assert_eq!(
             parsed,
             documented_table(&template),
@@ -351,6 +303,30 @@ mod tests {
     }
 
     #[test]
+    fn nginx_accepts_the_generated_configuration() {
+        let table = RoutingTable::from_template();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports = table.functions().into_iter().zip(40001..).collect::<HashMap<_, _>>();
+        let config = dir.path().join("nginx.conf");
+        std::fs::write(&config, table.nginx_config(dir.path(), 40000, &ports)).expect("write config");
+        let out = std::process::Command::new("nginx")
+            .arg("-t")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&config)
+            .args(["-e", "stderr"])
+            .output()
+            .expect("run nginx (Debian package nginx; tests/run installs it)");
+        assert!(
+            out.status.success(),
+            "nginx -t: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&config).unwrap_or_default()
+        );
+    }
+
+    #[test]
     fn globs_become_anchored_regexes() {
         assert_eq!(glob_to_regex("/v2/*/blobs/*"), "^/v2/.*/blobs/.*$");
         assert_eq!(glob_to_regex("/v2/_catalog"), "^/v2/_catalog$");
@@ -361,16 +337,16 @@ mod tests {
 
     #[test]
     fn access_log_lines_parse() {
-        let line = "blobs\tGET\t/v2/a/blobs/sha256:00?x=1\t307\tskopeo/1.9";
+        let line = "blobs\tGET\t/v2/a/blobs/sha256:00?x=1\t307\thttp://s3/b/k?X-Amz-Signature=1\tskopeo/1.9";
         let request = RoutedRequest::parse(line).expect("parses");
         assert_eq!(
-            (
-                request.function.as_str(),
-                request.path.as_str(),
-                request.query.as_str(),
-                request.status
-            ),
+            (request.function.as_str(), request.path.as_str(), request.query.as_str(), request.status),
             ("blobs", "/v2/a/blobs/sha256:00", "x=1", 307)
         );
+        assert_eq!(request.location, "http://s3/b/k?X-Amz-Signature=1");
+        assert_eq!(request.user_agent, "skopeo/1.9");
+        // What nginx writes for a request no location handled (a TLS handshake on the plain port).
+        let probe = RoutedRequest::parse("\t-\t-\t400\t-\t-").expect("parses");
+        assert_eq!((probe.function.as_str(), probe.status, probe.location.as_str()), ("", 400, ""));
     }
 }

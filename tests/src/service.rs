@@ -24,12 +24,7 @@ impl Service {
             .stderr(file)
             .spawn()
             .map_err(|e| format!("cannot start {name} ({command:?}): {e}"))?;
-        Ok(Service {
-            name: name.to_owned(),
-            child,
-            log,
-            stopped: false,
-        })
+        Ok(Service { name: name.to_owned(), child, log, stopped: false })
     }
 
     /// The exit status if the process has ended although nobody stopped it.
@@ -94,10 +89,7 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) -> bool {
 
 fn send_sigterm(child: &Child) {
     // The shell's builtin `kill`: procps' /bin/kill is not on every machine, and std cannot send SIGTERM.
-    let sent = Command::new("sh")
-        .args(["-c", "kill -TERM \"$1\" 2>/dev/null", "sh"])
-        .arg(child.id().to_string())
-        .status();
+    let sent = Command::new("sh").args(["-c", "kill -TERM \"$1\" 2>/dev/null", "sh"]).arg(child.id().to_string()).status();
     if !sent.as_ref().is_ok_and(|s| s.success()) {
         // The process may have exited on its own in the meantime; `terminate` finds that out.
         eprintln!("could not send SIGTERM to process {}: {sent:?}", child.id());

@@ -19,24 +19,13 @@ fn docker_round_trip_then_containerd(kind: RegistryKind) {
     // therefore the image ID stay the layout's.
     let work = tempfile::tempdir().expect("work dir");
     let archive = work.path().join("image.tar");
-    run(skopeo().arg("copy").arg(image.oci_ref()).arg(format!(
-        "docker-archive:{}:berth-test/app:v1",
-        archive.display()
-    )));
+    run(skopeo().arg("copy").arg(image.oci_ref()).arg(format!("docker-archive:{}:berth-test/app:v1", archive.display())));
     run(dockerd.docker().arg("load").arg("-i").arg(&archive));
-    let inspect_id = |reference: &str| {
-        stdout_of(
-            dockerd
-                .docker()
-                .args(["image", "inspect", "--format", "{{.Id}}", reference]),
-        )
-    };
+    let inspect_id = |reference: &str| stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{.Id}}", reference]));
     assert_eq!(inspect_id("berth-test/app:v1"), image.config_digest);
 
     let reference = registry.image_ref(REPO, "1");
-    run(dockerd
-        .docker()
-        .args(["tag", "berth-test/app:v1", &reference]));
+    run(dockerd.docker().args(["tag", "berth-test/app:v1", &reference]));
     let push = stdout_of(dockerd.docker().args(["push", &reference]));
     // The last line is "1: digest: sha256:... size: N".
     let pushed_digest = push
@@ -47,18 +36,9 @@ fn docker_round_trip_then_containerd(kind: RegistryKind) {
         .to_owned();
 
     let manifest = registry.manifest(REPO, "1");
-    assert_eq!(
-        manifest.digest, pushed_digest,
-        "registry serves the manifest docker pushed"
-    );
-    assert_eq!(
-        manifest.media_type,
-        "application/vnd.docker.distribution.manifest.v2+json"
-    );
-    assert_eq!(
-        manifest.json["config"]["digest"],
-        image.config_digest.as_str()
-    );
+    assert_eq!(manifest.digest, pushed_digest, "registry serves the manifest docker pushed");
+    assert_eq!(manifest.media_type, "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(manifest.json["config"]["digest"], image.config_digest.as_str());
     assert_eq!(registry.blob(REPO, &image.config_digest), image.config);
     let layers = manifest.json["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), image.diff_ids.len());
@@ -68,58 +48,29 @@ fn docker_round_trip_then_containerd(kind: RegistryKind) {
     }
     // What a pull downloads: the config, then the layers as pushed (docker compressed them again).
     let pulled_blobs: Vec<String> = std::iter::once(image.config_digest.clone())
-        .chain(
-            layers
-                .iter()
-                .map(|l| l["digest"].as_str().expect("layer digest").to_owned()),
-        )
+        .chain(layers.iter().map(|l| l["digest"].as_str().expect("layer digest").to_owned()))
         .collect();
 
     // Remove every local name so the pull must fetch everything from the registry.
-    run(dockerd
-        .docker()
-        .args(["rmi", &reference, "berth-test/app:v1"]));
-    assert!(
-        stdout_of(dockerd.docker().args(["images", "-q"])).is_empty(),
-        "images left after rmi"
-    );
+    run(dockerd.docker().args(["rmi", &reference, "berth-test/app:v1"]));
+    assert!(stdout_of(dockerd.docker().args(["images", "-q"])).is_empty(), "images left after rmi");
     run(dockerd.docker().args(["pull", &reference]));
     assert_eq!(inspect_id(&reference), image.config_digest);
     registry.assert_blob_downloads_redirected("docker/", REPO, &pulled_blobs);
-    let repo_digests = stdout_of(dockerd.docker().args([
-        "image",
-        "inspect",
-        "--format",
-        "{{json .RepoDigests}}",
-        &reference,
-    ]));
+    let repo_digests = stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{json .RepoDigests}}", &reference]));
     let repo_digests: Vec<String> = serde_json::from_str(&repo_digests).expect("RepoDigests JSON");
-    assert_eq!(
-        repo_digests,
-        [format!("{}/{REPO}@{}", registry.host(), manifest.digest)]
-    );
+    assert_eq!(repo_digests, [format!("{}/{REPO}@{}", registry.host(), manifest.digest)]);
 
     // containerd pulls what docker pushed and pushes it back under another tag without changing a byte, so the
     // registry must serve the same manifest digest for both tags.
-    run(dockerd
-        .ctr()
-        .args(["images", "pull", "--plain-http", &reference]));
+    run(dockerd.ctr().args(["images", "pull", "--plain-http", &reference]));
     let listed = stdout_of(dockerd.ctr().args(["images", "ls"]));
-    assert!(
-        listed.contains(&manifest.digest),
-        "ctr images ls does not show {}:\n{listed}",
-        manifest.digest
-    );
+    assert!(listed.contains(&manifest.digest), "ctr images ls does not show {}:\n{listed}", manifest.digest);
     registry.assert_blob_downloads_redirected("containerd/", REPO, &pulled_blobs);
     let copy = registry.image_ref(REPO, "from-containerd");
     run(dockerd.ctr().args(["images", "tag", &reference, &copy]));
-    run(dockerd
-        .ctr()
-        .args(["images", "push", "--plain-http", &copy]));
-    assert_eq!(
-        registry.manifest(REPO, "from-containerd").bytes,
-        manifest.bytes
-    );
+    run(dockerd.ctr().args(["images", "push", "--plain-http", &copy]));
+    assert_eq!(registry.manifest(REPO, "from-containerd").bytes, manifest.bytes);
     assert_eq!(registry.tags(REPO), ["1", "from-containerd"]);
 }
 

@@ -20,19 +20,13 @@ const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Runs tests/support/oras_client.py with `args` and returns the JSON it prints.
 fn oras(args: &[&str]) -> Value {
     let out = stdout_of(python().arg(support_file("oras_client.py")).args(args));
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("oras_client.py printed no JSON ({e}): {out}"))
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("oras_client.py printed no JSON ({e}): {out}"))
 }
 
 /// Pushes `file` as `REPO:tag` and returns the manifest the registry serves for it.
 fn push(registry: &Registry, tag: &str, file: &Path, extra: &[&str]) -> berth_tests::Manifest {
     let target = format!("{REPO}:{tag}");
-    let mut args = vec![
-        "push",
-        registry.host(),
-        &target,
-        file.to_str().expect("UTF-8 path"),
-    ];
+    let mut args = vec!["push", registry.host(), &target, file.to_str().expect("UTF-8 path")];
     args.extend_from_slice(extra);
     let pushed = oras(&args);
     assert_eq!(pushed["status"], 201, "manifest PUT status: {pushed}");
@@ -43,31 +37,16 @@ fn push(registry: &Registry, tag: &str, file: &Path, extra: &[&str]) -> berth_te
     manifest
 }
 
-fn referrers(
-    registry: &Registry,
-    digest: &str,
-    artifact_type: Option<&str>,
-) -> (Value, Option<String>) {
+fn referrers(registry: &Registry, digest: &str, artifact_type: Option<&str>) -> (Value, Option<String>) {
     let mut path = format!("/v2/{REPO}/referrers/{digest}");
     if let Some(t) = artifact_type {
         path.push_str(&format!("?artifactType={t}"));
     }
     let resp = registry.get(&path);
     assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    assert!(
-        content_type.starts_with(INDEX_TYPE),
-        "GET {path}: Content-Type {content_type}"
-    );
-    let filters = resp
-        .headers()
-        .get("oci-filters-applied")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(content_type.starts_with(INDEX_TYPE), "GET {path}: Content-Type {content_type}");
+    let filters = resp.headers().get("oci-filters-applied").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body: Value = resp.json().unwrap_or_else(|e| panic!("GET {path}: {e}"));
     assert_eq!(body["schemaVersion"], 2, "GET {path}: {body}");
     assert_eq!(body["mediaType"], INDEX_TYPE, "GET {path}: {body}");
@@ -93,9 +72,7 @@ fn expected_descriptor(manifest: &berth_tests::Manifest, artifact_type: &str) ->
 fn sorted_by_digest(descriptors: &Value) -> Vec<Value> {
     let mut list = descriptors.as_array().cloned().unwrap_or_default();
     for descriptor in &mut list {
-        if descriptor["annotations"]
-            .as_object()
-            .is_some_and(|a| a.is_empty())
+        if descriptor["annotations"].as_object().is_some_and(|a| a.is_empty())
             && let Some(fields) = descriptor.as_object_mut()
         {
             fields.remove("annotations");
@@ -115,12 +92,7 @@ fn push_pull_and_referrers(kind: RegistryKind) {
     };
 
     let payload = random_bytes(4096);
-    let bundle = push(
-        &registry,
-        "bundle",
-        &write("bundle.bin", &payload),
-        &["--artifact-type", BUNDLE_TYPE],
-    );
+    let bundle = push(&registry, "bundle", &write("bundle.bin", &payload), &["--artifact-type", BUNDLE_TYPE]);
     assert_eq!(bundle.json["artifactType"], BUNDLE_TYPE);
     let layer = &bundle.json["layers"][0];
     assert_eq!(layer["digest"], sha256_digest(&payload).as_str());
@@ -128,26 +100,13 @@ fn push_pull_and_referrers(kind: RegistryKind) {
 
     let out = work.path().join("pulled");
     fs::create_dir(&out).expect("create pull dir");
-    oras(&[
-        "pull",
-        registry.host(),
-        &format!("{REPO}:bundle"),
-        out.to_str().expect("UTF-8 path"),
-    ]);
-    assert_eq!(
-        fs::read(out.join("bundle.bin")).expect("pulled file"),
-        payload,
-        "pulled bytes"
-    );
+    oras(&["pull", registry.host(), &format!("{REPO}:bundle"), out.to_str().expect("UTF-8 path")]);
+    assert_eq!(fs::read(out.join("bundle.bin")).expect("pulled file"), payload, "pulled bytes");
     registry.assert_blob_downloads_redirected("python-requests/", REPO, &[sha256_digest(&payload)]);
 
     // Nothing refers to the bundle yet: the referrers API answers an empty index, not 404.
     let (empty, _) = referrers(&registry, &bundle.digest, None);
-    assert_eq!(
-        empty["manifests"],
-        json!([]),
-        "referrers before any referrer exists"
-    );
+    assert_eq!(empty["manifests"], json!([]), "referrers before any referrer exists");
 
     let subject = [
         "--subject-digest",
@@ -158,66 +117,25 @@ fn push_pull_and_referrers(kind: RegistryKind) {
         MANIFEST_TYPE,
     ];
     // One referrer declares its artifactType; the other has none, so the registry must report its config media type.
-    let sbom_args = [
-        &[
-            "--artifact-type",
-            SBOM_TYPE,
-            "--annotation",
-            "org.example.kind=sbom",
-        ][..],
-        &subject,
-    ]
-    .concat();
-    let sbom = push(
-        &registry,
-        "sbom",
-        &write("sbom.json", br#"{"packages":[]}"#),
-        &sbom_args,
-    );
+    let sbom_args = [&["--artifact-type", SBOM_TYPE, "--annotation", "org.example.kind=sbom"][..], &subject].concat();
+    let sbom = push(&registry, "sbom", &write("sbom.json", br#"{"packages":[]}"#), &sbom_args);
     assert_eq!(sbom.json["subject"]["digest"], bundle.digest.as_str());
     let signature_config = write("signature-config.json", br#"{"signer":"berth-tests"}"#);
-    let signature_args = [
-        &[
-            "--config",
-            signature_config.to_str().expect("UTF-8 path"),
-            "--config-media-type",
-            SIGNATURE_CONFIG_TYPE,
-        ][..],
-        &subject,
-    ]
-    .concat();
-    let signature = push(
-        &registry,
-        "signature",
-        &write("signature.bin", &random_bytes(64)),
-        &signature_args,
-    );
-    assert!(
-        signature.json.get("artifactType").is_none(),
-        "{}",
-        signature.json
-    );
+    let signature_args =
+        [&["--config", signature_config.to_str().expect("UTF-8 path"), "--config-media-type", SIGNATURE_CONFIG_TYPE][..], &subject]
+            .concat();
+    let signature = push(&registry, "signature", &write("signature.bin", &random_bytes(64)), &signature_args);
+    assert!(signature.json.get("artifactType").is_none(), "{}", signature.json);
 
     let (all, _) = referrers(&registry, &bundle.digest, None);
-    let expected = [
-        expected_descriptor(&sbom, SBOM_TYPE),
-        expected_descriptor(&signature, SIGNATURE_CONFIG_TYPE),
-    ];
+    let expected = [expected_descriptor(&sbom, SBOM_TYPE), expected_descriptor(&signature, SIGNATURE_CONFIG_TYPE)];
     let expected: Value = sorted_by_digest(&Value::Array(expected.to_vec())).into();
     let listed: Value = sorted_by_digest(&all["manifests"]).into();
     assert_eq!(listed, expected, "referrers of the bundle");
 
     let (filtered, applied) = referrers(&registry, &bundle.digest, Some(SBOM_TYPE));
-    assert_eq!(
-        applied.as_deref(),
-        Some("artifactType"),
-        "OCI-Filters-Applied header"
-    );
-    assert_eq!(
-        Value::from(sorted_by_digest(&filtered["manifests"])),
-        json!([expected_descriptor(&sbom, SBOM_TYPE)]),
-        "filtered referrers"
-    );
+    assert_eq!(applied.as_deref(), Some("artifactType"), "OCI-Filters-Applied header");
+    assert_eq!(Value::from(sorted_by_digest(&filtered["manifests"])), json!([expected_descriptor(&sbom, SBOM_TYPE)]), "filtered referrers");
 
     // The referrers themselves have no referrers.
     let (none, _) = referrers(&registry, &sbom.digest, None);

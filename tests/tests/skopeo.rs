@@ -16,44 +16,25 @@ fn copy_inspect_list_copy_out_and_delete(kind: RegistryKind) {
     // Copy in. skopeo keeps an OCI manifest and its compressed blobs unchanged when the registry accepts them, so
     // the registry must serve exactly the layout's bytes back.
     for (img, tag) in [(&image, "v1"), (&other, "other")] {
-        run(skopeo()
-            .args(["copy", "--dest-tls-verify=false"])
-            .arg(img.oci_ref())
-            .arg(registry.docker_ref(REPO, tag)));
+        run(skopeo().args(["copy", "--dest-tls-verify=false"]).arg(img.oci_ref()).arg(registry.docker_ref(REPO, tag)));
     }
     let served = registry.manifest(REPO, "v1");
     assert_eq!(served.digest, image.manifest_digest);
     assert_eq!(served.bytes, image.manifest);
-    assert_eq!(
-        served.media_type,
-        "application/vnd.oci.image.manifest.v1+json"
-    );
-    assert_eq!(
-        registry.manifest(REPO, &image.manifest_digest).bytes,
-        image.manifest,
-        "GET by digest"
-    );
+    assert_eq!(served.media_type, "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(registry.manifest(REPO, &image.manifest_digest).bytes, image.manifest, "GET by digest");
     for digest in image.blob_digests() {
-        assert_eq!(
-            registry.blob(REPO, &digest),
-            image.blob(&digest),
-            "blob {digest}"
-        );
+        assert_eq!(registry.blob(REPO, &digest), image.blob(&digest), "blob {digest}");
     }
 
     // Inspect: the digest skopeo reports is the one we pushed, and so are the layers and the raw manifest.
-    let inspect: serde_json::Value = serde_json::from_str(&stdout_of(
-        skopeo()
-            .args(["inspect", "--tls-verify=false"])
-            .arg(registry.docker_ref(REPO, "v1")),
-    ))
-    .expect("inspect JSON");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&stdout_of(skopeo().args(["inspect", "--tls-verify=false"]).arg(registry.docker_ref(REPO, "v1"))))
+            .expect("inspect JSON");
     assert_eq!(inspect["Digest"], image.manifest_digest.as_str());
     assert_eq!(inspect["Architecture"], "amd64");
     assert_eq!(inspect["Layers"], serde_json::json!(image.layers));
-    let raw = run(skopeo()
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(registry.docker_ref(REPO, "v1")));
+    let raw = run(skopeo().args(["inspect", "--raw", "--tls-verify=false"]).arg(registry.docker_ref(REPO, "v1")));
     assert_eq!(raw.stdout, image.manifest, "inspect --raw");
 
     // A registry-to-registry copy under a second tag: the blobs already exist, only the manifest is put again.
@@ -72,25 +53,14 @@ fn copy_inspect_list_copy_out_and_delete(kind: RegistryKind) {
         .arg(registry.docker_ref(mirror, "v1")));
     assert_eq!(registry.manifest(mirror, "v1").bytes, image.manifest);
     for digest in image.blob_digests() {
-        assert_eq!(
-            registry.blob(mirror, &digest),
-            image.blob(&digest),
-            "mirrored blob {digest}"
-        );
+        assert_eq!(registry.blob(mirror, &digest), image.blob(&digest), "mirrored blob {digest}");
     }
 
     let tags: serde_json::Value = serde_json::from_str(&stdout_of(
-        skopeo()
-            .args(["list-tags", "--tls-verify=false"])
-            .arg(format!("docker://{}/{REPO}", registry.host())),
+        skopeo().args(["list-tags", "--tls-verify=false"]).arg(format!("docker://{}/{REPO}", registry.host())),
     ))
     .expect("list-tags JSON");
-    let mut listed: Vec<&str> = tags["Tags"]
-        .as_array()
-        .expect("Tags")
-        .iter()
-        .filter_map(|t| t.as_str())
-        .collect();
+    let mut listed: Vec<&str> = tags["Tags"].as_array().expect("Tags").iter().filter_map(|t| t.as_str()).collect();
     listed.sort_unstable();
     assert_eq!(listed, ["other", "v1", "v2"]);
 
@@ -105,29 +75,16 @@ fn copy_inspect_list_copy_out_and_delete(kind: RegistryKind) {
     assert_eq!(copied.manifest_digest, image.manifest_digest);
     assert_eq!(copied.manifest, image.manifest);
     for digest in image.blob_digests() {
-        assert_eq!(
-            copied.blob(&digest),
-            image.blob(&digest),
-            "copied blob {digest}"
-        );
+        assert_eq!(copied.blob(&digest), image.blob(&digest), "copied blob {digest}");
     }
     // On the AWS functions skopeo got those bytes from S3, through the blobs function's presigned redirect.
     registry.assert_blob_downloads_redirected("skopeo/", REPO, &image.blob_digests());
 
     // Delete by tag resolves to the manifest digest and deletes the manifest, so both tags that point at it go
     // while the other image stays.
-    run(skopeo()
-        .args(["delete", "--tls-verify=false"])
-        .arg(registry.docker_ref(REPO, "v1")));
-    run_failing(
-        skopeo()
-            .args(["inspect", "--tls-verify=false"])
-            .arg(registry.docker_ref(REPO, "v1")),
-    );
-    assert_eq!(
-        registry.manifest_status(REPO, &image.manifest_digest),
-        StatusCode::NOT_FOUND
-    );
+    run(skopeo().args(["delete", "--tls-verify=false"]).arg(registry.docker_ref(REPO, "v1")));
+    run_failing(skopeo().args(["inspect", "--tls-verify=false"]).arg(registry.docker_ref(REPO, "v1")));
+    assert_eq!(registry.manifest_status(REPO, &image.manifest_digest), StatusCode::NOT_FOUND);
     assert_eq!(registry.manifest_status(REPO, "v1"), StatusCode::NOT_FOUND);
     assert_eq!(registry.manifest_status(REPO, "v2"), StatusCode::NOT_FOUND);
     assert_eq!(registry.tags(REPO), ["other"]);
