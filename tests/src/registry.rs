@@ -152,7 +152,7 @@ impl Registry {
         match self.kind {
             RegistryKind::Embedded => {
                 let data = dir.join("data");
-                let mut command = Command::new(existing(berth_bin())?);
+                let mut command = Command::new(existing(berth_bin()));
                 command.arg("serve").arg("--addr").arg(&self.host).arg("--data-dir").arg(&data);
                 self.add_service("berth serve", &mut command)?;
                 Ok(Startup::default())
@@ -211,7 +211,7 @@ impl Registry {
 
         let mut function_ports = Vec::new();
         for (function, port) in &ports {
-            let mut command = Command::new(existing(function_bin(function))?);
+            let mut command = Command::new(existing(function_bin(function)));
             aws_env(&mut command);
             command
                 .env("PORT", port.to_string())
@@ -222,7 +222,7 @@ impl Registry {
         }
 
         let creator_host = format!("127.0.0.1:{}", free_port()?);
-        let mut creator = Command::new(existing(berth_bin())?);
+        let mut creator = Command::new(existing(berth_bin()));
         aws_env(&mut creator);
         creator.args(["serve", "--store", "aws", "--bucket", &name, "--table", &name, "--create-resources", "--addr"]).arg(&creator_host);
         self.add_service(&format!("berth serve --create-resources (bucket and table {name})"), &mut creator)?;
@@ -462,16 +462,15 @@ fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-fn existing(bin: PathBuf) -> Result<PathBuf, String> {
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        panic!(
-            "{} does not exist: build it with `cargo build -p berth-cli -p berth-token -p berth-manifests -p berth-blobs` \
-             (tests/run does) or set BERTH_BIN",
-            bin.display()
-        )
-    }
+/// `bin`, which the suite cannot do without: a missing one fails the test at once, with how to build it.
+fn existing(bin: PathBuf) -> PathBuf {
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it with `cargo build -p berth-cli -p berth-token -p berth-manifests -p berth-blobs` \
+         (tests/run does) or set BERTH_BIN",
+        bin.display()
+    );
+    bin
 }
 
 fn header(resp: &Response, name: &str) -> String {
