@@ -42,7 +42,7 @@ async fn get_manifest(manifests: &Manifests, name: &RepositoryName, reference: &
         (manifests.record(name, reference).await?, Body::empty())
     } else {
         let stored = manifests.get(name, reference).await?;
-        (stored.record, Body::from_stream(stored.bytes))
+        (stored.record, Body::from(stored.bytes))
     };
     let mut response = (
         StatusCode::OK,

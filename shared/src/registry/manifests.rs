@@ -5,22 +5,21 @@ use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 
 use super::{EventSink, RegistryEvent, unix_millis};
 use crate::{
     error::Error,
     oci::{Descriptor, Digest, ParsedManifest, Reference, RepositoryName, Tag},
-    store::{BlobIndex, BlobStore, ByteStream, ManifestIndex, ManifestRecord, PageRequest, TaggedManifest},
+    store::{BlobIndex, BlobStore, ManifestIndex, ManifestRecord, PageRequest, TaggedManifest},
 };
 
 /// The largest annotations (as JSON) kept in the index for the referrers API.
 const MAX_INDEXED_ANNOTATIONS: usize = 16 << 10;
 
-/// A manifest found by reference, with a stream of its bytes.
+/// A manifest found by reference, with its bytes.
 pub struct StoredManifest {
     pub record: ManifestRecord,
-    pub bytes: ByteStream,
+    pub bytes: Bytes,
 }
 
 pub struct Manifests {
@@ -113,7 +112,7 @@ impl Manifests {
 
     pub async fn get(&self, repository: &RepositoryName, reference: &Reference) -> Result<StoredManifest, Error> {
         let record = self.record(repository, reference).await?;
-        let bytes = self.store.read(&record.digest, None).await?;
+        let bytes = self.store.get(&record.digest).await?;
         Ok(StoredManifest { record, bytes })
     }
 
@@ -182,11 +181,7 @@ impl Manifests {
 
     /// A stored manifest's annotations, read from its bytes.
     async fn read_annotations(&self, record: &ManifestRecord) -> Result<Option<BTreeMap<String, String>>, Error> {
-        let mut stream = self.store.read(&record.digest, None).await?;
-        let mut bytes = Vec::with_capacity(record.size as usize);
-        while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk.map_err(crate::store::StoreError::from)?);
-        }
+        let bytes = self.store.get(&record.digest).await?;
         Ok(ParsedManifest::parse(&bytes, Some(&record.media_type))?.annotations)
     }
 

@@ -136,6 +136,7 @@ async fn small_puts_are_content_addressed(stores: &Stores) {
     stores.blobs.put(&digest, content.clone()).await.unwrap();
     stores.blobs.put(&digest, content.clone()).await.unwrap();
     assert_eq!(collect(stores.blobs.read(&digest, None).await.unwrap()).await, content);
+    assert_eq!(stores.blobs.get(&digest).await.unwrap(), content);
     stores.blobs.delete(&digest).await.unwrap();
     assert!(stores.blobs.read(&digest, None).await.is_err());
     stores.blobs.delete(&digest).await.unwrap();

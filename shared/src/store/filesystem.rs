@@ -112,6 +112,10 @@ impl BlobStore for FilesystemBlobStore {
         self.publish(&staging, digest).await
     }
 
+    async fn get(&self, digest: &Digest) -> Result<Bytes, StoreError> {
+        Ok(fs::read(self.blob(digest)).await?.into())
+    }
+
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
         remove_if_present(&self.blob(digest)).await
     }

@@ -126,6 +126,8 @@ pub trait BlobStore: Send + Sync {
     async fn download_url(&self, digest: &Digest) -> Result<Option<String>, StoreError>;
     /// Stores small content (a manifest) under its digest in one durable step.
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<(), StoreError>;
+    /// Reads small content (a manifest, bounded by the manifest limit) whole, in one step.
+    async fn get(&self, digest: &Digest) -> Result<Bytes, StoreError>;
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
     /// The smallest chunk the backend takes, advertised as `OCI-Chunk-Min-Length`; `None` when any size will do.
     fn chunk_min_length(&self) -> Option<u64>;

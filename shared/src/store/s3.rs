@@ -314,6 +314,10 @@ impl BlobStore for S3BlobStore {
         Ok(())
     }
 
+    async fn get(&self, digest: &Digest) -> Result<Bytes, StoreError> {
+        Ok(self.get_all(&layout::s3_blob_key(digest)).await?.freeze())
+    }
+
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
         self.delete_key(&layout::s3_blob_key(digest)).await
     }
