@@ -173,6 +173,19 @@ async fn version_check_answers_200(store: Store) {
     assert_eq!(reply.status, StatusCode::OK);
 }
 
+async fn token_endpoint_answers_anonymous_access(store: Store) {
+    let api = Api::new(store).await;
+    for method in [Method::GET, Method::POST] {
+        let reply = api.send(method, "/token?service=berth&scope=repository:lib/app:pull,push", &[], Body::empty()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let token = reply.json();
+        assert!(token["token"].is_string() && token["access_token"] == token["token"], "{token}");
+        assert!(token["expires_in"].as_u64().unwrap() >= 60);
+        assert!(token["issued_at"].as_str().unwrap().ends_with('Z'));
+    }
+    api.send(Method::DELETE, "/token", &[], Body::empty()).await.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
+}
+
 async fn monolithic_upload_then_download_with_ranges(store: Store) {
     let api = Api::new(store).await;
     let content = b"0123456789abcdef";
@@ -752,6 +765,7 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     version_check_answers_200,
+    token_endpoint_answers_anonymous_access,
     monolithic_upload_then_download_with_ranges,
     chunked_upload_in_order_with_status_and_final_chunk,
     streamed_patch_without_content_range_then_empty_put,

@@ -21,6 +21,8 @@ pub enum Function {
 pub enum Endpoint {
     /// `GET /v2/`
     ApiVersion,
+    /// `GET|POST /token` (and `/oauth2/token`): docker's token endpoint
+    Token,
     /// `GET /v2/_catalog`
     Catalog,
     /// `GET /v2/<name>/tags/list`
@@ -56,7 +58,7 @@ pub enum Endpoint {
 impl Endpoint {
     pub fn function(&self) -> Function {
         match self {
-            Self::ApiVersion => Function::Token,
+            Self::ApiVersion | Self::Token => Function::Token,
             Self::GetBlob { .. }
             | Self::DeleteBlob { .. }
             | Self::StartUpload { .. }
@@ -79,6 +81,9 @@ pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
             (&Method::DELETE, _) => Ok(Endpoint::DeleteRepository { name: RepositoryName::parse(rest)? }),
             _ => Err(unknown()),
         };
+    }
+    if matches!(path, "/token" | "/oauth2/token") {
+        return allow(method, &[Method::GET, Method::POST], Endpoint::Token);
     }
     let rest = match path {
         "/v2" => "",
@@ -159,6 +164,8 @@ mod tests {
         let latest = Reference::parse("latest").unwrap();
         let cases = vec![
             (Method::GET, "/v2/".to_string(), Endpoint::ApiVersion),
+            (Method::GET, "/token".to_string(), Endpoint::Token),
+            (Method::POST, "/oauth2/token".to_string(), Endpoint::Token),
             (Method::GET, "/v2".to_string(), Endpoint::ApiVersion),
             (Method::GET, "/v2/_catalog".to_string(), Endpoint::Catalog),
             (Method::GET, "/v2/a/b/c/tags/list".to_string(), Endpoint::ListTags { name: name("a/b/c") }),
@@ -203,6 +210,7 @@ mod tests {
     #[test]
     fn functions_split_the_api() {
         assert_eq!(parse(&Method::GET, "/v2/").unwrap().function(), Function::Token);
+        assert_eq!(parse(&Method::GET, "/token").unwrap().function(), Function::Token);
         assert_eq!(parse(&Method::POST, "/v2/a/blobs/uploads/").unwrap().function(), Function::Blobs);
         assert_eq!(parse(&Method::GET, "/v2/a/tags/list").unwrap().function(), Function::Manifests);
     }
