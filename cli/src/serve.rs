@@ -74,8 +74,13 @@ async fn serve_aws(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.create_resources {
         aws::create_resources(&s3, &dynamodb, &settings).await?;
     }
-    let config =
-        FunctionConfig { aws: settings, max_manifest_bytes: args.max_manifest_bytes, max_request_bytes: None, port: args.addr.port() };
+    let config = FunctionConfig {
+        aws: settings,
+        max_manifest_bytes: args.max_manifest_bytes,
+        max_request_bytes: None,
+        host: args.addr.ip(),
+        port: args.addr.port(),
+    };
     let router = http::router(aws_functions(&config, &[Function::Manifests, Function::Blobs], s3, dynamodb, Arc::new(EventBus::new(1024))));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %args.addr, bucket = %config.aws.bucket, table = %config.aws.table, "berth registry listening on AWS storage");

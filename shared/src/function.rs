@@ -1,7 +1,12 @@
 //! Running the registry's functions on AWS storage: configuration from the environment, the adapters, and either
 //! the Lambda runtime (when `AWS_LAMBDA_RUNTIME_API` is set) or plain HTTP on `PORT` (containers, local runs).
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use crate::{
     http::{self, Functions, routes::Function},
@@ -26,6 +31,8 @@ pub struct FunctionConfig {
     pub aws: AwsSettings,
     pub max_manifest_bytes: u64,
     pub max_request_bytes: Option<u64>,
+    /// Where plain HTTP listens: all interfaces by default, as a container needs.
+    pub host: IpAddr,
     pub port: u16,
 }
 
@@ -65,6 +72,11 @@ impl FunctionConfig {
         if part_size < 5 << 20 {
             problems.push(format!("BERTH_PART_SIZE_BYTES={part_size} is below S3's 5 MiB minimum part size"));
         }
+        let host = lookup("BERTH_HOST").map_or(Ok(IpAddr::from([0, 0, 0, 0])), |text| text.parse::<IpAddr>().map_err(|_| text));
+        let host = host.unwrap_or_else(|text| {
+            problems.push(format!("BERTH_HOST={text} is not an IP address"));
+            IpAddr::from([0, 0, 0, 0])
+        });
         let port = u16::try_from(port).unwrap_or_else(|_| {
             problems.push(format!("PORT={port} is not a port"));
             DEFAULT_PORT
@@ -77,6 +89,7 @@ impl FunctionConfig {
             aws: AwsSettings { bucket, table, presign_ttl: Duration::from_secs(presign_ttl), limits },
             max_manifest_bytes,
             max_request_bytes,
+            host,
             port,
         })
     }
@@ -121,7 +134,7 @@ pub async fn run(functions: &[Function]) -> ExitCode {
     let result = if on_lambda {
         lambda_http::run(router).await.map_err(|error| error.to_string())
     } else {
-        let addr = SocketAddr::from(([0, 0, 0, 0], config.port));
+        let addr = SocketAddr::new(config.host, config.port);
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
                 tracing::info!(%addr, ?functions, "serving over HTTP");
@@ -152,9 +165,11 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let error = config(&[("BERTH_PRESIGN_TTL_SECONDS", "3600"), ("PORT", "x")], false).unwrap_err();
-        assert_eq!(error.0.len(), 4, "{error}");
-        for expected in ["BERTH_BUCKET is not set", "BERTH_TABLE is not set", "BERTH_PRESIGN_TTL_SECONDS=3600", "PORT=x"] {
+        let error = config(&[("BERTH_PRESIGN_TTL_SECONDS", "3600"), ("PORT", "x"), ("BERTH_HOST", "localhost")], false).unwrap_err();
+        assert_eq!(error.0.len(), 5, "{error}");
+        for expected in
+            ["BERTH_BUCKET is not set", "BERTH_TABLE is not set", "BERTH_PRESIGN_TTL_SECONDS=3600", "PORT=x", "BERTH_HOST=localhost"]
+        {
             assert!(error.to_string().contains(expected), "{error} should mention {expected}");
         }
     }

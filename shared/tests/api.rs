@@ -87,6 +87,7 @@ impl Api {
                     aws: testing::fresh_aws_resources().await,
                     max_manifest_bytes: limits.max_manifest_bytes,
                     max_request_bytes: limits.max_request_bytes,
+                    host: std::net::IpAddr::from([127, 0, 0, 1]),
                     port: 0,
                 };
                 let (s3, dynamodb) = berth::store::aws::clients_from(&testing::emulator_config());

@@ -25,7 +25,7 @@ pub use registry::{HARNESS_USER_AGENT, Manifest, Registry, RegistryKind, berth_b
 /// `#[test]` per registry kind: `<name>::embedded` (`berth serve`) and `<name>::aws_functions` (the functions behind
 /// the router, on the AWS emulator). `BERTH_TEST_REGISTRY` can narrow what runs (see [`registry`]).
 ///
-/// ```ignore
+/// ```text
 /// fn push_and_pull(kind: RegistryKind) {
 ///     let registry = Registry::start(kind);
 ///     // ...

@@ -215,6 +215,7 @@ impl Registry {
             aws_env(&mut command);
             command
                 .env("PORT", port.to_string())
+                .env("BERTH_HOST", "127.0.0.1")
                 .env("BERTH_MAX_REQUEST_BYTES", LAMBDA_MAX_REQUEST_BYTES)
                 .env("BERTH_PART_SIZE_BYTES", PART_SIZE_BYTES);
             self.add_service(&format!("{function} function (port {port})"), &mut command)?;

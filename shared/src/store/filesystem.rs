@@ -131,15 +131,22 @@ impl BlobStore for FilesystemBlobStore {
         file.set_len(session.size).await?;
         file.seek(SeekFrom::Start(session.size)).await?;
         let mut writer = BufWriter::with_capacity(IO_BUFFER, file);
-        let mut written = 0;
-        while let Some(chunk) = data.next().await {
-            let chunk = chunk?;
-            writer.write_all(&chunk).await?;
-            written += chunk.len() as u64;
+        let appended = async {
+            let mut written = 0;
+            while let Some(chunk) = data.next().await {
+                let chunk = chunk?;
+                writer.write_all(&chunk).await?;
+                written += chunk.len() as u64;
+            }
+            writer.flush().await?;
+            writer.get_ref().sync_data().await?;
+            Ok(written)
         }
-        writer.flush().await?;
-        writer.get_ref().sync_data().await?;
-        Ok(written)
+        .await;
+        // tokio closes a file with a write in flight later, on a blocking thread; the lock must be gone before this
+        // request answers, or the client's immediate retry would find it still held.
+        drop(writer.into_inner().into_std().await);
+        appended
     }
 
     async fn read_upload(&self, session: &mut UploadSession) -> Result<ByteStream, StoreError> {
