@@ -137,8 +137,12 @@ impl Manifests {
 
     /// One page of tags, in lexical order.
     pub async fn tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, Error> {
-        self.require_repository(repository).await?;
-        Ok(self.index.list_tags(repository, page).await?)
+        let tags = self.index.list_tags(repository, page).await?;
+        // Tags prove the repository exists; only an empty page needs the extra lookup.
+        if tags.is_empty() {
+            self.require_repository(repository).await?;
+        }
+        Ok(tags)
     }
 
     pub async fn catalog(&self, page: &PageRequest) -> Result<Vec<RepositoryName>, Error> {
