@@ -101,6 +101,15 @@ fn parse_stored<T>(text: &str, parse: impl FnOnce(&str) -> Result<T, crate::erro
     parse(text).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
+/// An upload session's item; it expires (TTL) a fixed time after the session started.
+fn session_item(session: &UploadSession) -> Item {
+    item(
+        keys::upload_pk(&session.id),
+        keys::UPLOAD_SK.to_owned(),
+        [("session", to_json(session)), ("size", number(session.size)), (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS))],
+    )
+}
+
 fn put(table: &str, item: Item) -> TransactWriteItem {
     TransactWriteItem::builder().put(Put::builder().table_name(table).set_item(Some(item)).build().expect("table and item are set")).build()
 }
@@ -229,15 +238,7 @@ impl DynamoMetadata {
 #[async_trait]
 impl UploadSessions for DynamoMetadata {
     async fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
-        let item = item(
-            keys::upload_pk(&session.id),
-            keys::UPLOAD_SK.to_owned(),
-            [
-                ("session", to_json(session)),
-                ("size", number(session.size)),
-                (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS)),
-            ],
-        );
+        let item = session_item(session);
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo_error)?;
         Ok(())
     }
@@ -247,15 +248,7 @@ impl UploadSessions for DynamoMetadata {
     }
 
     async fn save_upload(&self, session: &UploadSession, previous_size: u64) -> Result<(), StoreError> {
-        let item = item(
-            keys::upload_pk(&session.id),
-            keys::UPLOAD_SK.to_owned(),
-            [
-                ("session", to_json(session)),
-                ("size", number(session.size)),
-                (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS)),
-            ],
-        );
+        let item = session_item(session);
         self.client
             .put_item()
             .table_name(&self.table)

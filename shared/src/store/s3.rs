@@ -163,14 +163,7 @@ impl S3BlobStore {
         let staging = layout::s3_upload_data_key(&session.id);
         match (&state.upload_id, &state.tail) {
             (None, None) => {
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(&staging)
-                    .body(S3Body::from(Bytes::new()))
-                    .send()
-                    .await
-                    .map_err(s3_error)?;
+                self.put_key(&staging, Bytes::new()).await?;
             }
             (None, Some(tail)) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), &staging, tail.size).await?,
             (Some(upload_id), tail) => {
@@ -250,6 +243,11 @@ impl S3BlobStore {
         Ok(())
     }
 
+    async fn put_key(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        self.client.put_object().bucket(&self.bucket).key(key).body(S3Body::from(bytes)).send().await.map_err(s3_error)?;
+        Ok(())
+    }
+
     async fn delete_key(&self, key: &str) -> Result<(), StoreError> {
         self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(s3_error)?;
         Ok(())
@@ -303,15 +301,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(layout::s3_blob_key(digest))
-            .body(S3Body::from(bytes))
-            .send()
-            .await
-            .map_err(s3_error)?;
-        Ok(())
+        self.put_key(&layout::s3_blob_key(digest), bytes).await
     }
 
     async fn get(&self, digest: &Digest) -> Result<Bytes, StoreError> {
@@ -349,7 +339,7 @@ impl BlobStore for S3BlobStore {
             let generation = uuid::Uuid::new_v4().to_string();
             let size = buffer.len() as u64;
             let key = layout::s3_upload_tail_key(&session.id, &generation);
-            self.client.put_object().bucket(&self.bucket).key(key).body(S3Body::from(buffer.freeze())).send().await.map_err(s3_error)?;
+            self.put_key(&key, buffer.freeze()).await?;
             Some(Tail { generation, size })
         };
         let total = in_parts + state.tail.as_ref().map_or(0, |tail| tail.size);
@@ -375,14 +365,7 @@ impl BlobStore for S3BlobStore {
             // A blob smaller than a part is all tail: it goes to its address in one copy.
             (None, Some(tail), false) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), &target, tail.size).await?,
             (None, None, false) => {
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(&target)
-                    .body(S3Body::from(Bytes::new()))
-                    .send()
-                    .await
-                    .map_err(s3_error)?;
+                self.put_key(&target, Bytes::new()).await?;
             }
             _ => {
                 self.stage(session, &mut state).await?;
