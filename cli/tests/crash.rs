@@ -1,12 +1,9 @@
 //! `berth serve` killed (SIGKILL) in the middle of an upload, then restarted on the same data: nothing half-written
 //! is visible, the upload resumes from its last saved byte, and everything stored before is intact.
 
-use std::{
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -15,31 +12,14 @@ fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// `berth serve` on `data`, ready to answer.
-async fn start(data: &Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("berth starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reqwest::get(format!("http://127.0.0.1:{port}/v2/")).await.is_err() {
-        assert!(Instant::now() < deadline, "berth serve did not answer within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
-}
-
 #[tokio::test]
 async fn a_kill_during_an_upload_loses_nothing_and_shows_nothing_half_written() {
     let data = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
+    let data_dir = data.path().to_str().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut server = start(data.path(), port).await;
+    let mut server = common::serve(port, &["--data-dir", data_dir], &[]).await;
 
     // Something stored before the crash.
     let kept = vec![7u8; 1 << 20];
@@ -76,7 +56,7 @@ async fn a_kill_during_an_upload_loses_nothing_and_shows_nothing_half_written() 
     server.wait().unwrap();
     assert!(interrupted.await.unwrap().is_err(), "the request died with the server");
 
-    let mut server = start(data.path(), port).await;
+    let mut server = common::serve(port, &["--data-dir", data_dir], &[]).await;
     let status = http.get(&location).send().await.unwrap();
     assert_eq!((status.status().as_u16(), status.headers()["range"].to_str().unwrap()), (204, format!("0-{}", (8 << 20) - 1).as_str()));
     let whole = digest(&content);

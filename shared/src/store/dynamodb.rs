@@ -23,6 +23,8 @@ const UPLOAD_LIFETIME_SECS: u64 = 24 * 3600;
 /// DynamoDB's limits on items per BatchWriteItem and keys per BatchGetItem.
 const BATCH_WRITE_LIMIT: usize = 25;
 const BATCH_GET_LIMIT: usize = 100;
+/// How often a transaction that lost a race to a concurrent change is tried again.
+const MAX_ATTEMPTS: u32 = 3;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -112,6 +114,19 @@ fn session_item(session: &UploadSession) -> Item {
 
 fn put(table: &str, item: Item) -> TransactWriteItem {
     TransactWriteItem::builder().put(Put::builder().table_name(table).set_item(Some(item)).build().expect("table and item are set")).build()
+}
+
+/// Deletes a tag only while it still points at `digest`.
+fn delete_if_pointing(table: &str, key: Item, digest: &Digest) -> TransactWriteItem {
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .condition_expression("#digest = :digest")
+        .expression_attribute_names("#digest", "digest")
+        .expression_attribute_values(":digest", text(digest.to_string()))
+        .build()
+        .expect("table and key are set");
+    TransactWriteItem::builder().delete(delete).build()
 }
 
 fn delete(table: &str, key: Item) -> TransactWriteItem {
@@ -334,21 +349,29 @@ impl ManifestIndex for DynamoMetadata {
 
     async fn delete_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
         let pk = keys::repository_pk(repository);
-        let Some(found) = self.get(pk.clone(), keys::manifest_sk(digest)).await? else {
-            return Ok(false);
-        };
-        let record: ManifestRecord = json_of(&found, "record")?;
-        let mut items = vec![delete(&self.table, key(pk.clone(), keys::manifest_sk(digest)))];
-        for tag in self.query(pk.clone(), keys::TAG_PREFIX, None, usize::MAX).await? {
-            if text_of(&tag, "digest")? == digest.to_string() {
-                items.push(delete(&self.table, key(pk.clone(), text_of(&tag, SK)?.to_owned())));
+        // A tag found pointing here may move before the transaction commits; its delete is conditional on still
+        // pointing here, and a lost race is tried again with fresh tags.
+        let mut attempts = 0;
+        loop {
+            let Some(found) = self.get(pk.clone(), keys::manifest_sk(digest)).await? else {
+                return Ok(false);
+            };
+            let record: ManifestRecord = json_of(&found, "record")?;
+            let mut items = vec![delete(&self.table, key(pk.clone(), keys::manifest_sk(digest)))];
+            for tag in self.query(pk.clone(), keys::TAG_PREFIX, None, usize::MAX).await? {
+                if text_of(&tag, "digest")? == digest.to_string() {
+                    items.push(delete_if_pointing(&self.table, key(pk.clone(), text_of(&tag, SK)?.to_owned()), digest));
+                }
+            }
+            if let Some(subject) = &record.subject {
+                items.push(delete(&self.table, key(pk.clone(), keys::referrer_sk(subject, digest))));
+            }
+            attempts += 1;
+            match self.transact(items).await {
+                Err(StoreError::Conflict) if attempts < MAX_ATTEMPTS => continue,
+                result => return result.map(|()| true),
             }
         }
-        if let Some(subject) = &record.subject {
-            items.push(delete(&self.table, key(pk, keys::referrer_sk(subject, digest))));
-        }
-        self.transact(items).await?;
-        Ok(true)
     }
 
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, StoreError> {
