@@ -2,7 +2,7 @@
 
 use std::{io, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use axum::Router;
+use axum::{Router, serve::ListenerExt};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -73,6 +73,13 @@ pub fn init_tracing(json: bool) {
 pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
+    // Small answers (manifests, configs) go out as headers and body in two writes; without TCP_NODELAY the second waits
+    // for the client's delayed ACK, about 40 ms on a reused connection.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         signalled.notify_one();
