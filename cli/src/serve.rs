@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use berth::{
     function::{FunctionConfig, aws_functions},
-    http::{self, routes::Function},
+    http::{self, PublicUrl, routes::Function},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
     server::{self, EmbeddedOptions, serve_embedded},
     store::{
@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Lifetime of presigned blob download URLs (aws store), at most 1200.
     #[arg(long, env = "BERTH_PRESIGN_TTL_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=1200))]
     presign_ttl_seconds: u64,
+    /// The registry's public base URL (https://registry.example.com), for absolute Location URLs behind a proxy.
+    #[arg(long, env = "BERTH_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    public_url: Option<PublicUrl>,
     /// Largest manifest accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BERTH_MAX_MANIFEST_BYTES", default_value_t = DEFAULT_MAX_MANIFEST_BYTES)]
     max_manifest_bytes: u64,
@@ -59,8 +62,13 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     server::init_tracing(args.log_json);
     match args.store {
         Store::Embedded => {
-            serve_embedded(EmbeddedOptions { addr: args.addr, data_dir: args.data_dir, max_manifest_bytes: args.max_manifest_bytes })
-                .await?
+            let options = EmbeddedOptions {
+                addr: args.addr,
+                data_dir: args.data_dir,
+                max_manifest_bytes: args.max_manifest_bytes,
+                public_url: args.public_url,
+            };
+            serve_embedded(options).await?
         }
         Store::Aws => serve_aws(args).await?,
     }
@@ -78,6 +86,7 @@ async fn serve_aws(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         aws: settings,
         max_manifest_bytes: args.max_manifest_bytes,
         max_request_bytes: None,
+        public_url: args.public_url,
         host: args.addr.ip(),
         port: args.addr.port(),
     };

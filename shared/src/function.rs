@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    http::{self, Functions, routes::Function},
+    http::{self, Functions, PublicUrl, routes::Function},
     registry::{Blobs, DEFAULT_MAX_MANIFEST_BYTES, EventBus, EventSink, Manifests},
     server,
     store::{
@@ -31,6 +31,8 @@ pub struct FunctionConfig {
     pub aws: AwsSettings,
     pub max_manifest_bytes: u64,
     pub max_request_bytes: Option<u64>,
+    /// The registry's public base URL, where a proxy hides the host clients use (`BERTH_PUBLIC_URL`).
+    pub public_url: Option<PublicUrl>,
     /// Where plain HTTP listens: all interfaces by default, as a container needs.
     pub host: IpAddr,
     pub port: u16,
@@ -77,6 +79,9 @@ impl FunctionConfig {
             problems.push(format!("BERTH_HOST={text} is not an IP address"));
             IpAddr::from([0, 0, 0, 0])
         });
+        let public_url = lookup("BERTH_PUBLIC_URL")
+            .filter(|text| !text.is_empty())
+            .and_then(|text| PublicUrl::parse(&text).map_err(|error| problems.push(format!("BERTH_PUBLIC_URL={error}"))).ok());
         let port = u16::try_from(port).unwrap_or_else(|_| {
             problems.push(format!("PORT={port} is not a port"));
             DEFAULT_PORT
@@ -89,6 +94,7 @@ impl FunctionConfig {
             aws: AwsSettings { bucket, table, presign_ttl: Duration::from_secs(presign_ttl), limits },
             max_manifest_bytes,
             max_request_bytes,
+            public_url,
             host,
             port,
         })
@@ -112,6 +118,7 @@ pub fn aws_functions(
         blobs: serve
             .contains(&Function::Blobs)
             .then(|| Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, config.max_request_bytes))),
+        public_url: config.public_url.clone(),
     }
 }
 
@@ -165,11 +172,19 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let error = config(&[("BERTH_PRESIGN_TTL_SECONDS", "3600"), ("PORT", "x"), ("BERTH_HOST", "localhost")], false).unwrap_err();
-        assert_eq!(error.0.len(), 5, "{error}");
-        for expected in
-            ["BERTH_BUCKET is not set", "BERTH_TABLE is not set", "BERTH_PRESIGN_TTL_SECONDS=3600", "PORT=x", "BERTH_HOST=localhost"]
-        {
+        let wrong =
+            [("BERTH_PRESIGN_TTL_SECONDS", "3600"), ("PORT", "x"), ("BERTH_HOST", "localhost"), ("BERTH_PUBLIC_URL", "example.com")];
+        let error = config(&wrong, false).unwrap_err();
+        assert_eq!(error.0.len(), 6, "{error}");
+        let expected = [
+            "BERTH_BUCKET is not set",
+            "BERTH_TABLE is not set",
+            "BERTH_PRESIGN_TTL_SECONDS=3600",
+            "PORT=x",
+            "BERTH_HOST=localhost",
+            "BERTH_PUBLIC_URL=",
+        ];
+        for expected in expected {
             assert!(error.to_string().contains(expected), "{error} should mention {expected}");
         }
     }

@@ -6,7 +6,7 @@ use axum::{Router, serve::ListenerExt};
 use tokio::net::TcpListener;
 
 use crate::{
-    http::{self, Functions},
+    http::{self, Functions, PublicUrl},
     registry::{Blobs, EventBus, Manifests},
     store::{StoreError, embedded::EmbeddedMetadata, filesystem::FilesystemBlobStore, layout},
 };
@@ -16,6 +16,7 @@ pub struct EmbeddedOptions {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub max_manifest_bytes: u64,
+    pub public_url: Option<PublicUrl>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +42,14 @@ pub async fn embedded_functions(
     Ok(Functions {
         manifests: Some(Arc::new(Manifests::new(blob_store.clone(), metadata.clone(), metadata.clone(), events, max_manifest_bytes))),
         blobs: Some(Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, max_request_bytes))),
+        public_url: None,
     })
 }
 
 /// `berth serve`: the whole registry on one port over the embedded store.
 pub async fn serve_embedded(options: EmbeddedOptions) -> Result<(), ServeError> {
-    let functions = embedded_functions(&options.data_dir, options.max_manifest_bytes, None, Arc::new(EventBus::new(1024))).await?;
+    let mut functions = embedded_functions(&options.data_dir, options.max_manifest_bytes, None, Arc::new(EventBus::new(1024))).await?;
+    functions.public_url = options.public_url;
     let listener = TcpListener::bind(options.addr).await.map_err(|source| ServeError::Bind { addr: options.addr, source })?;
     tracing::info!(addr = %options.addr, data_dir = %options.data_dir.display(), "berth registry listening");
     serve(listener, http::router(functions)).await.map_err(ServeError::Serve)

@@ -10,7 +10,7 @@ use axum::{
 };
 use berth::{
     function::{FunctionConfig, aws_functions},
-    http::{router, routes::Function},
+    http::{Functions, PublicUrl, router, routes::Function},
     oci::{Algorithm, Digest},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus, RegistryEvent},
     server::embedded_functions,
@@ -29,14 +29,15 @@ enum Store {
     Aws,
 }
 
-/// What a deployment limits.
-#[derive(Clone, Copy)]
+/// What a deployment limits and how it is reached.
+#[derive(Clone)]
 struct Limits {
     max_manifest_bytes: u64,
     max_request_bytes: Option<u64>,
+    public_url: Option<PublicUrl>,
 }
 
-const DEFAULT_LIMITS: Limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: None };
+const DEFAULT_LIMITS: Limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: None, public_url: None };
 
 struct Api {
     router: Router,
@@ -79,14 +80,16 @@ impl Api {
         let dir = tempfile::tempdir().unwrap();
         let events = Arc::new(EventBus::new(64));
         let functions = match store {
-            Store::Embedded => {
-                embedded_functions(dir.path(), limits.max_manifest_bytes, limits.max_request_bytes, events.clone()).await.unwrap()
-            }
+            Store::Embedded => Functions {
+                public_url: limits.public_url.clone(),
+                ..embedded_functions(dir.path(), limits.max_manifest_bytes, limits.max_request_bytes, events.clone()).await.unwrap()
+            },
             Store::Aws => {
                 let config = FunctionConfig {
                     aws: testing::fresh_aws_resources().await,
                     max_manifest_bytes: limits.max_manifest_bytes,
                     max_request_bytes: limits.max_request_bytes,
+                    public_url: limits.public_url.clone(),
                     host: std::net::IpAddr::from([127, 0, 0, 1]),
                     port: 0,
                 };
@@ -185,6 +188,24 @@ async fn token_endpoint_answers_anonymous_access(store: Store) {
         assert!(token["issued_at"].as_str().unwrap().ends_with('Z'));
     }
     api.send(Method::DELETE, "/token", &[], Body::empty()).await.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
+}
+
+async fn locations_use_the_public_url_when_configured(store: Store) {
+    let public_url = Some(PublicUrl::parse("https://registry.example.com").unwrap());
+    let api = Api::with_limits(store, Limits { public_url, ..DEFAULT_LIMITS }).await;
+    let started = api.send(Method::POST, "/v2/public/blobs/uploads/", &[], Body::empty()).await;
+    let location = started.header("location").to_owned();
+    assert!(location.starts_with("https://registry.example.com/v2/public/blobs/uploads/"), "{location}");
+    let path = location.trim_start_matches("https://registry.example.com");
+    let digest = sha256(b"public");
+    let closed = api.send(Method::PUT, &format!("{path}?digest={digest}"), &[], &b"public"[..]).await;
+    assert_eq!(closed.header("location"), format!("https://registry.example.com/v2/public/blobs/{digest}"));
+    api.push_image("public", "a", b"layer").await;
+    api.push_image("public", "b", b"layer").await;
+    assert_eq!(
+        api.get("/v2/public/tags/list?n=1").await.header("link"),
+        "<https://registry.example.com/v2/public/tags/list?n=1&last=a>; rel=\"next\""
+    );
 }
 
 async fn monolithic_upload_then_download_with_ranges(store: Store) {
@@ -767,6 +788,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     version_check_answers_200,
     token_endpoint_answers_anonymous_access,
+    locations_use_the_public_url_when_configured,
     monolithic_upload_then_download_with_ranges,
     chunked_upload_in_order_with_status_and_final_chunk,
     streamed_patch_without_content_range_then_empty_put,

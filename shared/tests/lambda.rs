@@ -26,6 +26,7 @@ impl LambdaFunction {
             aws: testing::fresh_aws_resources().await,
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
             max_request_bytes: Some(LAMBDA_MAX_REQUEST_BYTES),
+            public_url: None,
             host: std::net::IpAddr::from([127, 0, 0, 1]),
             port: 0,
         };

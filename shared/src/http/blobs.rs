@@ -6,7 +6,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{CONTENT_DIGEST, UPLOAD_UUID, content_length, header_text, header_value, query_param, routes::Endpoint, upload_range};
+use super::{
+    CONTENT_DIGEST, PublicUrl, UPLOAD_UUID, content_length, header_text, header_value, query_param, routes::Endpoint, upload_range,
+};
 use crate::{
     error::Error,
     oci::{Digest, RepositoryName},
@@ -19,14 +21,20 @@ const CHUNK_MIN_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-min-leng
 /// their chunks.
 const CHUNK_MAX_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-max-length");
 
-pub(super) async fn handle(blobs: &Blobs, endpoint: Endpoint, parts: &Parts, body: Body) -> Result<Response, Error> {
+pub(super) async fn handle(
+    blobs: &Blobs,
+    endpoint: Endpoint,
+    parts: &Parts,
+    body: Body,
+    base: Option<&PublicUrl>,
+) -> Result<Response, Error> {
     match endpoint {
         Endpoint::GetBlob { name, digest, head } => get_blob(blobs, &name, &digest, head, parts).await,
         Endpoint::DeleteBlob { name, digest } => delete_blob(blobs, &name, &digest).await,
-        Endpoint::StartUpload { name } => start_upload(blobs, &name, parts, body).await,
-        Endpoint::UploadStatus { name, id } => upload_status(blobs, &name, &id).await,
-        Endpoint::PatchUpload { name, id } => patch_upload(blobs, &name, &id, parts, body).await,
-        Endpoint::FinishUpload { name, id } => finish_upload(blobs, &name, &id, parts, body).await,
+        Endpoint::StartUpload { name } => start_upload(blobs, &name, parts, body, base).await,
+        Endpoint::UploadStatus { name, id } => upload_status(blobs, &name, &id, base).await,
+        Endpoint::PatchUpload { name, id } => patch_upload(blobs, &name, &id, parts, body, base).await,
+        Endpoint::FinishUpload { name, id } => finish_upload(blobs, &name, &id, parts, body, base).await,
         Endpoint::CancelUpload { name, id } => cancel_upload(blobs, &name, &id).await,
         other => Err(Error::EndpointUnknown(format!("{other:?}"))),
     }
@@ -100,19 +108,25 @@ async fn delete_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest) -> R
 /// `POST /v2/<name>/blobs/uploads/` — `?mount=<digest>&from=<repo>` links a blob from another repository (201, or
 /// 202 with a new session when it cannot); `?digest=<digest>` takes the whole blob in this request (201); otherwise
 /// opens an upload session (202).
-async fn start_upload(blobs: &Blobs, name: &RepositoryName, parts: &Parts, body: Body) -> Result<Response, Error> {
+async fn start_upload(
+    blobs: &Blobs,
+    name: &RepositoryName,
+    parts: &Parts,
+    body: Body,
+    base: Option<&PublicUrl>,
+) -> Result<Response, Error> {
     if let (Some(mount), Some(from)) = (query_param(parts, "mount"), query_param(parts, "from")) {
         let (digest, from) = (Digest::parse(&mount)?, RepositoryName::parse(&from)?);
         if blobs.mount(name, &digest, &from).await? {
-            return Ok(blob_created(name, &digest));
+            return Ok(blob_created(name, &digest, base));
         }
     } else if let Some(digest) = query_param(parts, "digest") {
         let digest = Digest::parse(&digest)?;
         blobs.upload_whole(name, &digest, chunk(parts, body)?).await?;
-        return Ok(blob_created(name, &digest));
+        return Ok(blob_created(name, &digest, base));
     }
     let session = blobs.start_upload(name).await?;
-    let mut response = upload_progress(StatusCode::ACCEPTED, &session);
+    let mut response = upload_progress(StatusCode::ACCEPTED, &session, base);
     if let Some(min) = blobs.chunk_min_length() {
         response.headers_mut().insert(CHUNK_MIN_LENGTH, header_value(min));
     }
@@ -123,20 +137,34 @@ async fn start_upload(blobs: &Blobs, name: &RepositoryName, parts: &Parts, body:
 }
 
 /// `GET /v2/<name>/blobs/uploads/<id>` — where the upload stands: 204 with `Range`.
-async fn upload_status(blobs: &Blobs, name: &RepositoryName, id: &str) -> Result<Response, Error> {
-    Ok(upload_progress(StatusCode::NO_CONTENT, &blobs.upload(name, id).await?))
+async fn upload_status(blobs: &Blobs, name: &RepositoryName, id: &str, base: Option<&PublicUrl>) -> Result<Response, Error> {
+    Ok(upload_progress(StatusCode::NO_CONTENT, &blobs.upload(name, id).await?, base))
 }
 
 /// `PATCH /v2/<name>/blobs/uploads/<id>` — appends a chunk (`Content-Range` must continue where the upload stands,
 /// else 416); a body without `Content-Range` is streamed whole. 202 with the new `Range`.
-async fn patch_upload(blobs: &Blobs, name: &RepositoryName, id: &str, parts: &Parts, body: Body) -> Result<Response, Error> {
+async fn patch_upload(
+    blobs: &Blobs,
+    name: &RepositoryName,
+    id: &str,
+    parts: &Parts,
+    body: Body,
+    base: Option<&PublicUrl>,
+) -> Result<Response, Error> {
     let session = blobs.append(name, id, chunk(parts, body)?).await?;
-    Ok(upload_progress(StatusCode::ACCEPTED, &session))
+    Ok(upload_progress(StatusCode::ACCEPTED, &session, base))
 }
 
 /// `PUT /v2/<name>/blobs/uploads/<id>?digest=<digest>` — closes the upload, with an optional last chunk; the blob
 /// appears once its digest is verified and it is stored. 201.
-async fn finish_upload(blobs: &Blobs, name: &RepositoryName, id: &str, parts: &Parts, body: Body) -> Result<Response, Error> {
+async fn finish_upload(
+    blobs: &Blobs,
+    name: &RepositoryName,
+    id: &str,
+    parts: &Parts,
+    body: Body,
+    base: Option<&PublicUrl>,
+) -> Result<Response, Error> {
     let digest = query_param(parts, "digest").ok_or_else(|| Error::DigestInvalid("the digest query parameter is required".into()))?;
     let digest = Digest::parse(&digest)?;
     let last_chunk = match content_length(&parts.headers)? {
@@ -144,7 +172,7 @@ async fn finish_upload(blobs: &Blobs, name: &RepositoryName, id: &str, parts: &P
         _ => Some(chunk(parts, body)?),
     };
     blobs.finish(name, id, &digest, last_chunk).await?;
-    Ok(blob_created(name, &digest))
+    Ok(blob_created(name, &digest, base))
 }
 
 /// `DELETE /v2/<name>/blobs/uploads/<id>` — abandons the upload and its bytes; 204.
@@ -179,11 +207,11 @@ fn parse_content_range(text: &str) -> Result<(u64, u64), Error> {
     Ok((first, last))
 }
 
-fn upload_progress(status: StatusCode, session: &UploadSession) -> Response {
+fn upload_progress(status: StatusCode, session: &UploadSession, base: Option<&PublicUrl>) -> Response {
     (
         status,
         [
-            (header::LOCATION, header_value(format!("/v2/{}/blobs/uploads/{}", session.repository, session.id))),
+            (header::LOCATION, header_value(PublicUrl::url(base, &format!("/v2/{}/blobs/uploads/{}", session.repository, session.id)))),
             (header::RANGE, upload_range(session.size)),
             (UPLOAD_UUID, header_value(&session.id)),
             (header::CONTENT_LENGTH, header_value(0)),
@@ -192,8 +220,14 @@ fn upload_progress(status: StatusCode, session: &UploadSession) -> Response {
         .into_response()
 }
 
-fn blob_created(name: &RepositoryName, digest: &Digest) -> Response {
-    (StatusCode::CREATED, [(header::LOCATION, header_value(format!("/v2/{name}/blobs/{digest}"))), (CONTENT_DIGEST, header_value(digest))])
+fn blob_created(name: &RepositoryName, digest: &Digest, base: Option<&PublicUrl>) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, header_value(PublicUrl::url(base, &format!("/v2/{name}/blobs/{digest}")))),
+            (CONTENT_DIGEST, header_value(digest)),
+        ],
+    )
         .into_response()
 }
 

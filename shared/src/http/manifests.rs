@@ -9,7 +9,7 @@ use axum::{
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 
-use super::{CONTENT_DIGEST, header_text, header_value, query_param, routes::Endpoint};
+use super::{CONTENT_DIGEST, PublicUrl, header_text, header_value, query_param, routes::Endpoint};
 use crate::{
     error::Error,
     oci::{Descriptor, Digest, Reference, RepositoryName, media_types},
@@ -22,13 +22,19 @@ const MAX_PAGE: usize = 1000;
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
-pub(super) async fn handle(manifests: &Manifests, endpoint: Endpoint, parts: &Parts, body: Body) -> Result<Response, Error> {
+pub(super) async fn handle(
+    manifests: &Manifests,
+    endpoint: Endpoint,
+    parts: &Parts,
+    body: Body,
+    base: Option<&PublicUrl>,
+) -> Result<Response, Error> {
     match endpoint {
         Endpoint::GetManifest { name, reference, head } => get_manifest(manifests, &name, &reference, head).await,
-        Endpoint::PutManifest { name, reference } => put_manifest(manifests, &name, &reference, parts, body).await,
+        Endpoint::PutManifest { name, reference } => put_manifest(manifests, &name, &reference, parts, body, base).await,
         Endpoint::DeleteManifest { name, reference } => delete_manifest(manifests, &name, &reference).await,
-        Endpoint::ListTags { name } => list_tags(manifests, &name, parts).await,
-        Endpoint::Catalog => catalog(manifests, parts).await,
+        Endpoint::ListTags { name } => list_tags(manifests, &name, parts, base).await,
+        Endpoint::Catalog => catalog(manifests, parts, base).await,
         Endpoint::Referrers { name, digest } => referrers(manifests, &name, &digest, parts).await,
         Endpoint::ListManifests { name } => list_manifests(manifests, &name).await,
         Endpoint::DeleteRepository { name } => delete_repository(manifests, &name).await,
@@ -69,6 +75,7 @@ async fn put_manifest(
     reference: &Reference,
     parts: &Parts,
     body: Body,
+    base: Option<&PublicUrl>,
 ) -> Result<Response, Error> {
     let limit = manifests.max_manifest_bytes();
     let too_large = |size| Error::TooLarge { what: "manifest", size, limit, advice: "" };
@@ -85,7 +92,10 @@ async fn put_manifest(
     let (digest, subject) = manifests.put(name, reference, header_text(&parts.headers, header::CONTENT_TYPE), bytes.to_bytes()).await?;
     let mut response = (
         StatusCode::CREATED,
-        [(header::LOCATION, header_value(format!("/v2/{name}/manifests/{digest}"))), (CONTENT_DIGEST, header_value(&digest))],
+        [
+            (header::LOCATION, header_value(PublicUrl::url(base, &format!("/v2/{name}/manifests/{digest}")))),
+            (CONTENT_DIGEST, header_value(&digest)),
+        ],
     )
         .into_response();
     if let Some(subject) = subject {
@@ -107,10 +117,10 @@ struct TagList {
 }
 
 /// `GET /v2/<name>/tags/list?n=<n>&last=<last>` — tags in lexical order, paged with a `Link` header.
-async fn list_tags(manifests: &Manifests, name: &RepositoryName, parts: &Parts) -> Result<Response, Error> {
+async fn list_tags(manifests: &Manifests, name: &RepositoryName, parts: &Parts, base: Option<&PublicUrl>) -> Result<Response, Error> {
     let page = page_request(parts)?;
     let tags = manifests.tags(name, &page.fetch()).await?;
-    Ok(page.respond(&format!("/v2/{name}/tags/list"), tags, |tags| TagList { name: name.to_string(), tags }))
+    Ok(page.respond(&PublicUrl::url(base, &format!("/v2/{name}/tags/list")), tags, |tags| TagList { name: name.to_string(), tags }))
 }
 
 #[derive(Serialize)]
@@ -119,10 +129,10 @@ struct Catalog {
 }
 
 /// `GET /v2/_catalog?n=<n>&last=<last>` — repository names in lexical order, paged with a `Link` header.
-async fn catalog(manifests: &Manifests, parts: &Parts) -> Result<Response, Error> {
+async fn catalog(manifests: &Manifests, parts: &Parts, base: Option<&PublicUrl>) -> Result<Response, Error> {
     let page = page_request(parts)?;
     let names = manifests.catalog(&page.fetch()).await?;
-    Ok(page.respond("/v2/_catalog", names, |repositories| Catalog { repositories }))
+    Ok(page.respond(&PublicUrl::url(base, "/v2/_catalog"), names, |repositories| Catalog { repositories }))
 }
 
 #[derive(Serialize)]

@@ -38,6 +38,29 @@ use routes::Function;
 pub struct Functions {
     pub manifests: Option<Arc<Manifests>>,
     pub blobs: Option<Arc<Blobs>>,
+    pub public_url: Option<PublicUrl>,
+}
+
+/// The registry's externally visible base URL (`https://registry.example.com`), for absolute `Location` and `Link`
+/// URLs where a proxy hides the host clients use; without it those URLs are relative, which every client accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let base = text.trim_end_matches('/');
+        let host = base.strip_prefix("https://").or_else(|| base.strip_prefix("http://")).unwrap_or_default();
+        let valid = !host.is_empty() && !host.contains(['/', '?', '#']) && HeaderValue::from_str(base).is_ok() && !base.contains(' ');
+        if valid { Ok(Self(base.to_owned())) } else { Err(format!("{text} is not an http(s) URL of a host (no path)")) }
+    }
+
+    /// The URL of `path` (which starts with `/`) as clients reach it.
+    fn url(base: Option<&Self>, path: &str) -> String {
+        match base {
+            Some(base) => format!("{}{path}", base.0),
+            None => path.to_owned(),
+        }
+    }
 }
 
 /// The registry's router, answering every path through [`routes::parse`], each request logged with its cost.
@@ -65,8 +88,10 @@ async fn dispatch(State(functions): State<Functions>, request: Request) -> Respo
     let served = match routes::parse(&parts.method, parts.uri.path()) {
         Ok(endpoint) => match (endpoint.function(), &functions.manifests, &functions.blobs) {
             (Function::Token, _, _) => token::handle(endpoint),
-            (Function::Manifests, Some(manifests), _) => manifests::handle(manifests, endpoint, &parts, body).await,
-            (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &parts, body).await,
+            (Function::Manifests, Some(manifests), _) => {
+                manifests::handle(manifests, endpoint, &parts, body, functions.public_url.as_ref()).await
+            }
+            (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &parts, body, functions.public_url.as_ref()).await,
             _ => Err(Error::EndpointUnknown(parts.uri.path().to_owned())),
         },
         Err(error) => Err(error),
@@ -118,4 +143,20 @@ fn body_stream(body: Body) -> ByteStream {
             Err(_) => Some((Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent nothing for 60 s")), None)),
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_bases_of_http_hosts() {
+        let base = PublicUrl::parse("https://registry.example.com/").unwrap();
+        assert_eq!(PublicUrl::url(Some(&base), "/v2/a/blobs/x"), "https://registry.example.com/v2/a/blobs/x");
+        assert_eq!(PublicUrl::url(None, "/v2/a/blobs/x"), "/v2/a/blobs/x");
+        assert!(PublicUrl::parse("http://127.0.0.1:5000").is_ok());
+        for bad in ["registry.example.com", "ftp://example.com", "https://", "https://example.com/path", "https://exa mple.com"] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
 }
