@@ -2,13 +2,11 @@
 
 use axum::{
     body::Body,
-    http::{HeaderName, StatusCode, header, request::Parts},
+    http::{HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
-use super::{
-    CONTENT_DIGEST, PublicUrl, UPLOAD_UUID, content_length, header_text, header_value, query_param, routes::Endpoint, upload_range,
-};
+use super::{CONTENT_DIGEST, Call, UPLOAD_UUID, header_value, routes::Endpoint, upload_range};
 use crate::{
     error::Error,
     oci::{Digest, RepositoryName},
@@ -21,29 +19,23 @@ const CHUNK_MIN_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-min-leng
 /// their chunks.
 const CHUNK_MAX_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-max-length");
 
-pub(super) async fn handle(
-    blobs: &Blobs,
-    endpoint: Endpoint,
-    parts: &Parts,
-    body: Body,
-    base: Option<&PublicUrl>,
-) -> Result<Response, Error> {
+pub(super) async fn handle(blobs: &Blobs, endpoint: Endpoint, call: &Call<'_>, body: Body) -> Result<Response, Error> {
     match endpoint {
-        Endpoint::GetBlob { name, digest, head } => get_blob(blobs, &name, &digest, head, parts).await,
+        Endpoint::GetBlob { name, digest, head } => get_blob(blobs, &name, &digest, head, call).await,
         Endpoint::DeleteBlob { name, digest } => delete_blob(blobs, &name, &digest).await,
-        Endpoint::StartUpload { name } => start_upload(blobs, &name, parts, body, base).await,
-        Endpoint::UploadStatus { name, id } => upload_status(blobs, &name, &id, base).await,
-        Endpoint::PatchUpload { name, id } => patch_upload(blobs, &name, &id, parts, body, base).await,
-        Endpoint::FinishUpload { name, id } => finish_upload(blobs, &name, &id, parts, body, base).await,
+        Endpoint::StartUpload { name } => start_upload(blobs, &name, call, body).await,
+        Endpoint::UploadStatus { name, id } => upload_status(blobs, &name, &id, call).await,
+        Endpoint::PatchUpload { name, id } => patch_upload(blobs, &name, &id, call, body).await,
+        Endpoint::FinishUpload { name, id } => finish_upload(blobs, &name, &id, call, body).await,
         Endpoint::CancelUpload { name, id } => cancel_upload(blobs, &name, &id).await,
         other => Err(Error::EndpointUnknown(format!("{other:?}"))),
     }
 }
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>` — the blob (or the `Range` asked for, 206), or a 307 to the backend's URL.
-async fn get_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest, head: bool, parts: &Parts) -> Result<Response, Error> {
+async fn get_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest, head: bool, call: &Call<'_>) -> Result<Response, Error> {
     let size = blobs.size(name, digest).await?;
-    let range = match header_text(&parts.headers, header::RANGE) {
+    let range = match call.header(header::RANGE) {
         Some(range) if !head => parse_range(range, size)?,
         _ => None,
     };
@@ -108,25 +100,19 @@ async fn delete_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest) -> R
 /// `POST /v2/<name>/blobs/uploads/` — `?mount=<digest>&from=<repo>` links a blob from another repository (201, or
 /// 202 with a new session when it cannot); `?digest=<digest>` takes the whole blob in this request (201); otherwise
 /// opens an upload session (202).
-async fn start_upload(
-    blobs: &Blobs,
-    name: &RepositoryName,
-    parts: &Parts,
-    body: Body,
-    base: Option<&PublicUrl>,
-) -> Result<Response, Error> {
-    if let (Some(mount), Some(from)) = (query_param(parts, "mount"), query_param(parts, "from")) {
+async fn start_upload(blobs: &Blobs, name: &RepositoryName, call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    if let (Some(mount), Some(from)) = (call.query("mount"), call.query("from")) {
         let (digest, from) = (Digest::parse(&mount)?, RepositoryName::parse(&from)?);
         if blobs.mount(name, &digest, &from).await? {
-            return Ok(blob_created(name, &digest, base));
+            return Ok(blob_created(call, name, &digest));
         }
-    } else if let Some(digest) = query_param(parts, "digest") {
+    } else if let Some(digest) = call.query("digest") {
         let digest = Digest::parse(&digest)?;
-        blobs.upload_whole(name, &digest, chunk(parts, body)?).await?;
-        return Ok(blob_created(name, &digest, base));
+        blobs.upload_whole(name, &digest, chunk(call, body)?).await?;
+        return Ok(blob_created(call, name, &digest));
     }
     let session = blobs.start_upload(name).await?;
-    let mut response = upload_progress(StatusCode::ACCEPTED, &session, base);
+    let mut response = upload_progress(call, StatusCode::ACCEPTED, &session);
     if let Some(min) = blobs.chunk_min_length() {
         response.headers_mut().insert(CHUNK_MIN_LENGTH, header_value(min));
     }
@@ -137,42 +123,28 @@ async fn start_upload(
 }
 
 /// `GET /v2/<name>/blobs/uploads/<id>` — where the upload stands: 204 with `Range`.
-async fn upload_status(blobs: &Blobs, name: &RepositoryName, id: &str, base: Option<&PublicUrl>) -> Result<Response, Error> {
-    Ok(upload_progress(StatusCode::NO_CONTENT, &blobs.upload(name, id).await?, base))
+async fn upload_status(blobs: &Blobs, name: &RepositoryName, id: &str, call: &Call<'_>) -> Result<Response, Error> {
+    Ok(upload_progress(call, StatusCode::NO_CONTENT, &blobs.upload(name, id).await?))
 }
 
 /// `PATCH /v2/<name>/blobs/uploads/<id>` — appends a chunk (`Content-Range` must continue where the upload stands,
 /// else 416); a body without `Content-Range` is streamed whole. 202 with the new `Range`.
-async fn patch_upload(
-    blobs: &Blobs,
-    name: &RepositoryName,
-    id: &str,
-    parts: &Parts,
-    body: Body,
-    base: Option<&PublicUrl>,
-) -> Result<Response, Error> {
-    let session = blobs.append(name, id, chunk(parts, body)?).await?;
-    Ok(upload_progress(StatusCode::ACCEPTED, &session, base))
+async fn patch_upload(blobs: &Blobs, name: &RepositoryName, id: &str, call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    let session = blobs.append(name, id, chunk(call, body)?).await?;
+    Ok(upload_progress(call, StatusCode::ACCEPTED, &session))
 }
 
 /// `PUT /v2/<name>/blobs/uploads/<id>?digest=<digest>` — closes the upload, with an optional last chunk; the blob
 /// appears once its digest is verified and it is stored. 201.
-async fn finish_upload(
-    blobs: &Blobs,
-    name: &RepositoryName,
-    id: &str,
-    parts: &Parts,
-    body: Body,
-    base: Option<&PublicUrl>,
-) -> Result<Response, Error> {
-    let digest = query_param(parts, "digest").ok_or_else(|| Error::DigestInvalid("the digest query parameter is required".into()))?;
+async fn finish_upload(blobs: &Blobs, name: &RepositoryName, id: &str, call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    let digest = call.query("digest").ok_or_else(|| Error::DigestInvalid("the digest query parameter is required".into()))?;
     let digest = Digest::parse(&digest)?;
-    let last_chunk = match content_length(&parts.headers)? {
+    let last_chunk = match call.content_length()? {
         Some(0) => None,
-        _ => Some(chunk(parts, body)?),
+        _ => Some(chunk(call, body)?),
     };
     blobs.finish(name, id, &digest, last_chunk).await?;
-    Ok(blob_created(name, &digest, base))
+    Ok(blob_created(call, name, &digest))
 }
 
 /// `DELETE /v2/<name>/blobs/uploads/<id>` — abandons the upload and its bytes; 204.
@@ -182,9 +154,9 @@ async fn cancel_upload(blobs: &Blobs, name: &RepositoryName, id: &str) -> Result
 }
 
 /// The chunk a request body carries, with what `Content-Range` and `Content-Length` say of it.
-fn chunk(parts: &Parts, body: Body) -> Result<Chunk, Error> {
-    let length = content_length(&parts.headers)?;
-    let range = header_text(&parts.headers, header::CONTENT_RANGE).map(parse_content_range).transpose()?;
+fn chunk(call: &Call<'_>, body: Body) -> Result<Chunk, Error> {
+    let length = call.content_length()?;
+    let range = call.header(header::CONTENT_RANGE).map(parse_content_range).transpose()?;
     if let (Some((first, last)), Some(length)) = (range, length)
         && last - first + 1 != length
     {
@@ -207,11 +179,11 @@ fn parse_content_range(text: &str) -> Result<(u64, u64), Error> {
     Ok((first, last))
 }
 
-fn upload_progress(status: StatusCode, session: &UploadSession, base: Option<&PublicUrl>) -> Response {
+fn upload_progress(call: &Call<'_>, status: StatusCode, session: &UploadSession) -> Response {
     (
         status,
         [
-            (header::LOCATION, header_value(PublicUrl::url(base, &format!("/v2/{}/blobs/uploads/{}", session.repository, session.id)))),
+            (header::LOCATION, header_value(call.url(&format!("/v2/{}/blobs/uploads/{}", session.repository, session.id)))),
             (header::RANGE, upload_range(session.size)),
             (UPLOAD_UUID, header_value(&session.id)),
             (header::CONTENT_LENGTH, header_value(0)),
@@ -220,13 +192,10 @@ fn upload_progress(status: StatusCode, session: &UploadSession, base: Option<&Pu
         .into_response()
 }
 
-fn blob_created(name: &RepositoryName, digest: &Digest, base: Option<&PublicUrl>) -> Response {
+fn blob_created(call: &Call<'_>, name: &RepositoryName, digest: &Digest) -> Response {
     (
         StatusCode::CREATED,
-        [
-            (header::LOCATION, header_value(PublicUrl::url(base, &format!("/v2/{name}/blobs/{digest}")))),
-            (CONTENT_DIGEST, header_value(digest)),
-        ],
+        [(header::LOCATION, header_value(call.url(&format!("/v2/{name}/blobs/{digest}")))), (CONTENT_DIGEST, header_value(digest))],
     )
         .into_response()
 }

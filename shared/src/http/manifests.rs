@@ -3,13 +3,13 @@
 use axum::{
     Json,
     body::Body,
-    http::{HeaderName, StatusCode, header, request::Parts},
+    http::{HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 
-use super::{CONTENT_DIGEST, PublicUrl, header_text, header_value, query_param, routes::Endpoint};
+use super::{CONTENT_DIGEST, Call, header_value, routes::Endpoint};
 use crate::{
     error::Error,
     oci::{Descriptor, Digest, Reference, RepositoryName, media_types},
@@ -22,20 +22,14 @@ const MAX_PAGE: usize = 1000;
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
-pub(super) async fn handle(
-    manifests: &Manifests,
-    endpoint: Endpoint,
-    parts: &Parts,
-    body: Body,
-    base: Option<&PublicUrl>,
-) -> Result<Response, Error> {
+pub(super) async fn handle(manifests: &Manifests, endpoint: Endpoint, call: &Call<'_>, body: Body) -> Result<Response, Error> {
     match endpoint {
         Endpoint::GetManifest { name, reference, head } => get_manifest(manifests, &name, &reference, head).await,
-        Endpoint::PutManifest { name, reference } => put_manifest(manifests, &name, &reference, parts, body, base).await,
+        Endpoint::PutManifest { name, reference } => put_manifest(manifests, &name, &reference, call, body).await,
         Endpoint::DeleteManifest { name, reference } => delete_manifest(manifests, &name, &reference).await,
-        Endpoint::ListTags { name } => list_tags(manifests, &name, parts, base).await,
-        Endpoint::Catalog => catalog(manifests, parts, base).await,
-        Endpoint::Referrers { name, digest } => referrers(manifests, &name, &digest, parts).await,
+        Endpoint::ListTags { name } => list_tags(manifests, &name, call).await,
+        Endpoint::Catalog => catalog(manifests, call).await,
+        Endpoint::Referrers { name, digest } => referrers(manifests, &name, &digest, call).await,
         Endpoint::ListManifests { name } => list_manifests(manifests, &name).await,
         Endpoint::DeleteRepository { name } => delete_repository(manifests, &name).await,
         other => Err(Error::EndpointUnknown(format!("{other:?}"))),
@@ -73,13 +67,12 @@ async fn put_manifest(
     manifests: &Manifests,
     name: &RepositoryName,
     reference: &Reference,
-    parts: &Parts,
+    call: &Call<'_>,
     body: Body,
-    base: Option<&PublicUrl>,
 ) -> Result<Response, Error> {
     let limit = manifests.max_manifest_bytes();
     let too_large = |size| Error::TooLarge { what: "manifest", size, limit, advice: "" };
-    if let Some(size) = super::content_length(&parts.headers)?.filter(|size| *size > limit) {
+    if let Some(size) = call.content_length()?.filter(|size| *size > limit) {
         return Err(too_large(size));
     }
     let bytes = Limited::new(body, limit as usize).collect().await.map_err(|error| {
@@ -89,13 +82,10 @@ async fn put_manifest(
             Error::ManifestInvalid(format!("the request body broke off: {error}"))
         }
     })?;
-    let (digest, subject) = manifests.put(name, reference, header_text(&parts.headers, header::CONTENT_TYPE), bytes.to_bytes()).await?;
+    let (digest, subject) = manifests.put(name, reference, call.header(header::CONTENT_TYPE), bytes.to_bytes()).await?;
     let mut response = (
         StatusCode::CREATED,
-        [
-            (header::LOCATION, header_value(PublicUrl::url(base, &format!("/v2/{name}/manifests/{digest}")))),
-            (CONTENT_DIGEST, header_value(&digest)),
-        ],
+        [(header::LOCATION, header_value(call.url(&format!("/v2/{name}/manifests/{digest}")))), (CONTENT_DIGEST, header_value(&digest))],
     )
         .into_response();
     if let Some(subject) = subject {
@@ -117,10 +107,10 @@ struct TagList {
 }
 
 /// `GET /v2/<name>/tags/list?n=<n>&last=<last>` — tags in lexical order, paged with a `Link` header.
-async fn list_tags(manifests: &Manifests, name: &RepositoryName, parts: &Parts, base: Option<&PublicUrl>) -> Result<Response, Error> {
-    let page = page_request(parts)?;
+async fn list_tags(manifests: &Manifests, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
+    let page = page_request(call)?;
     let tags = manifests.tags(name, &page.fetch()).await?;
-    Ok(page.respond(&PublicUrl::url(base, &format!("/v2/{name}/tags/list")), tags, |tags| TagList { name: name.to_string(), tags }))
+    Ok(page.respond(&call.url(&format!("/v2/{name}/tags/list")), tags, |tags| TagList { name: name.to_string(), tags }))
 }
 
 #[derive(Serialize)]
@@ -129,10 +119,10 @@ struct Catalog {
 }
 
 /// `GET /v2/_catalog?n=<n>&last=<last>` — repository names in lexical order, paged with a `Link` header.
-async fn catalog(manifests: &Manifests, parts: &Parts, base: Option<&PublicUrl>) -> Result<Response, Error> {
-    let page = page_request(parts)?;
+async fn catalog(manifests: &Manifests, call: &Call<'_>) -> Result<Response, Error> {
+    let page = page_request(call)?;
     let names = manifests.catalog(&page.fetch()).await?;
-    Ok(page.respond(&PublicUrl::url(base, "/v2/_catalog"), names, |repositories| Catalog { repositories }))
+    Ok(page.respond(&call.url("/v2/_catalog"), names, |repositories| Catalog { repositories }))
 }
 
 #[derive(Serialize)]
@@ -145,8 +135,8 @@ struct ImageIndex {
 
 /// `GET /v2/<name>/referrers/<digest>?artifactType=<type>` — an image index of the manifests whose subject is
 /// `<digest>`; never 404, an empty index when there are none.
-async fn referrers(manifests: &Manifests, name: &RepositoryName, digest: &Digest, parts: &Parts) -> Result<Response, Error> {
-    let artifact_type = query_param(parts, "artifactType");
+async fn referrers(manifests: &Manifests, name: &RepositoryName, digest: &Digest, call: &Call<'_>) -> Result<Response, Error> {
+    let artifact_type = call.query("artifactType");
     let found = manifests.referrers(name, digest, artifact_type.as_deref()).await?;
     let index = ImageIndex { schema_version: 2, media_type: media_types::OCI_INDEX, manifests: found };
     let mut response = ([(header::CONTENT_TYPE, media_types::OCI_INDEX)], Json(index)).into_response();
@@ -205,12 +195,12 @@ struct Page {
     last: Option<String>,
 }
 
-fn page_request(parts: &Parts) -> Result<Page, Error> {
-    let n = match query_param(parts, "n") {
+fn page_request(call: &Call<'_>) -> Result<Page, Error> {
+    let n = match call.query("n") {
         Some(text) => text.parse::<usize>().map_err(|_| Error::PaginationInvalid(format!("n={text} is not a count")))?.min(MAX_PAGE),
         None => MAX_PAGE,
     };
-    Ok(Page { n, last: query_param(parts, "last") })
+    Ok(Page { n, last: call.query("last") })
 }
 
 impl Page {

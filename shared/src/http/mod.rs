@@ -19,7 +19,7 @@ use axum::{
     Router,
     body::Body,
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, request::Parts},
+    http::{HeaderName, HeaderValue, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -85,13 +85,12 @@ async fn log_request(request: Request, next: Next) -> Response {
 
 async fn dispatch(State(functions): State<Functions>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let call = Call { parts: &parts, public_url: functions.public_url.as_ref() };
     let served = match routes::parse(&parts.method, parts.uri.path()) {
         Ok(endpoint) => match (endpoint.function(), &functions.manifests, &functions.blobs) {
             (Function::Token, _, _) => token::handle(endpoint),
-            (Function::Manifests, Some(manifests), _) => {
-                manifests::handle(manifests, endpoint, &parts, body, functions.public_url.as_ref()).await
-            }
-            (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &parts, body, functions.public_url.as_ref()).await,
+            (Function::Manifests, Some(manifests), _) => manifests::handle(manifests, endpoint, &call, body).await,
+            (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &call, body).await,
             _ => Err(Error::EndpointUnknown(parts.uri.path().to_owned())),
         },
         Err(error) => Err(error),
@@ -115,19 +114,32 @@ pub(crate) fn upload_range(size: u64) -> HeaderValue {
     header_value(format!("0-{}", size.saturating_sub(1)))
 }
 
-fn query_param(parts: &Parts, name: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).unwrap_or_default();
-    pairs.into_iter().find_map(|(key, value)| (key == name).then_some(value))
+/// What handlers read of a request besides its endpoint and body: its head, and how clients reach the registry.
+struct Call<'a> {
+    parts: &'a Parts,
+    public_url: Option<&'a PublicUrl>,
 }
 
-fn header_text(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
-}
+impl Call<'_> {
+    fn query(&self, name: &str) -> Option<String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(self.parts.uri.query().unwrap_or_default()).unwrap_or_default();
+        pairs.into_iter().find_map(|(key, value)| (key == name).then_some(value))
+    }
 
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
-    header_text(headers, axum::http::header::CONTENT_LENGTH)
-        .map(|text| text.parse().map_err(|_| Error::BlobUploadInvalid(format!("bad Content-Length {text}"))))
-        .transpose()
+    fn header(&self, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    fn content_length(&self) -> Result<Option<u64>, Error> {
+        self.header(axum::http::header::CONTENT_LENGTH)
+            .map(|text| text.parse().map_err(|_| Error::BlobUploadInvalid(format!("bad Content-Length {text}"))))
+            .transpose()
+    }
+
+    /// The URL of `path` for a `Location` or `Link`.
+    fn url(&self, path: &str) -> String {
+        PublicUrl::url(self.public_url, path)
+    }
 }
 
 /// How long a request body may send nothing before the request fails: a stalled client must not hold an upload.
