@@ -1,6 +1,12 @@
 //! Running the registry over plain HTTP: `berth serve` on the embedded store, and any router until SIGTERM or ctrl-c.
 
-use std::{io, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{
+    io,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{Router, serve::ListenerExt};
 use tokio::net::TcpListener;
@@ -8,7 +14,9 @@ use tokio::net::TcpListener;
 use crate::{
     http::{self, Functions, PublicUrl},
     registry::{Blobs, EventBus, Manifests},
-    store::{StoreError, embedded::EmbeddedMetadata, filesystem::FilesystemBlobStore, layout},
+    store::{
+        BlobStore, StoreError, UPLOAD_LIFETIME_SECS, UploadSessions, embedded::EmbeddedMetadata, filesystem::FilesystemBlobStore, layout,
+    },
 };
 
 /// Options of `berth serve` on the embedded store.
@@ -29,27 +37,79 @@ pub enum ServeError {
     Serve(io::Error),
 }
 
-/// Every function over the embedded store in `data_dir` (created if missing): blobs on disk, metadata in redb.
+/// The embedded store: blobs on the filesystem and metadata in redb, under one data directory.
+pub struct EmbeddedStore {
+    blobs: Arc<FilesystemBlobStore>,
+    metadata: Arc<EmbeddedMetadata>,
+}
+
+/// How often `berth serve` looks for abandoned uploads.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+
+impl EmbeddedStore {
+    /// Opens the store in `data_dir`, creating what is missing.
+    pub async fn open(data_dir: &std::path::Path) -> Result<Self, StoreError> {
+        tokio::fs::create_dir_all(data_dir).await?;
+        let blobs = Arc::new(FilesystemBlobStore::open(data_dir).await?);
+        let metadata = Arc::new(EmbeddedMetadata::open(&data_dir.join(layout::METADATA_FILE))?);
+        Ok(Self { blobs, metadata })
+    }
+
+    /// Every function over this store.
+    pub fn functions(&self, max_manifest_bytes: u64, max_request_bytes: Option<u64>, events: Arc<EventBus>) -> Functions {
+        let (blobs, metadata) = (self.blobs.clone(), self.metadata.clone());
+        Functions {
+            manifests: Some(Arc::new(Manifests::new(blobs.clone(), metadata.clone(), metadata.clone(), events, max_manifest_bytes))),
+            blobs: Some(Arc::new(Blobs::new(blobs, metadata.clone(), metadata, max_request_bytes))),
+            public_url: None,
+        }
+    }
+
+    /// Removes upload sessions older than [`UPLOAD_LIFETIME_SECS`] with their bytes, and upload files no session
+    /// owns any more; what DynamoDB's TTL and the bucket's lifecycle rules do on AWS. Returns how many it removed.
+    pub async fn sweep_abandoned_uploads(&self) -> Result<usize, StoreError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+        let mut removed = 0;
+        for session in self.metadata.uploads_started_before(now.saturating_sub(UPLOAD_LIFETIME_SECS))? {
+            self.blobs.abort_upload(&session).await?;
+            self.metadata.delete_upload(&session.id).await?;
+            removed += 1;
+        }
+        for id in self.blobs.upload_files_older_than(Duration::from_secs(UPLOAD_LIFETIME_SECS)).await? {
+            if self.metadata.upload(&id).await?.is_none() {
+                self.blobs.remove_upload_file(&id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Every function over the embedded store in `data_dir` (created if missing).
 pub async fn embedded_functions(
     data_dir: &std::path::Path,
     max_manifest_bytes: u64,
     max_request_bytes: Option<u64>,
     events: Arc<EventBus>,
 ) -> Result<Functions, StoreError> {
-    tokio::fs::create_dir_all(data_dir).await?;
-    let blob_store = Arc::new(FilesystemBlobStore::open(data_dir).await?);
-    let metadata = Arc::new(EmbeddedMetadata::open(&data_dir.join(layout::METADATA_FILE))?);
-    Ok(Functions {
-        manifests: Some(Arc::new(Manifests::new(blob_store.clone(), metadata.clone(), metadata.clone(), events, max_manifest_bytes))),
-        blobs: Some(Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, max_request_bytes))),
-        public_url: None,
-    })
+    Ok(EmbeddedStore::open(data_dir).await?.functions(max_manifest_bytes, max_request_bytes, events))
 }
 
 /// `berth serve`: the whole registry on one port over the embedded store.
 pub async fn serve_embedded(options: EmbeddedOptions) -> Result<(), ServeError> {
-    let mut functions = embedded_functions(&options.data_dir, options.max_manifest_bytes, None, Arc::new(EventBus::new(1024))).await?;
-    functions.public_url = options.public_url;
+    let store = EmbeddedStore::open(&options.data_dir).await?;
+    let functions =
+        Functions { public_url: options.public_url, ..store.functions(options.max_manifest_bytes, None, Arc::new(EventBus::new(1024))) };
+    tokio::spawn(async move {
+        loop {
+            match store.sweep_abandoned_uploads().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed abandoned uploads"),
+                Err(error) => tracing::warn!(%error, "cannot sweep abandoned uploads"),
+            }
+            tokio::time::sleep(SWEEP_INTERVAL).await;
+        }
+    });
     let listener = TcpListener::bind(options.addr).await.map_err(|source| ServeError::Bind { addr: options.addr, source })?;
     tracing::info!(addr = %options.addr, data_dir = %options.data_dir.display(), "berth registry listening");
     serve(listener, http::router(functions)).await.map_err(ServeError::Serve)
@@ -125,4 +185,45 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use futures_util::stream;
+
+    use super::*;
+    use crate::store::{UploadSession, contract::session};
+
+    #[tokio::test]
+    async fn the_sweeper_removes_abandoned_uploads_and_keeps_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        let mut uploads = Vec::new();
+        for (name, started_at) in [("sweep/old", 0), ("sweep/live", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs())] {
+            let mut upload = UploadSession { started_at, ..session(name) };
+            store.metadata.create_upload(&upload).await.unwrap();
+            upload.size +=
+                store.blobs.append_upload(&mut upload, Box::pin(stream::iter([Ok(Bytes::from_static(b"bytes"))]))).await.unwrap();
+            uploads.push(upload);
+        }
+        // A file whose session is gone (a late request wrote after its upload ended), last touched two days ago.
+        let orphan = uuid::Uuid::new_v4().to_string();
+        let orphan_path = dir.path().join(layout::upload_path(&orphan));
+        std::fs::write(&orphan_path, b"leftover").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&orphan_path)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(2 * 86_400))
+            .unwrap();
+
+        assert_eq!(store.sweep_abandoned_uploads().await.unwrap(), 2);
+        assert_eq!(store.metadata.upload(&uploads[0].id).await.unwrap(), None);
+        assert!(!dir.path().join(layout::upload_path(&uploads[0].id)).exists());
+        assert!(!orphan_path.exists());
+        assert!(store.metadata.upload(&uploads[1].id).await.unwrap().is_some(), "a live session stays");
+        assert!(dir.path().join(layout::upload_path(&uploads[1].id)).exists());
+        assert_eq!(store.sweep_abandoned_uploads().await.unwrap(), 0);
+    }
 }

@@ -13,13 +13,11 @@ use aws_sdk_dynamodb::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, ManifestIndex, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
+    BlobIndex, ManifestIndex, ManifestRecord, PageRequest, StoreError, TaggedManifest, UPLOAD_LIFETIME_SECS, UploadSession, UploadSessions,
     layout::dynamo::{self as keys, EXPIRES_AT, PK, SK},
 };
 use crate::oci::{Digest, RepositoryName, Tag};
 
-/// How long an upload session lives after it starts; the bucket's lifecycle rules clean up its bytes after this.
-const UPLOAD_LIFETIME_SECS: u64 = 24 * 3600;
 /// DynamoDB's limits on items per BatchWriteItem and keys per BatchGetItem.
 const BATCH_WRITE_LIMIT: usize = 25;
 const BATCH_GET_LIMIT: usize = 100;

@@ -64,6 +64,20 @@ impl EmbeddedMetadata {
         .map_err(|error| StoreError::Database(format!("write task failed: {error}")))?
     }
 
+    /// Upload sessions started before `started_before` (unix seconds): abandoned, for the sweeper to remove.
+    pub fn uploads_started_before(&self, started_before: u64) -> Result<Vec<UploadSession>, StoreError> {
+        self.read(|txn| {
+            let mut old = Vec::new();
+            for entry in txn.open_table(UPLOADS).map_err(db_error)?.iter().map_err(db_error)? {
+                let session: UploadSession = decode(entry.map_err(db_error)?.1.value())?;
+                if session.started_at < started_before {
+                    old.push(session);
+                }
+            }
+            Ok(old)
+        })
+    }
+
     /// Reads a snapshot. Reads are short and served from redb's cache, so they run inline.
     fn read<T>(&self, query: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
         query(&self.db.begin_read().map_err(db_error)?)

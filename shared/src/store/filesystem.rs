@@ -47,6 +47,25 @@ impl FilesystemBlobStore {
         self.root.join(layout::upload_path(&session.id))
     }
 
+    /// Ids of upload files untouched for `age`: those of abandoned sessions, and leftovers of sessions that ended
+    /// while a late request still wrote.
+    pub async fn upload_files_older_than(&self, age: std::time::Duration) -> Result<Vec<String>, StoreError> {
+        let mut entries = fs::read_dir(self.root.join(layout::UPLOADS_DIR)).await?;
+        let mut old = Vec::new();
+        while let Some(entry) = entries.next_entry().await? {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let modified = entry.metadata().await?.modified()?;
+            if layout::is_upload_id(&id) && modified.elapsed().is_ok_and(|elapsed| elapsed > age) {
+                old.push(id);
+            }
+        }
+        Ok(old)
+    }
+
+    pub async fn remove_upload_file(&self, id: &str) -> Result<(), StoreError> {
+        remove_if_present(&self.root.join(layout::upload_path(id))).await
+    }
+
     /// Renames a complete, fsynced file to its content address and makes the rename itself durable.
     async fn publish(&self, from: &Path, digest: &Digest) -> Result<(), StoreError> {
         let target = self.blob(digest);
@@ -167,7 +186,7 @@ impl BlobStore for FilesystemBlobStore {
     }
 
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
-        remove_if_present(&self.upload(session)).await
+        self.remove_upload_file(&session.id).await
     }
 }
 

@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::oci::{Descriptor, Digest, RepositoryName, Tag};
 
+/// How long an upload session lives after it starts; each backend removes abandoned ones and their bytes after this
+/// (DynamoDB's TTL and the bucket's lifecycle rules; `berth serve`'s sweeper).
+pub const UPLOAD_LIFETIME_SECS: u64 = 24 * 3600;
+
 /// Bytes flowing in or out of a store, never held whole.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
