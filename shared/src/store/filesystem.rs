@@ -176,10 +176,21 @@ impl BlobStore for FilesystemBlobStore {
     async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
         let upload = self.upload(session);
         if !fs::try_exists(&upload).await? {
+            if fs::try_exists(self.blob(digest)).await? {
+                // A concurrent request closed this upload first.
+                return Ok(());
+            }
+            if session.size > 0 {
+                return Err(StoreError::Corrupt(format!("upload {} lost its bytes", session.id)));
+            }
             // An empty blob never had bytes appended.
             File::create(&upload).await?.sync_all().await?;
         }
         let file = lock_exclusively(OpenOptions::new().write(true).open(&upload).await?).await?;
+        // Bytes past the session's size are a failed request's; fewer would mean lost bytes, never to be padded.
+        if file.metadata().await?.len() < session.size {
+            return Err(StoreError::Corrupt(format!("upload {} holds fewer bytes than its session counts", session.id)));
+        }
         file.set_len(session.size).await?;
         file.sync_all().await?;
         self.publish(&upload, digest).await

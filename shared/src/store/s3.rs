@@ -253,6 +253,23 @@ impl S3BlobStore {
         Ok(())
     }
 
+    /// Puts an upload's bytes at `target` and removes what the upload left behind.
+    async fn move_to(&self, session: &UploadSession, target: &str) -> Result<(), StoreError> {
+        let mut state = Self::state(session)?;
+        match (&state.upload_id, &state.tail, state.staged) {
+            // A blob smaller than a part is all tail: it goes to its address in one copy.
+            (None, Some(tail), false) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), target, tail.size).await?,
+            (None, None, false) => {
+                self.put_key(target, Bytes::new()).await?;
+            }
+            _ => {
+                self.stage(session, &mut state).await?;
+                self.copy(&layout::s3_upload_data_key(&session.id), target, session.size).await?;
+            }
+        }
+        self.clean_up(session, &state).await
+    }
+
     /// Removes everything an upload left in S3 but its committed blob, calling only for what exists.
     async fn clean_up(&self, session: &UploadSession, state: &MultipartState) -> Result<(), StoreError> {
         if let (Some(upload_id), false) = (&state.upload_id, state.staged) {
@@ -359,20 +376,15 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
-        let mut state = Self::state(session)?;
         let target = layout::s3_blob_key(digest);
-        match (&state.upload_id, &state.tail, state.staged) {
-            // A blob smaller than a part is all tail: it goes to its address in one copy.
-            (None, Some(tail), false) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), &target, tail.size).await?,
-            (None, None, false) => {
-                self.put_key(&target, Bytes::new()).await?;
+        match self.move_to(session, &target).await {
+            // A concurrent request closed this upload first and took its parts and tail with it.
+            Err(error) if self.client.head_object().bucket(&self.bucket).key(&target).send().await.is_ok() => {
+                tracing::debug!(%error, upload = %session.id, "upload already committed");
+                Ok(())
             }
-            _ => {
-                self.stage(session, &mut state).await?;
-                self.copy(&layout::s3_upload_data_key(&session.id), &target, session.size).await?;
-            }
+            result => result,
         }
-        self.clean_up(session, &state).await
     }
 
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
