@@ -196,7 +196,11 @@ impl S3BlobStore {
                     .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
                     .send()
                     .await
-                    .map_err(s3_error)?;
+                    .map_err(|error| match error.code() {
+                        // A part the session counts was overwritten by a request that lost the race to save.
+                        Some("InvalidPart") => StoreError::Conflict,
+                        _ => s3_error(error),
+                    })?;
             }
         }
         state.staged = true;
@@ -395,6 +399,26 @@ impl BlobStore for S3BlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{oci::Algorithm, store::contract::session};
+
+    /// Of two requests appending from the same session state, the one whose state was not saved may overwrite a part
+    /// the saved state counts; the commit must notice instead of storing bytes that do not match the digest.
+    #[tokio::test]
+    async fn a_part_overwritten_by_a_losing_request_fails_the_commit() {
+        let (store, _) = crate::testing::fresh_aws_stores().await;
+        let bytes = |fill: u8| -> ByteStream { Box::pin(stream::iter([Ok(Bytes::from(vec![fill; 5 << 20]))])) };
+        // A saved state with a multipart upload under way: both racing requests add its part 2.
+        let mut base = session("s3/race");
+        base.size += store.append_upload(&mut base, bytes(b'B')).await.unwrap();
+        let mut saved = base.clone();
+        saved.size += store.append_upload(&mut saved, bytes(b'W')).await.unwrap();
+        let mut lost = base.clone();
+        store.append_upload(&mut lost, bytes(b'L')).await.unwrap();
+        let content: Vec<u8> = [vec![b'B'; 5 << 20], vec![b'W'; 5 << 20]].concat();
+        let digest = Digest::of(Algorithm::Sha256, &content);
+        assert!(matches!(store.commit_upload(&saved, &digest).await, Err(StoreError::Conflict)));
+        assert!(store.read(&digest, None).await.is_err(), "nothing is stored under the digest");
+    }
 
     #[test]
     fn parts_grow_so_ten_thousand_hold_the_largest_layers() {
