@@ -2,12 +2,12 @@
 
 use axum::{
     Json,
-    http::{HeaderValue, StatusCode, header},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
 
-use super::upload_range;
+use super::{header_value, upload_range};
 use crate::error::Error;
 
 #[derive(Serialize)]
@@ -74,7 +74,7 @@ impl IntoResponse for Error {
                 headers.insert(header::RANGE, upload_range(uploaded));
             }
             Self::RangeNotSatisfiable { size } => {
-                headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ASCII"));
+                headers.insert(header::CONTENT_RANGE, header_value(format!("bytes */{size}")));
             }
             _ => {}
         }
