@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use async_trait::async_trait;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
@@ -76,6 +76,20 @@ impl EmbeddedMetadata {
             }
             Ok(old)
         })
+    }
+
+    /// Removes `(repository, key)` from `table`; `true` when it was there.
+    async fn remove<V: redb::Value + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, (&'static str, &'static str), V>,
+        repository: &RepositoryName,
+        key: String,
+    ) -> Result<bool, StoreError> {
+        let repository = repository.to_string();
+        self.write(move |txn| {
+            Ok(txn.open_table(table).map_err(db_error)?.remove((repository.as_str(), key.as_str())).map_err(db_error)?.is_some())
+        })
+        .await
     }
 
     /// Reads a snapshot. Reads are short and served from redb's cache, so they run inline.
@@ -196,11 +210,7 @@ impl BlobIndex for EmbeddedMetadata {
     }
 
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
-        let (repository, digest) = (repository.to_string(), digest.to_string());
-        self.write(move |txn| {
-            Ok(txn.open_table(BLOB_LINKS).map_err(db_error)?.remove((repository.as_str(), digest.as_str())).map_err(db_error)?.is_some())
-        })
-        .await
+        self.remove(BLOB_LINKS, repository, digest.to_string()).await
     }
 }
 
@@ -293,11 +303,7 @@ impl ManifestIndex for EmbeddedMetadata {
     }
 
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, StoreError> {
-        let (repository, tag) = (repository.to_string(), tag.to_string());
-        self.write(move |txn| {
-            Ok(txn.open_table(TAGS).map_err(db_error)?.remove((repository.as_str(), tag.as_str())).map_err(db_error)?.is_some())
-        })
-        .await
+        self.remove(TAGS, repository, tag.to_string()).await
     }
 
     async fn list_tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, StoreError> {
