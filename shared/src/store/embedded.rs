@@ -98,6 +98,27 @@ impl EmbeddedMetadata {
     }
 }
 
+/// Visits the entries `(repository, key)` of `table` with `key` strictly after `after`, in order, while `visit`
+/// returns `true`.
+fn scan<V: redb::Value + 'static>(
+    table: &impl ReadableTable<(&'static str, &'static str), V>,
+    repository: &str,
+    after: &str,
+    mut visit: impl FnMut(&str, V::SelfType<'_>) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    for entry in table.range((repository, after)..).map_err(db_error)? {
+        let (key, value) = entry.map_err(db_error)?;
+        let (owner, second) = key.value();
+        if owner != repository {
+            break;
+        }
+        if second != after && !visit(second, value.value())? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Keys `(repository, x)` of `table` with x strictly after `after`, in order, at most `limit`.
 fn second_keys_after<V: redb::Value + 'static>(
     table: &impl ReadableTable<(&'static str, &'static str), V>,
@@ -106,15 +127,11 @@ fn second_keys_after<V: redb::Value + 'static>(
     limit: usize,
 ) -> Result<Vec<String>, StoreError> {
     let mut keys = Vec::new();
-    for entry in table.range((repository, after)..).map_err(db_error)? {
-        let (key, _) = entry.map_err(db_error)?;
-        let (owner, second) = key.value();
-        if owner != repository || keys.len() == limit {
-            break;
-        }
-        if second != after {
-            keys.push(second.to_owned());
-        }
+    if limit > 0 {
+        scan(table, repository, after, |key, _| {
+            keys.push(key.to_owned());
+            Ok(keys.len() < limit)
+        })?;
     }
     Ok(keys)
 }
@@ -284,10 +301,13 @@ impl ManifestIndex for EmbeddedMetadata {
             };
             let record: ManifestRecord = decode(&removed)?;
             let mut tags = txn.open_table(TAGS).map_err(db_error)?;
-            let pointing: Vec<String> = second_keys_after(&tags, &repository, "", usize::MAX)?
-                .into_iter()
-                .filter(|tag| tags.get((repository.as_str(), tag.as_str())).ok().flatten().is_some_and(|target| target.value() == digest))
-                .collect();
+            let mut pointing = Vec::new();
+            scan(&tags, &repository, "", |tag, target| {
+                if target == digest {
+                    pointing.push(tag.to_owned());
+                }
+                Ok(true)
+            })?;
             for tag in pointing {
                 tags.remove((repository.as_str(), tag.as_str())).map_err(db_error)?;
             }
@@ -317,25 +337,15 @@ impl ManifestIndex for EmbeddedMetadata {
     async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, StoreError> {
         self.read(|txn| {
             let mut tags_by_digest: BTreeMap<String, Vec<Tag>> = BTreeMap::new();
-            let tags = txn.open_table(TAGS).map_err(db_error)?;
-            for entry in tags.range((repository.as_str(), "")..).map_err(db_error)? {
-                let (key, digest) = entry.map_err(db_error)?;
-                let (owner, tag) = key.value();
-                if owner != repository.as_str() {
-                    break;
-                }
-                tags_by_digest.entry(digest.value().to_owned()).or_default().push(parse_stored(tag, Tag::parse)?);
-            }
-            let manifests = txn.open_table(MANIFESTS).map_err(db_error)?;
+            scan(&txn.open_table(TAGS).map_err(db_error)?, repository.as_str(), "", |tag, digest| {
+                tags_by_digest.entry(digest.to_owned()).or_default().push(parse_stored(tag, Tag::parse)?);
+                Ok(true)
+            })?;
             let mut listed = Vec::new();
-            for entry in manifests.range((repository.as_str(), "")..).map_err(db_error)? {
-                let (key, record) = entry.map_err(db_error)?;
-                let (owner, digest) = key.value();
-                if owner != repository.as_str() {
-                    break;
-                }
-                listed.push(TaggedManifest { manifest: decode(record.value())?, tags: tags_by_digest.remove(digest).unwrap_or_default() });
-            }
+            scan(&txn.open_table(MANIFESTS).map_err(db_error)?, repository.as_str(), "", |digest, record| {
+                listed.push(TaggedManifest { manifest: decode(record)?, tags: tags_by_digest.remove(digest).unwrap_or_default() });
+                Ok(true)
+            })?;
             Ok(listed)
         })
     }
