@@ -48,17 +48,14 @@ async fn get_manifest(manifests: &Manifests, name: &RepositoryName, reference: &
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, header_value(&record.media_type)),
-            (header::CONTENT_LENGTH, header_value(record.size)),
             (CONTENT_DIGEST, header_value(&record.digest)),
             (header::ETAG, header_value(format!("\"{}\"", record.digest))),
         ],
         body,
     )
         .into_response();
-    if head {
-        // axum would otherwise replace the length of a manifest with the empty body's.
-        response.headers_mut().insert(header::CONTENT_LENGTH, header_value(record.size));
-    }
+    // Set after the body, which would otherwise give HEAD its own empty length.
+    response.headers_mut().insert(header::CONTENT_LENGTH, header_value(record.size));
     Ok(response)
 }
 
