@@ -118,17 +118,7 @@ impl S3BlobStore {
         let upload_id = match &state.upload_id {
             Some(id) => id.clone(),
             None => {
-                let created = self
-                    .client
-                    .create_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(layout::s3_upload_data_key(&session.id))
-                    .send()
-                    .await
-                    .map_err(s3_error)?;
-                let id = created
-                    .upload_id
-                    .ok_or_else(|| StoreError::Backend { service: "S3", message: "CreateMultipartUpload returned no upload id".into() })?;
+                let id = self.create_multipart(&layout::s3_upload_data_key(&session.id)).await?;
                 state.upload_id = Some(id.clone());
                 id
             }
@@ -169,38 +159,11 @@ impl S3BlobStore {
             (Some(upload_id), tail) => {
                 if let Some(tail) = tail {
                     let number = state.parts.last().map_or(1, |part| part.number + 1);
-                    let copied = self
-                        .client
-                        .upload_part_copy()
-                        .bucket(&self.bucket)
-                        .key(&staging)
-                        .upload_id(upload_id)
-                        .part_number(number as i32)
-                        .copy_source(format!("{}/{}", self.bucket, layout::s3_upload_tail_key(&session.id, &tail.generation)))
-                        .send()
-                        .await
-                        .map_err(s3_error)?;
-                    let etag = copied.copy_part_result.and_then(|result| result.e_tag).unwrap_or_default();
+                    let tail_key = layout::s3_upload_tail_key(&session.id, &tail.generation);
+                    let etag = self.copy_part(&staging, upload_id, number, &tail_key, None).await?;
                     state.parts.push(Part { number, etag, size: tail.size });
                 }
-                let parts = state
-                    .parts
-                    .iter()
-                    .map(|part| CompletedPart::builder().part_number(part.number as i32).e_tag(&part.etag).build())
-                    .collect();
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&staging)
-                    .upload_id(upload_id)
-                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                    .send()
-                    .await
-                    .map_err(|error| match error.code() {
-                        // A part the session counts was overwritten by a request that lost the race to save.
-                        Some("InvalidPart") => StoreError::Conflict,
-                        _ => s3_error(error),
-                    })?;
+                self.complete(&staging, upload_id, state.parts.iter().map(|part| (part.number, part.etag.clone())).collect()).await?;
             }
         }
         state.staged = true;
@@ -209,41 +172,63 @@ impl S3BlobStore {
 
     /// Copies one object to another inside the bucket: in one call up to S3's copy limit, in ranged parts above it.
     async fn copy(&self, from: &str, to: &str, size: u64) -> Result<(), StoreError> {
-        let source = format!("{}/{from}", self.bucket);
         if size <= self.limits.max_single_copy {
+            let source = format!("{}/{from}", self.bucket);
             self.client.copy_object().bucket(&self.bucket).key(to).copy_source(source).send().await.map_err(s3_error)?;
             return Ok(());
         }
-        let created = self.client.create_multipart_upload().bucket(&self.bucket).key(to).send().await.map_err(s3_error)?;
-        let upload_id = created.upload_id.unwrap_or_default();
+        let upload_id = self.create_multipart(to).await?;
         let part_size = self.limits.copy_part_size.max(size.div_ceil(MAX_PARTS as u64));
         let mut parts = Vec::new();
         for (index, first) in (0..size).step_by(part_size as usize).enumerate() {
-            let last = (first + part_size).min(size) - 1;
-            let copied = self
-                .client
-                .upload_part_copy()
-                .bucket(&self.bucket)
-                .key(to)
-                .upload_id(&upload_id)
-                .part_number(index as i32 + 1)
-                .copy_source(&source)
-                .copy_source_range(format!("bytes={first}-{last}"))
-                .send()
-                .await
-                .map_err(s3_error)?;
-            let etag = copied.copy_part_result.and_then(|result| result.e_tag).unwrap_or_default();
-            parts.push(CompletedPart::builder().part_number(index as i32 + 1).e_tag(etag).build());
+            let number = index as u32 + 1;
+            let range = ByteRange { first, last: (first + part_size).min(size) - 1 };
+            parts.push((number, self.copy_part(to, &upload_id, number, from, Some(range)).await?));
         }
-        self.client
-            .complete_multipart_upload()
+        self.complete(to, &upload_id, parts).await
+    }
+
+    async fn create_multipart(&self, key: &str) -> Result<String, StoreError> {
+        let created = self.client.create_multipart_upload().bucket(&self.bucket).key(key).send().await.map_err(s3_error)?;
+        created
+            .upload_id
+            .ok_or_else(|| StoreError::Backend { service: "S3", message: "CreateMultipartUpload returned no upload id".into() })
+    }
+
+    /// Copies object `from` (or a range of it) in as part `number` of the upload to `key`; returns the part's ETag.
+    async fn copy_part(&self, key: &str, upload_id: &str, number: u32, from: &str, range: Option<ByteRange>) -> Result<String, StoreError> {
+        let copied = self
+            .client
+            .upload_part_copy()
             .bucket(&self.bucket)
-            .key(to)
-            .upload_id(&upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number as i32)
+            .copy_source(format!("{}/{from}", self.bucket))
+            .set_copy_source_range(range.map(|range| format!("bytes={}-{}", range.first, range.last)))
             .send()
             .await
             .map_err(s3_error)?;
+        Ok(copied.copy_part_result.and_then(|result| result.e_tag).unwrap_or_default())
+    }
+
+    /// Completes the upload to `key` from `parts` (number, ETag), in order.
+    async fn complete(&self, key: &str, upload_id: &str, parts: Vec<(u32, String)>) -> Result<(), StoreError> {
+        let parts =
+            parts.into_iter().map(|(number, etag)| CompletedPart::builder().part_number(number as i32).e_tag(etag).build()).collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|error| match error.code() {
+                // A part the upload counts was overwritten, by a request that lost the race to save its session.
+                Some("InvalidPart") => StoreError::Conflict,
+                _ => s3_error(error),
+            })?;
         Ok(())
     }
 
