@@ -14,9 +14,7 @@ use tokio::net::TcpListener;
 use crate::{
     http::{self, Functions, PublicUrl},
     registry::{Blobs, EventBus, Manifests},
-    store::{
-        BlobStore, StoreError, UPLOAD_LIFETIME_SECS, UploadSessions, embedded::EmbeddedMetadata, filesystem::FilesystemBlobStore, layout,
-    },
+    store::{BlobStore, StoreError, UPLOAD_IDLE_SECS, UploadSessions, embedded::EmbeddedMetadata, filesystem::FilesystemBlobStore, layout},
 };
 
 /// Options of `berth serve` on the embedded store.
@@ -65,17 +63,17 @@ impl EmbeddedStore {
         }
     }
 
-    /// Removes upload sessions older than [`UPLOAD_LIFETIME_SECS`] with their bytes, and upload files no session
+    /// Removes expired upload sessions with their bytes, and upload files idle for [`UPLOAD_IDLE_SECS`] that no session
     /// owns any more; what DynamoDB's TTL and the bucket's lifecycle rules do on AWS. Returns how many it removed.
     pub async fn sweep_abandoned_uploads(&self) -> Result<usize, StoreError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
         let mut removed = 0;
-        for session in self.metadata.uploads_started_before(now.saturating_sub(UPLOAD_LIFETIME_SECS))? {
+        for session in self.metadata.uploads_expired_by(now)? {
             self.blobs.abort_upload(&session).await?;
             self.metadata.delete_upload(&session.id).await?;
             removed += 1;
         }
-        for id in self.blobs.upload_files_older_than(Duration::from_secs(UPLOAD_LIFETIME_SECS)).await? {
+        for id in self.blobs.upload_files_older_than(Duration::from_secs(UPLOAD_IDLE_SECS)).await? {
             if self.metadata.upload(&id).await?.is_none() {
                 self.blobs.remove_upload_file(&id).await?;
                 removed += 1;
@@ -201,7 +199,7 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).await.unwrap();
         let mut uploads = Vec::new();
         for (name, started_at) in [("sweep/old", 0), ("sweep/live", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs())] {
-            let mut upload = UploadSession { started_at, ..session(name) };
+            let mut upload = UploadSession { started_at, updated_at: started_at, ..session(name) };
             store.metadata.create_upload(&upload).await.unwrap();
             upload.size +=
                 store.blobs.append_upload(&mut upload, Box::pin(stream::iter([Ok(Bytes::from_static(b"bytes"))]))).await.unwrap();

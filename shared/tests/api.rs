@@ -41,6 +41,8 @@ const DEFAULT_LIMITS: Limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST
 
 struct Api {
     router: Router,
+    /// The emulator's bucket behind the AWS store, to read what it holds directly.
+    bucket: Option<(aws_sdk_s3::Client, String)>,
     events: Arc<EventBus>,
     /// For blob downloads redirected to the emulator.
     redirects: reqwest::Client,
@@ -51,6 +53,8 @@ struct Reply {
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
+    /// Whether the registry answered with a redirect (followed to the backend).
+    redirected: bool,
 }
 
 impl Reply {
@@ -79,6 +83,7 @@ impl Api {
     async fn with_limits(store: Store, limits: Limits) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let events = Arc::new(EventBus::new(64));
+        let mut bucket = None;
         let functions = match store {
             Store::Embedded => Functions {
                 public_url: limits.public_url.clone(),
@@ -94,10 +99,11 @@ impl Api {
                     port: 0,
                 };
                 let (s3, dynamodb) = berth::store::aws::clients_from(&testing::emulator_config());
+                bucket = Some((s3.clone(), config.aws.bucket.clone()));
                 aws_functions(&config, &[Function::Manifests, Function::Blobs], s3, dynamodb, events.clone())
             }
         };
-        Self { router: router(functions), events, redirects: reqwest::Client::new(), _dir: dir }
+        Self { router: router(functions), bucket, events, redirects: reqwest::Client::new(), _dir: dir }
     }
 
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {
@@ -110,17 +116,56 @@ impl Api {
         assert!(!parts.status.is_server_error(), "{path} answered {}", parts.status);
         assert_eq!(parts.headers["docker-distribution-api-version"], "registry/2.0");
         if parts.status == StatusCode::TEMPORARY_REDIRECT {
-            return self.follow(&parts.headers).await;
+            let range = headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("range")).map(|(_, value)| *value);
+            return self.follow(&parts.headers, range).await;
         }
-        Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes().to_vec() }
+        Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes().to_vec(), redirected: false }
     }
 
-    /// Follows a blob download's redirect to the backend, as every client does, keeping the registry's headers.
-    async fn follow(&self, headers: &HeaderMap) -> Reply {
+    /// Follows a blob download's redirect to the backend with the request's `Range`, as every client does. The reply
+    /// keeps the registry's headers, but for the backend's `Content-Range`.
+    async fn follow(&self, headers: &HeaderMap, range: Option<&str>) -> Reply {
         let location = headers["location"].to_str().unwrap();
-        let fetched = self.redirects.get(location).send().await.unwrap();
+        let mut request = self.redirects.get(location);
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        let fetched = request.send().await.unwrap();
         let status = StatusCode::from_u16(fetched.status().as_u16()).unwrap();
-        Reply { status, headers: headers.clone(), body: fetched.bytes().await.unwrap().to_vec() }
+        let mut headers = headers.clone();
+        if let Some(content_range) = fetched.headers().get("content-range") {
+            headers.insert("content-range", content_range.to_str().unwrap().parse().unwrap());
+        }
+        Reply { status, headers, body: fetched.bytes().await.unwrap().to_vec(), redirected: true }
+    }
+
+    /// Every blob the store holds, read straight from the backend: the digest its key names, and its bytes.
+    async fn stored_blobs(&self) -> Vec<(String, Vec<u8>)> {
+        let Some((s3, bucket)) = &self.bucket else {
+            let mut found = Vec::new();
+            for algorithm in std::fs::read_dir(self._dir.path().join("blobs")).unwrap() {
+                let algorithm = algorithm.unwrap();
+                for fan_out in std::fs::read_dir(algorithm.path()).unwrap() {
+                    for blob in std::fs::read_dir(fan_out.unwrap().path()).unwrap() {
+                        let blob = blob.unwrap();
+                        let name = format!("{}:{}", algorithm.file_name().to_string_lossy(), blob.file_name().to_string_lossy());
+                        found.push((name, std::fs::read(blob.path()).unwrap()));
+                    }
+                }
+            }
+            return found;
+        };
+        let mut found = Vec::new();
+        let mut pages = s3.list_objects_v2().bucket(bucket).prefix("blobs/").into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for object in page.unwrap().contents.unwrap_or_default() {
+                let key = object.key.unwrap();
+                let parts: Vec<&str> = key.split('/').collect();
+                let bytes = s3.get_object().bucket(bucket).key(&key).send().await.unwrap().body.collect().await.unwrap();
+                found.push((format!("{}:{}", parts[1], parts[3]), bytes.into_bytes().to_vec()));
+            }
+        }
+        found
     }
 
     async fn get(&self, path: &str) -> Reply {
@@ -227,6 +272,8 @@ async fn monolithic_upload_then_download_with_ranges(store: Store) {
     let part = api.send(Method::GET, &format!("/v2/lib/app/blobs/{digest}"), &[("range", "bytes=4-9")], Body::empty()).await;
     assert_eq!((part.status, part.body.as_slice()), (StatusCode::PARTIAL_CONTENT, &b"456789"[..]));
     assert_eq!(part.header("content-range"), "bytes 4-9/16");
+    // Where the backend serves downloads itself, ranged ones go there too: no blob byte passes through the registry.
+    assert_eq!((whole.redirected, part.redirected), (matches!(store, Store::Aws), matches!(store, Store::Aws)));
 
     let beyond = api.send(Method::GET, &format!("/v2/lib/app/blobs/{digest}"), &[("range", "bytes=16-")], Body::empty()).await;
     beyond.assert_error(StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED");
@@ -631,9 +678,12 @@ async fn invalid_names_tags_digests_and_methods(store: Store) {
     api.send(Method::POST, "/v2/ok/blobs/uploads/?digest=sha256:short", &[], &b"x"[..])
         .await
         .assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    api.send(Method::POST, "/v2/ok/blobs/uploads/?mount=bad&from=a", &[], Body::empty())
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    // A mount the registry cannot make falls back to an upload session, whatever is wrong with it.
+    for query in ["mount=bad&from=a", &format!("mount={}&from=Not..A/Name", sha256(b"x")), &format!("mount={}", sha256(b"x"))] {
+        let fallback = api.send(Method::POST, &format!("/v2/ok/blobs/uploads/?{query}"), &[], Body::empty()).await;
+        assert_eq!(fallback.status, StatusCode::ACCEPTED, "{query}");
+        assert!(fallback.header("location").starts_with("/v2/ok/blobs/uploads/"), "{query}");
+    }
     api.send(Method::POST, "/v2/ok/manifests/v1", &[], Body::empty()).await.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
     api.get("/v2/ok/somewhere").await.assert_error(StatusCode::NOT_FOUND, "UNSUPPORTED");
     api.get("/elsewhere").await.assert_error(StatusCode::NOT_FOUND, "UNSUPPORTED");
@@ -684,6 +734,97 @@ async fn concurrent_pushes_of_one_blob_and_one_tag_are_safe(store: Store) {
     let current = Digest::parse(current.header("docker-content-digest")).unwrap();
     assert!(pushed.contains(&current), "the tag points at one of the pushed manifests");
     assert_eq!(api.get(&format!("/v2/race/manifests/{current}")).await.status, StatusCode::OK);
+}
+
+/// Requests racing on one session (PATCHes of different bytes, each closing under the digest of its own bytes) and on
+/// one digest (pushes of its content, and of other bytes claiming it): whatever wins, every blob the store ends up
+/// holding hashes to its digest.
+async fn racing_requests_never_store_bytes_under_another_digest(store: Store) {
+    let api = Arc::new(Api::new(store).await);
+    let genuine: Vec<u8> = (0..300_000u32).map(|index| (index % 253) as u8).collect();
+    let digest = sha256(&genuine);
+    let location = api.start_upload("storm").await;
+    let racers: Vec<_> = (0..32u8)
+        .map(|index| {
+            let (api, location, genuine, digest) = (api.clone(), location.clone(), genuine.clone(), digest.clone());
+            tokio::spawn(async move {
+                let forged = vec![index; genuine.len() / 3];
+                match index % 4 {
+                    0 => {
+                        api.send(Method::PATCH, &location, &[], forged.clone()).await;
+                        let own = sha256(&forged);
+                        api.send(Method::PUT, &format!("{location}?digest={own}"), &[], Body::empty()).await;
+                    }
+                    1 => {
+                        let length = genuine.len().to_string();
+                        api.send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-length", &length)], genuine).await;
+                    }
+                    2 => {
+                        let pushed = api.send(Method::POST, &format!("/v2/storm/blobs/uploads/?digest={digest}"), &[], genuine).await;
+                        assert_eq!(pushed.status, StatusCode::CREATED);
+                    }
+                    _ => {
+                        api.send(Method::POST, &format!("/v2/storm/blobs/uploads/?digest={digest}"), &[], forged)
+                            .await
+                            .assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+                    }
+                }
+            })
+        })
+        .collect();
+    for racer in racers {
+        racer.await.unwrap();
+    }
+    let fetched = api.get(&format!("/v2/storm/blobs/{digest}")).await;
+    assert_eq!((fetched.status, sha256(&fetched.body)), (StatusCode::OK, digest.clone()));
+    let stored = api.stored_blobs().await;
+    assert!(stored.iter().any(|(name, _)| *name == digest.to_string()));
+    for (name, bytes) in stored {
+        let algorithm = if name.starts_with("sha512:") { Algorithm::Sha512 } else { Algorithm::Sha256 };
+        assert_eq!(Digest::of(algorithm, &bytes).to_string(), name, "a stored blob does not hash to its digest");
+    }
+}
+
+/// OCI artifacts use the empty descriptor as config and as layer; images may repeat a layer. One digest named twice
+/// is one blob the manifest needs.
+async fn manifests_naming_one_digest_twice(store: Store) {
+    let api = Api::new(store).await;
+    let empty = api.push_blob("twice", b"{}").await;
+    let artifact = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.thing",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2}]
+    }))
+    .unwrap();
+    assert_eq!(api.put_manifest("twice", "artifact", OCI_MANIFEST, &artifact).await.status, StatusCode::CREATED);
+    let layer = api.push_blob("twice", b"layer").await;
+    let layers: Vec<Value> =
+        (0..3).map(|_| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": 5})).collect();
+    let image = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": empty.to_string(), "size": 2},
+        "layers": layers
+    }))
+    .unwrap();
+    assert_eq!(api.put_manifest("twice", "image", OCI_MANIFEST, &image).await.status, StatusCode::CREATED);
+    assert_eq!(api.get("/v2/twice/manifests/image").await.body, image);
+}
+
+/// More tags than one DynamoDB transaction holds all go with their manifest.
+async fn deleting_a_manifest_with_many_tags(store: Store) {
+    let api = Api::new(store).await;
+    let manifest = api.push_image("many", "t0", b"layer").await;
+    for index in 1..130 {
+        assert_eq!(api.put_manifest("many", &format!("t{index}"), OCI_MANIFEST, &manifest).await.status, StatusCode::CREATED);
+    }
+    let digest = sha256(&manifest);
+    assert_eq!(api.send(Method::DELETE, &format!("/v2/many/manifests/{digest}"), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(api.get("/v2/many/tags/list").await.json()["tags"], json!([]));
+    api.get("/v2/many/manifests/t129").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.get(&format!("/v2/many/manifests/{digest}")).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 }
 
 async fn requests_over_the_size_cap_get_413_and_change_nothing(store: Store) {
@@ -809,5 +950,8 @@ on_both_stores!(
     pushes_announce_events,
     concurrent_pushes_of_one_blob_and_one_tag_are_safe,
     requests_over_the_size_cap_get_413_and_change_nothing,
+    racing_requests_never_store_bytes_under_another_digest,
+    manifests_naming_one_digest_twice,
+    deleting_a_manifest_with_many_tags,
     large_blobs_in_one_stream_and_in_chunks,
 );

@@ -101,9 +101,13 @@ async fn delete_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest) -> R
 /// 202 with a new session when it cannot); `?digest=<digest>` takes the whole blob in this request (201); otherwise
 /// opens an upload session (202).
 async fn start_upload(blobs: &Blobs, name: &RepositoryName, call: &Call<'_>, body: Body) -> Result<Response, Error> {
-    if let (Some(mount), Some(from)) = (call.query("mount"), call.query("from")) {
-        let (digest, from) = (Digest::parse(&mount)?, RepositoryName::parse(&from)?);
-        if blobs.mount(name, &digest, &from).await? {
+    if let Some(mount) = call.query("mount") {
+        // A mount the registry cannot make (an invalid or missing `from` or digest included) falls back to an upload
+        // session, as the spec asks.
+        let source = call.query("from").and_then(|from| RepositoryName::parse(&from).ok());
+        if let (Ok(digest), Some(from)) = (Digest::parse(&mount), source)
+            && blobs.mount(name, &digest, &from).await?
+        {
             return Ok(blob_created(call, name, &digest));
         }
     } else if let Some(digest) = call.query("digest") {

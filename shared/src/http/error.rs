@@ -8,7 +8,7 @@ use axum::{
 use serde::Serialize;
 
 use super::{header_value, upload_range};
-use crate::error::Error;
+use crate::{error::Error, store::StoreError};
 
 #[derive(Serialize)]
 struct ErrorBody {
@@ -41,6 +41,8 @@ impl Error {
             Self::PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             Self::EndpointUnknown(_) => ("UNSUPPORTED", StatusCode::NOT_FOUND),
             Self::Unsupported(_) => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
+            // A race the store could not settle in time: nothing changed, and the same request can succeed shortly.
+            Self::Store(StoreError::Busy(_) | StoreError::Conflict) => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Self::Store(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -59,6 +61,10 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (code, status) = self.wire();
         let message = match &self {
+            Self::Store(error @ (StoreError::Busy(_) | StoreError::Conflict)) => {
+                tracing::info!(%error, "request lost a race in storage");
+                "the registry is busy with concurrent changes to the same items; retry shortly".to_owned()
+            }
             // Storage failures are logged once here and never described to clients.
             Self::Store(error) => {
                 tracing::error!(%error, "request failed in storage");
@@ -75,6 +81,9 @@ impl IntoResponse for Error {
             }
             Self::RangeNotSatisfiable { size } => {
                 headers.insert(header::CONTENT_RANGE, header_value(format!("bytes */{size}")));
+            }
+            Self::Store(StoreError::Busy(_) | StoreError::Conflict) => {
+                headers.insert(header::RETRY_AFTER, header_value(1));
             }
             _ => {}
         }

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use crate::{
     error::Error,
     oci::{Algorithm, Digest, DigestHasher, RepositoryName},
-    store::{BlobIndex, BlobStore, ByteRange, ByteStream, StoreError, UploadSession, UploadSessions},
+    store::{BlobIndex, BlobStore, ByteRange, ByteStream, StoreError, UploadLease, UploadSession, UploadSessions},
 };
 
 /// How a client gets a blob's bytes.
@@ -70,11 +70,10 @@ impl Blobs {
         self.index.linked_blob(repository, digest).await?.ok_or_else(|| Error::BlobUnknown(digest.to_string()))
     }
 
-    /// The blob's bytes (or a range of them), by redirect where the backend offers one and no range is asked.
+    /// The blob's bytes (or a range of them), by redirect where the backend offers one: the client sends its `Range`
+    /// there too (S3 honours it), so no blob byte passes through the registry.
     pub async fn download(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobDownload, Error> {
-        if range.is_none()
-            && let Some(url) = self.store.download_url(digest).await?
-        {
+        if let Some(url) = self.store.download_url(digest).await? {
             return Ok(BlobDownload::Redirect(url));
         }
         Ok(BlobDownload::Stream(self.store.read(digest, range).await?))
@@ -100,24 +99,37 @@ impl Blobs {
         Ok(session)
     }
 
-    /// The session, if it exists and belongs to `repository`.
+    /// The session, if it exists, belongs to `repository` and has not expired.
     pub async fn upload(&self, repository: &RepositoryName, id: &str) -> Result<UploadSession, Error> {
         match self.sessions.upload(id).await? {
-            Some(session) if &session.repository == repository => Ok(session),
+            Some(session) if &session.repository == repository && session.expires_at() > super::unix_millis() / 1000 => Ok(session),
             _ => Err(Error::BlobUploadUnknown),
         }
     }
 
+    /// Takes the upload's lease, then reads its session: under the lease the session read is the one the request's
+    /// bytes continue. A request finding the upload held by another is told where it stood (416).
+    async fn hold(&self, repository: &RepositoryName, id: &str) -> Result<(UploadLease, UploadSession), Error> {
+        let lease = match self.store.lease_upload(id).await {
+            Err(StoreError::Conflict) => {
+                let session = self.upload(repository, id).await?;
+                return Err(Error::ChunkOutOfOrder { uploaded: session.size, start: session.size });
+            }
+            lease => lease?,
+        };
+        Ok((lease, self.upload(repository, id).await?))
+    }
+
     /// Appends one chunk and saves the session; the chunk counts only once saved.
     pub async fn append(&self, repository: &RepositoryName, id: &str, chunk: Chunk) -> Result<UploadSession, Error> {
-        let mut session = self.upload(repository, id).await?;
+        let (_lease, mut session) = self.hold(repository, id).await?;
         self.advance(&mut session, chunk).await?;
         Ok(session)
     }
 
     /// Closes an upload: appends the last chunk if any, checks the digest, stores the blob and links it.
     pub async fn finish(&self, repository: &RepositoryName, id: &str, digest: &Digest, last_chunk: Option<Chunk>) -> Result<(), Error> {
-        let mut session = self.upload(repository, id).await?;
+        let (_lease, mut session) = self.hold(repository, id).await?;
         if let Some(chunk) = last_chunk {
             self.advance(&mut session, chunk).await?;
         }
@@ -139,7 +151,7 @@ impl Blobs {
     }
 
     pub async fn cancel(&self, repository: &RepositoryName, id: &str) -> Result<(), Error> {
-        let session = self.upload(repository, id).await?;
+        let (_lease, session) = self.hold(repository, id).await?;
         self.discard(&session).await
     }
 
@@ -153,6 +165,7 @@ impl Blobs {
     async fn advance(&self, session: &mut UploadSession, chunk: Chunk) -> Result<(), Error> {
         let previous_size = session.size;
         self.write_chunk(session, chunk).await?;
+        session.updated_at = super::unix_millis() / 1000;
         self.sessions.save_upload(session, previous_size).await.map_err(|error| concurrent_write(error, previous_size))
     }
 
@@ -250,13 +263,15 @@ fn request_too_large(size: u64, limit: Option<u64>) -> Option<Error> {
 }
 
 fn new_session(repository: &RepositoryName) -> UploadSession {
+    let now = super::unix_millis() / 1000;
     UploadSession {
         id: uuid::Uuid::new_v4().to_string(),
         repository: repository.clone(),
         size: 0,
         hash_state: DigestHasher::new(Algorithm::Sha256).save(),
         backend_state: String::new(),
-        started_at: super::unix_millis() / 1000,
+        started_at: now,
+        updated_at: now,
     }
 }
 

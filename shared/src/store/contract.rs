@@ -42,6 +42,7 @@ pub(crate) fn session(repository: &str) -> UploadSession {
         hash_state: DigestHasher::new(Algorithm::Sha256).save(),
         backend_state: String::new(),
         started_at: 0,
+        updated_at: 0,
     }
 }
 

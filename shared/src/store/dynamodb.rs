@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, ManifestIndex, ManifestRecord, PageRequest, StoreError, TaggedManifest, UPLOAD_LIFETIME_SECS, UploadSession, UploadSessions,
+    BlobIndex, ManifestIndex, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
     layout::dynamo::{self as keys, EXPIRES_AT, PK, SK},
 };
 use crate::oci::{Digest, RepositoryName, Tag};
@@ -21,8 +21,13 @@ use crate::oci::{Digest, RepositoryName, Tag};
 /// DynamoDB's limits on items per BatchWriteItem and keys per BatchGetItem.
 const BATCH_WRITE_LIMIT: usize = 25;
 const BATCH_GET_LIMIT: usize = 100;
-/// How often a transaction that lost a race to a concurrent change is tried again.
+/// DynamoDB's limit on items per TransactWriteItems.
+const TRANSACTION_LIMIT: usize = 100;
+/// How often a delete whose tags moved under it is tried again with fresh tags.
 const MAX_ATTEMPTS: u32 = 3;
+/// How often a transaction that collided with a concurrent one on an item (TransactionConflict) is tried again, with
+/// exponential backoff and jitter from 10 ms: concurrent pushes of one tag collide by design.
+const MAX_CONFLICT_ATTEMPTS: u32 = 8;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -32,23 +37,53 @@ pub struct DynamoMetadata {
 }
 
 fn dynamo_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> StoreError {
-    let conditional = matches!(error.code(), Some("ConditionalCheckFailedException"));
-    if conditional {
-        StoreError::Conflict
-    } else {
-        StoreError::Backend { service: "DynamoDB", message: DisplayErrorContext(&error).to_string() }
+    match error.code() {
+        Some("ConditionalCheckFailedException") => StoreError::Conflict,
+        // Still throttled after the SDK's own retries, or a write colliding with a transaction in progress.
+        Some(
+            "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded" | "TransactionConflictException",
+        ) => StoreError::Busy("DynamoDB"),
+        _ => StoreError::Backend { service: "DynamoDB", message: DisplayErrorContext(&error).to_string() },
     }
 }
 
-fn transaction_error(error: SdkError<TransactWriteItemsError>) -> StoreError {
-    let cancelled_by_condition = error
-        .as_service_error()
-        .and_then(|service| match service {
-            TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled.cancellation_reasons.as_ref(),
-            _ => None,
-        })
-        .is_some_and(|reasons| reasons.iter().any(|reason| reason.code.as_deref() == Some("ConditionalCheckFailed")));
-    if cancelled_by_condition { StoreError::Conflict } else { dynamo_error(error) }
+/// Why a transaction was cancelled, as far as the caller cares.
+#[derive(Debug, PartialEq, Eq)]
+enum Cancellation {
+    /// A condition of ours failed: the state the transaction was built from changed.
+    Condition,
+    /// Another transaction was writing one of its items at the same moment; trying again will do.
+    Collision,
+}
+
+/// The cancellation reasons' verdict: a failed condition wins over a collision, since retrying the same items cannot
+/// pass a condition that failed.
+fn cancellation(reasons: &[Option<&str>]) -> Option<Cancellation> {
+    if reasons.contains(&Some("ConditionalCheckFailed")) {
+        Some(Cancellation::Condition)
+    } else if reasons.iter().any(|code| matches!(code, Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"))) {
+        Some(Cancellation::Collision)
+    } else {
+        None
+    }
+}
+
+fn transaction_cancellation(error: &SdkError<TransactWriteItemsError>) -> Option<Cancellation> {
+    match error.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+            let reasons: Vec<Option<&str>> =
+                cancelled.cancellation_reasons.as_deref().unwrap_or_default().iter().map(|reason| reason.code.as_deref()).collect();
+            cancellation(&reasons)
+        }
+        TransactWriteItemsError::TransactionInProgressException(_) => Some(Cancellation::Collision),
+        _ => None,
+    }
+}
+
+/// Exponential backoff from 10 ms with full jitter, the random bits taken from a v4 UUID.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let ceiling_ms = 10u64 << attempt.min(6);
+    std::time::Duration::from_millis((uuid::Uuid::new_v4().as_u128() % u128::from(ceiling_ms)) as u64 + 1)
 }
 
 fn text(value: impl Into<String>) -> AttributeValue {
@@ -101,12 +136,12 @@ fn parse_stored<T>(text: &str, parse: impl FnOnce(&str) -> Result<T, crate::erro
     parse(text).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
-/// An upload session's item; it expires (TTL) a fixed time after the session started.
+/// An upload session's item; DynamoDB's TTL removes it once the session expires.
 fn session_item(session: &UploadSession) -> Item {
     item(
         keys::upload_pk(&session.id),
         keys::UPLOAD_SK.to_owned(),
-        [("session", to_json(session)), ("size", number(session.size)), (EXPIRES_AT, number(session.started_at + UPLOAD_LIFETIME_SECS))],
+        [("session", to_json(session)), ("size", number(session.size)), (EXPIRES_AT, number(session.expires_at()))],
     )
 }
 
@@ -202,7 +237,8 @@ impl DynamoMetadata {
         Ok(items)
     }
 
-    /// Which of `digests` have no item `(repository, sort_key(digest))`: BatchGetItem, 100 keys a call.
+    /// Which of `digests` have no item `(repository, sort_key(digest))`: BatchGetItem, 100 distinct keys a call (it
+    /// refuses a key twice, and manifests may name one digest twice: the empty config as config and layer).
     async fn missing(
         &self,
         repository: &RepositoryName,
@@ -211,7 +247,10 @@ impl DynamoMetadata {
     ) -> Result<Vec<Digest>, StoreError> {
         let pk = keys::repository_pk(repository);
         let mut found = HashSet::new();
-        for batch in digests.chunks(BATCH_GET_LIMIT) {
+        let mut distinct: Vec<&Digest> = digests.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        for batch in distinct.chunks(BATCH_GET_LIMIT) {
             let keys_wanted = batch.iter().map(|digest| key(pk.clone(), sort_key(digest))).collect();
             let mut request = Some(
                 KeysAndAttributes::builder()
@@ -238,22 +277,44 @@ impl DynamoMetadata {
         Ok(digests.iter().filter(|digest| !found.contains(&sort_key(digest))).cloned().collect())
     }
 
+    /// Commits `items` in one transaction, trying again while it collides with concurrent ones; a failed condition is
+    /// [`StoreError::Conflict`], collisions past the last attempt [`StoreError::Busy`].
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(transaction_error)?;
+        let mut attempt = 0;
+        loop {
+            let error = match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            match transaction_cancellation(&error) {
+                Some(Cancellation::Condition) => return Err(StoreError::Conflict),
+                Some(Cancellation::Collision) if attempt + 1 < MAX_CONFLICT_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Some(Cancellation::Collision) => return Err(StoreError::Busy("DynamoDB")),
+                None => return Err(dynamo_error(error)),
+            }
+        }
+    }
+
+    async fn put_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo_error)?;
         Ok(())
     }
 
-    fn catalog_entry(&self, repository: &RepositoryName) -> TransactWriteItem {
-        put(&self.table, key(keys::CATALOG_PK.to_owned(), repository.to_string()))
+    /// Lists the repository in the catalog. A plain, idempotent write outside every transaction: the catalog item is
+    /// shared by every push to the repository, and in transactions it would make them collide. Written before the
+    /// items it lists, so a crash between leaves a listed repository with less in it, never hidden items.
+    async fn list_in_catalog(&self, repository: &RepositoryName) -> Result<(), StoreError> {
+        self.put_item(key(keys::CATALOG_PK.to_owned(), repository.to_string())).await
     }
 }
 
 #[async_trait]
 impl UploadSessions for DynamoMetadata {
     async fn create_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
-        let item = session_item(session);
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo_error)?;
-        Ok(())
+        self.put_item(session_item(session)).await
     }
 
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>, StoreError> {
@@ -297,14 +358,14 @@ impl BlobIndex for DynamoMetadata {
         size: u64,
         finished_upload: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut items = vec![
-            put(&self.table, item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))])),
-            self.catalog_entry(repository),
-        ];
-        if let Some(id) = finished_upload {
-            items.push(delete(&self.table, key(keys::upload_pk(id), keys::UPLOAD_SK.to_owned())));
+        self.list_in_catalog(repository).await?;
+        let link = item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))]);
+        match finished_upload {
+            Some(id) => {
+                self.transact(vec![put(&self.table, link), delete(&self.table, key(keys::upload_pk(id), keys::UPLOAD_SK.to_owned()))]).await
+            }
+            None => self.put_item(link).await,
         }
-        self.transact(items).await
     }
 
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError> {
@@ -315,11 +376,9 @@ impl BlobIndex for DynamoMetadata {
 #[async_trait]
 impl ManifestIndex for DynamoMetadata {
     async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError> {
+        self.list_in_catalog(repository).await?;
         let pk = keys::repository_pk(repository);
-        let mut items = vec![
-            put(&self.table, item(pk.clone(), keys::manifest_sk(&record.digest), [("record", to_json(record))])),
-            self.catalog_entry(repository),
-        ];
+        let mut items = vec![put(&self.table, item(pk.clone(), keys::manifest_sk(&record.digest), [("record", to_json(record))]))];
         if let Some(tag) = tag {
             items.push(put(
                 &self.table,
@@ -356,17 +415,30 @@ impl ManifestIndex for DynamoMetadata {
             };
             let record: ManifestRecord = json_of(&found, "record")?;
             let mut items = vec![delete(&self.table, key(pk.clone(), keys::manifest_sk(digest)))];
-            for tag in self.query(pk.clone(), keys::TAG_PREFIX, None, usize::MAX).await? {
-                if text_of(&tag, "digest")? == digest.to_string() {
-                    items.push(delete_if_pointing(&self.table, key(pk.clone(), text_of(&tag, SK)?.to_owned()), digest));
-                }
-            }
             if let Some(subject) = &record.subject {
                 items.push(delete(&self.table, key(pk.clone(), keys::referrer_sk(subject, digest))));
             }
+            let mut tags = Vec::new();
+            for tag in self.query(pk.clone(), keys::TAG_PREFIX, None, usize::MAX).await? {
+                if text_of(&tag, "digest")? == digest.to_string() {
+                    tags.push(delete_if_pointing(&self.table, key(pk.clone(), text_of(&tag, SK)?.to_owned()), digest));
+                }
+            }
+            // More tags than one transaction takes go first, in transactions of their own; the manifest goes last,
+            // so a failure midway leaves it with fewer tags, never tags without their manifest.
+            let last_batch = tags.split_off(tags.len().saturating_sub(TRANSACTION_LIMIT - items.len()));
+            items.extend(last_batch);
+            let mut committed = Ok(());
+            for batch in tags.chunks(TRANSACTION_LIMIT).map(<[_]>::to_vec).chain([items]) {
+                committed = self.transact(batch).await;
+                if committed.is_err() {
+                    break;
+                }
+            }
             attempts += 1;
-            match self.transact(items).await {
+            match committed {
                 Err(StoreError::Conflict) if attempts < MAX_ATTEMPTS => continue,
+                Err(StoreError::Conflict) => return Err(StoreError::Busy("DynamoDB")),
                 result => return result.map(|()| true),
             }
         }

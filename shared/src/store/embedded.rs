@@ -64,13 +64,13 @@ impl EmbeddedMetadata {
         .map_err(|error| StoreError::Database(format!("write task failed: {error}")))?
     }
 
-    /// Upload sessions started before `started_before` (unix seconds): abandoned, for the sweeper to remove.
-    pub fn uploads_started_before(&self, started_before: u64) -> Result<Vec<UploadSession>, StoreError> {
+    /// Upload sessions expired by `now` (unix seconds): abandoned, for the sweeper to remove.
+    pub fn uploads_expired_by(&self, now: u64) -> Result<Vec<UploadSession>, StoreError> {
         self.read(|txn| {
             let mut old = Vec::new();
             for entry in txn.open_table(UPLOADS).map_err(db_error)?.iter().map_err(db_error)? {
                 let session: UploadSession = decode(entry.map_err(db_error)?.1.value())?;
-                if session.started_at < started_before {
+                if session.expires_at() <= now {
                     old.push(session);
                 }
             }

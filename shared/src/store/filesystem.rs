@@ -1,8 +1,13 @@
-//! The filesystem blob store of `berth serve`: bytes are fsynced, then renamed into their content address.
+//! The filesystem blob store of `berth serve`: bytes are fsynced, then linked into their content address.
+//!
+//! One process owns a data directory (redb locks the metadata file), so an upload's lease is an in-process claim.
 
 use std::{
+    collections::HashSet,
     io::SeekFrom,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use async_trait::async_trait;
@@ -14,7 +19,7 @@ use tokio::{
 };
 use tokio_util::io::ReaderStream;
 
-use super::{BlobStore, ByteRange, ByteStream, StoreError, UploadSession, layout};
+use super::{BlobStore, ByteRange, ByteStream, StoreError, UploadLease, UploadSession, layout};
 use crate::oci::Digest;
 
 /// Large buffers keep the number of blocking write and read calls per GiB low.
@@ -22,6 +27,20 @@ const IO_BUFFER: usize = 1 << 20;
 
 pub struct FilesystemBlobStore {
     root: PathBuf,
+    /// Ids of the uploads a request holds the lease of.
+    leased: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A held upload lease; dropping it releases the upload.
+struct Lease {
+    id: String,
+    leased: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.leased.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+    }
 }
 
 impl FilesystemBlobStore {
@@ -36,7 +55,7 @@ impl FilesystemBlobStore {
             fs::remove_dir_all(&tmp).await?;
         }
         fs::create_dir_all(&tmp).await?;
-        Ok(Self { root })
+        Ok(Self { root, leased: Arc::default() })
     }
 
     fn blob(&self, digest: &Digest) -> PathBuf {
@@ -66,30 +85,24 @@ impl FilesystemBlobStore {
         remove_if_present(&self.root.join(layout::upload_path(id))).await
     }
 
-    /// Renames a complete, fsynced file to its content address and makes the rename itself durable.
+    /// Links a complete, fsynced file to its content address, durably, and removes it from where it was. A hard link
+    /// never replaces an existing file, so a blob already stored (from bytes verified then) stays as it is.
     async fn publish(&self, from: &Path, digest: &Digest) -> Result<(), StoreError> {
         let target = self.blob(digest);
         let parent = target.parent().expect("blob paths have a parent");
         fs::create_dir_all(parent).await?;
-        fs::rename(from, &target).await?;
-        sync_dir(parent).await
+        match fs::hard_link(from, &target).await {
+            Ok(()) => sync_dir(parent).await?,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error.into()),
+        }
+        remove_if_present(from).await
     }
 }
 
 async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).await?.sync_all().await?;
     Ok(())
-}
-
-/// Takes the upload file's lock, held until the file is closed: two requests on one session (a client retrying while
-/// its first attempt still runs) must not interleave their bytes, so the second gets [`StoreError::Conflict`].
-async fn lock_exclusively(file: File) -> Result<File, StoreError> {
-    let file = file.into_std().await;
-    match file.try_lock() {
-        Ok(()) => Ok(File::from_std(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Conflict),
-        Err(std::fs::TryLockError::Error(error)) => Err(error.into()),
-    }
 }
 
 async fn remove_if_present(path: &Path) -> Result<(), StoreError> {
@@ -143,9 +156,20 @@ impl BlobStore for FilesystemBlobStore {
         None
     }
 
+    async fn lease_upload(&self, id: &str) -> Result<UploadLease, StoreError> {
+        if !self.leased.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned()) {
+            return Err(StoreError::Conflict);
+        }
+        Ok(Box::new(Lease { id: id.to_owned(), leased: self.leased.clone() }))
+    }
+
     async fn append_upload(&self, session: &mut UploadSession, mut data: ByteStream) -> Result<u64, StoreError> {
-        let mut file =
-            lock_exclusively(OpenOptions::new().create(true).truncate(false).write(true).open(self.upload(session)).await?).await?;
+        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(self.upload(session)).await?;
+        // A second name means the upload was published but the process stopped before unlinking it: writing on
+        // would change the stored blob. The session is over; its client starts again.
+        if file.metadata().await?.nlink() > 1 {
+            return Err(StoreError::Conflict);
+        }
         // Bytes past the session's size are from a request that failed before its session was saved: drop them.
         file.set_len(session.size).await?;
         file.seek(SeekFrom::Start(session.size)).await?;
@@ -162,8 +186,8 @@ impl BlobStore for FilesystemBlobStore {
             Ok(written)
         }
         .await;
-        // tokio closes a file with a write in flight later, on a blocking thread; the lock must be gone before this
-        // request answers, or the client's immediate retry would find it still held.
+        // tokio closes a file with a write in flight later, on a blocking thread; it must be closed before the lease
+        // goes, or the next request's writes could race a late one of this request.
         drop(writer.into_inner().into_std().await);
         appended
     }
@@ -175,18 +199,18 @@ impl BlobStore for FilesystemBlobStore {
 
     async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
         let upload = self.upload(session);
+        if fs::try_exists(self.blob(digest)).await? {
+            // Stored already, by another upload or by an earlier attempt of this close that failed after publishing.
+            return remove_if_present(&upload).await;
+        }
         if !fs::try_exists(&upload).await? {
-            if fs::try_exists(self.blob(digest)).await? {
-                // A concurrent request closed this upload first.
-                return Ok(());
-            }
             if session.size > 0 {
                 return Err(StoreError::Corrupt(format!("upload {} lost its bytes", session.id)));
             }
             // An empty blob never had bytes appended.
             File::create(&upload).await?.sync_all().await?;
         }
-        let file = lock_exclusively(OpenOptions::new().write(true).open(&upload).await?).await?;
+        let file = OpenOptions::new().write(true).open(&upload).await?;
         // Bytes past the session's size are a failed request's; fewer would mean lost bytes, never to be padded.
         if file.metadata().await?.len() < session.size {
             return Err(StoreError::Corrupt(format!("upload {} holds fewer bytes than its session counts", session.id)));
@@ -203,32 +227,41 @@ impl BlobStore for FilesystemBlobStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use bytes::Bytes;
-    use futures_util::stream;
-
     use super::*;
-    use crate::store::contract::{collect, session};
 
     #[tokio::test]
-    async fn one_writer_per_upload_at_a_time() {
+    async fn one_request_holds_an_upload_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(FilesystemBlobStore::open(dir.path()).await.unwrap());
-        let mut upload = session("fs/exclusive");
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        // The first request's body stays open until the second request has been refused.
-        let held: ByteStream = Box::pin(stream::once(async { Ok(Bytes::from_static(b"first")) }).chain(stream::once(async move {
-            let _ = released.await;
-            Ok(Bytes::from_static(b"!"))
-        })));
-        let (first_store, mut first_session) = (store.clone(), upload.clone());
-        let first = tokio::spawn(async move { first_store.append_upload(&mut first_session, held).await });
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let second = store.append_upload(&mut upload.clone(), Box::pin(stream::iter([Ok(Bytes::from_static(b"second"))]))).await;
-        assert!(matches!(second, Err(StoreError::Conflict)), "a second writer must be refused, got {second:?}");
-        release.send(()).unwrap();
-        upload.size += first.await.unwrap().unwrap();
-        assert_eq!(collect(store.read_upload(&mut upload).await.unwrap()).await, b"first!");
+        let store = FilesystemBlobStore::open(dir.path()).await.unwrap();
+        let held = store.lease_upload("a").await.unwrap();
+        assert!(matches!(store.lease_upload("a").await, Err(StoreError::Conflict)), "a second request must be refused");
+        let other = store.lease_upload("b").await.unwrap();
+        drop(held);
+        drop(store.lease_upload("a").await.unwrap());
+        drop(other);
+    }
+
+    /// An upload published under a digest that is then written to again (the process stopped between linking and
+    /// unlinking it) must not change the stored blob.
+    #[tokio::test]
+    async fn a_published_upload_is_never_written_again() {
+        use crate::{
+            oci::Algorithm,
+            store::contract::{collect, session},
+        };
+        use futures_util::stream;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemBlobStore::open(dir.path()).await.unwrap();
+        let mut upload = session("fs/published");
+        upload.size += store.append_upload(&mut upload, Box::pin(stream::iter([Ok(Bytes::from_static(b"stored"))]))).await.unwrap();
+        let digest = Digest::of(Algorithm::Sha256, b"stored");
+        let target = store.blob(&digest);
+        fs::create_dir_all(target.parent().unwrap()).await.unwrap();
+        fs::hard_link(store.upload(&upload), &target).await.unwrap();
+        let more = store.append_upload(&mut upload.clone(), Box::pin(stream::iter([Ok(Bytes::from_static(b"!"))]))).await;
+        assert!(matches!(more, Err(StoreError::Conflict)), "got {more:?}");
+        store.commit_upload(&upload, &digest).await.unwrap();
+        assert_eq!(collect(store.read(&digest, None).await.unwrap()).await, b"stored");
+        assert!(!fs::try_exists(store.upload(&upload)).await.unwrap(), "the upload's name is gone");
     }
 }

@@ -22,9 +22,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::oci::{Descriptor, Digest, RepositoryName, Tag};
 
-/// How long an upload session lives after it starts; each backend removes abandoned ones and their bytes after this
-/// (DynamoDB's TTL and the bucket's lifecycle rules; `berth serve`'s sweeper).
-pub const UPLOAD_LIFETIME_SECS: u64 = 24 * 3600;
+/// How long an upload session lives after its last request: later requests find it unknown, and each backend removes
+/// it and its bytes (DynamoDB's TTL, `berth serve`'s sweeper).
+pub const UPLOAD_IDLE_SECS: u64 = 24 * 3600;
+/// The longest an upload may stay open however busy it is: the bucket's lifecycle rules abort multipart uploads a
+/// fixed time after they start (7 days in the template), and a session must end before its parts can vanish.
+pub const UPLOAD_MAX_AGE_SECS: u64 = 6 * 24 * 3600;
+
+/// Exclusive hold on one upload for the length of one request: taken before its session is read, released (dropped)
+/// after the new state is saved or the blob committed, so no request ever writes bytes another has already hashed.
+pub type UploadLease = Box<dyn Send + Sync>;
 
 /// Bytes flowing in or out of a store, never held whole.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -38,6 +45,10 @@ pub enum StoreError {
     /// A conditional write lost to a concurrent one; the caller decides whether that is the client's error.
     #[error("concurrent modification")]
     Conflict,
+    /// The backend is too busy for this request now (throttled, or a hot item kept losing races); the client may
+    /// retry shortly.
+    #[error("{0}: too busy, retry shortly")]
+    Busy(&'static str),
     /// A cloud service refused or failed a call.
     #[error("{service}: {message}")]
     Backend { service: &'static str, message: String },
@@ -71,8 +82,19 @@ pub struct UploadSession {
     pub hash_state: Vec<u8>,
     /// Adapter-owned progress (an S3 multipart id and its parts, say); opaque to the registry.
     pub backend_state: String,
-    /// Unix seconds; sessions older than the expiry are abandoned.
+    /// Unix seconds.
     pub started_at: u64,
+    /// Unix seconds of the last request that moved the upload on (its start, before any).
+    #[serde(default)]
+    pub updated_at: u64,
+}
+
+impl UploadSession {
+    /// The unix second after which the session is abandoned: [`UPLOAD_IDLE_SECS`] after its last activity, and never
+    /// later than [`UPLOAD_MAX_AGE_SECS`] after its start.
+    pub fn expires_at(&self) -> u64 {
+        (self.updated_at.max(self.started_at) + UPLOAD_IDLE_SECS).min(self.started_at + UPLOAD_MAX_AGE_SECS)
+    }
 }
 
 /// A stored manifest, as the index keeps it; the bytes live in the blob store under `digest`.
@@ -136,13 +158,17 @@ pub trait BlobStore: Send + Sync {
     /// The smallest chunk the backend takes, advertised as `OCI-Chunk-Min-Length`; `None` when any size will do.
     fn chunk_min_length(&self) -> Option<u64>;
 
-    /// Appends `data` to an upload holding `session.size` bytes, returning how many bytes it wrote; the bytes count only
+    /// Takes the [`UploadLease`] of upload `id`, or [`StoreError::Conflict`] while another request holds it. Backends
+    /// where racing writers cannot touch each other's bytes (S3: fresh keys, ETag-checked parts) need not hold anything.
+    async fn lease_upload(&self, id: &str) -> Result<UploadLease, StoreError>;
+    /// Appends `data` to an upload holding `session.size` bytes, under its lease, returning how many bytes it wrote; the bytes count only
     /// once the caller saves the session with the new size. Updates `session.backend_state` as needed.
     async fn append_upload(&self, session: &mut UploadSession, data: ByteStream) -> Result<u64, StoreError>;
     /// Streams the bytes of an unfinished upload (to hash them under another algorithm). The backend may assemble
     /// them first, recording that in `session.backend_state` for the commit that follows.
     async fn read_upload(&self, session: &mut UploadSession) -> Result<ByteStream, StoreError>;
-    /// Moves a verified upload to its content address, durably. Idempotent if the blob is already stored.
+    /// Moves a verified upload (under its lease) to its content address, durably. A blob already stored there is
+    /// kept as it is, never replaced; the upload's bytes are then dropped.
     async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError>;
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError>;
 }

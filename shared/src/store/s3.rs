@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 
-use super::{BlobStore, ByteRange, ByteStream, StoreError, UploadSession, layout};
+use super::{BlobStore, ByteRange, ByteStream, StoreError, UploadLease, UploadSession, layout};
 use crate::oci::Digest;
 
 /// S3's own limits, lowered in tests to exercise the large-blob paths with small blobs.
@@ -157,13 +157,26 @@ impl S3BlobStore {
             }
             (None, Some(tail)) => self.copy(&layout::s3_upload_tail_key(&session.id, &tail.generation), &staging, tail.size).await?,
             (Some(upload_id), tail) => {
-                if let Some(tail) = tail {
-                    let number = state.parts.last().map_or(1, |part| part.number + 1);
-                    let tail_key = layout::s3_upload_tail_key(&session.id, &tail.generation);
-                    let etag = self.copy_part(&staging, upload_id, number, &tail_key, None).await?;
-                    state.parts.push(Part { number, etag, size: tail.size });
+                let (upload_id, tail) = (upload_id.clone(), tail.as_ref().map(|tail| (tail.generation.clone(), tail.size)));
+                let completed = async {
+                    if let Some((generation, size)) = tail {
+                        let number = state.parts.last().map_or(1, |part| part.number + 1);
+                        let tail_key = layout::s3_upload_tail_key(&session.id, &generation);
+                        let etag = self.copy_part(&staging, &upload_id, number, &tail_key, None).await?;
+                        state.parts.push(Part { number, etag, size });
+                    }
+                    let parts = state.parts.iter().map(|part| (part.number, part.etag.clone())).collect();
+                    self.complete(&staging, &upload_id, parts).await
                 }
-                self.complete(&staging, upload_id, state.parts.iter().map(|part| (part.number, part.etag.clone())).collect()).await?;
+                .await;
+                // An earlier attempt completed it (a retried close whose first attempt failed later on), from this
+                // same saved state: nothing else ever completes an upload.
+                if let Err(error) = completed {
+                    if self.size_of(&staging).await? != Some(session.size) {
+                        return Err(error);
+                    }
+                    tracing::debug!(%error, upload = %session.id, "upload already staged");
+                }
             }
         }
         state.staged = true;
@@ -230,6 +243,15 @@ impl S3BlobStore {
                 _ => s3_error(error),
             })?;
         Ok(())
+    }
+
+    /// The size of the object at `key`, `None` when there is none.
+    async fn size_of(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(head) => Ok(Some(head.content_length.unwrap_or_default().max(0) as u64)),
+            Err(error) if error.as_service_error().is_some_and(|service| service.is_not_found()) => Ok(None),
+            Err(error) => Err(s3_error(error)),
+        }
     }
 
     async fn put_key(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
@@ -322,6 +344,11 @@ impl BlobStore for S3BlobStore {
         Some(self.limits.part_size)
     }
 
+    /// Racing requests write fresh tail keys and parts whose ETags the completion checks: nothing to hold.
+    async fn lease_upload(&self, _id: &str) -> Result<UploadLease, StoreError> {
+        Ok(Box::new(()))
+    }
+
     async fn append_upload(&self, session: &mut UploadSession, mut data: ByteStream) -> Result<u64, StoreError> {
         let mut state = Self::state(session)?;
         let mut buffer = match &state.tail {
@@ -366,9 +393,13 @@ impl BlobStore for S3BlobStore {
 
     async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
         let target = layout::s3_blob_key(digest);
+        // A stored blob is never replaced: the upload's bytes are dropped instead (and no copy is paid for).
+        if self.size_of(&target).await?.is_some() {
+            return self.clean_up(session, &Self::state(session)?).await;
+        }
         match self.move_to(session, &target).await {
             // A concurrent request closed this upload first and took its parts and tail with it.
-            Err(error) if self.client.head_object().bucket(&self.bucket).key(&target).send().await.is_ok() => {
+            Err(error) if self.size_of(&target).await?.is_some() => {
                 tracing::debug!(%error, upload = %session.id, "upload already committed");
                 Ok(())
             }
