@@ -282,3 +282,51 @@ fn concurrent_write(error: StoreError, size: u64) -> Error {
         other => Error::Store(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use futures_util::stream;
+
+    use super::*;
+    use crate::store::{MetadataStore, UPLOAD_IDLE_SECS, contract::session};
+
+    fn chunk(bytes: &'static [u8]) -> Chunk {
+        Chunk { start: None, length: None, data: Box::pin(stream::iter([Ok(Bytes::from_static(bytes))])) }
+    }
+
+    /// An upload idle for longer than its lifetime is unknown to every request, before any of them reaches its bytes
+    /// (on S3 they may be gone with the multipart upload); one in use stays open however old it is.
+    async fn expired_uploads_are_unknown(store: Arc<dyn BlobStore>, metadata: Arc<dyn MetadataStore>) {
+        let blobs = Blobs::new(store, metadata.clone(), metadata.clone(), None);
+        let now = super::super::unix_millis() / 1000;
+        let idle =
+            UploadSession { started_at: now - UPLOAD_IDLE_SECS - 60, updated_at: now - UPLOAD_IDLE_SECS - 60, ..session("expiry/idle") };
+        let busy = UploadSession { started_at: now - 3 * UPLOAD_IDLE_SECS, updated_at: now - 60, ..session("expiry/busy") };
+        for upload in [&idle, &busy] {
+            metadata.create_upload(upload).await.unwrap();
+        }
+        let (name, digest) = (&idle.repository, Digest::of(Algorithm::Sha256, b""));
+        assert!(matches!(blobs.upload(name, &idle.id).await, Err(Error::BlobUploadUnknown)));
+        assert!(matches!(blobs.append(name, &idle.id, chunk(b"late")).await, Err(Error::BlobUploadUnknown)));
+        assert!(matches!(blobs.finish(name, &idle.id, &digest, None).await, Err(Error::BlobUploadUnknown)));
+        assert!(matches!(blobs.cancel(name, &idle.id).await, Err(Error::BlobUploadUnknown)));
+        let appended = blobs.append(&busy.repository, &busy.id, chunk(b"on time")).await.unwrap();
+        assert!(appended.updated_at >= now, "a request moves the expiry on");
+        assert_eq!(appended.size, 7);
+    }
+
+    #[tokio::test]
+    async fn expired_uploads_are_unknown_on_the_embedded_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::filesystem::FilesystemBlobStore::open(dir.path()).await.unwrap());
+        let metadata = Arc::new(crate::store::embedded::EmbeddedMetadata::open(&dir.path().join("metadata.redb")).unwrap());
+        expired_uploads_are_unknown(store, metadata).await;
+    }
+
+    #[tokio::test]
+    async fn expired_uploads_are_unknown_on_aws() {
+        let (store, metadata) = crate::testing::fresh_aws_stores().await;
+        expired_uploads_are_unknown(Arc::new(store), Arc::new(metadata)).await;
+    }
+}

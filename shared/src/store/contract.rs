@@ -18,6 +18,7 @@ pub(crate) async fn check_all(stores: Stores) {
     uploads_append_commit_and_read_back(&stores).await;
     append_discards_bytes_of_an_unsaved_request(&stores).await;
     large_uploads_in_uneven_chunks(&stores).await;
+    a_close_retried_after_its_bytes_were_assembled(&stores).await;
     small_puts_are_content_addressed(&stores).await;
     upload_sessions_save_conditionally(&stores).await;
     linking_a_blob_closes_its_upload(&stores).await;
@@ -133,6 +134,22 @@ async fn large_uploads_in_uneven_chunks(stores: &Stores) {
     assert_eq!(Digest::of(Algorithm::Sha256, &collect(stores.blobs.read(&digest, None).await.unwrap()).await), digest);
     let across_parts = ByteRange { first: (5 << 20) - 10, last: (5 << 20) + 9 };
     assert_eq!(collect(stores.blobs.read(&digest, Some(across_parts)).await.unwrap()).await, content[(5 << 20) - 10..(5 << 20) + 10]);
+}
+
+/// A sha512 close assembles the upload to hash it; if that close fails afterwards, the session saved before it does
+/// not know, and the retry must still commit the same bytes.
+async fn a_close_retried_after_its_bytes_were_assembled(stores: &Stores) {
+    let content: Vec<u8> = (0..7 << 20).map(|index: u32| (index % 241) as u8).collect();
+    let mut upload = session("contract/retried");
+    for piece in [&content[..6 << 20], &content[6 << 20..]] {
+        upload.size += stores.blobs.append_upload(&mut upload, Box::pin(stream::iter([Ok(Bytes::copy_from_slice(piece))]))).await.unwrap();
+    }
+    let mut first_attempt = upload.clone();
+    assert_eq!(collect(stores.blobs.read_upload(&mut first_attempt).await.unwrap()).await, content);
+    let digest = Digest::of(Algorithm::Sha512, &content);
+    assert_eq!(collect(stores.blobs.read_upload(&mut upload.clone()).await.unwrap()).await, content, "the retry reads it again");
+    stores.blobs.commit_upload(&upload, &digest).await.unwrap();
+    assert_eq!(collect(stores.blobs.read(&digest, None).await.unwrap()).await, content);
 }
 
 async fn small_puts_are_content_addressed(stores: &Stores) {

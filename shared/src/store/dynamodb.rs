@@ -522,3 +522,27 @@ impl ManifestIndex for DynamoMetadata {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The emulator never collides two transactions, so the verdicts on DynamoDB's documented reasons are checked here.
+    #[test]
+    fn cancellations_tell_failed_conditions_from_collisions() {
+        assert_eq!(cancellation(&[Some("None"), Some("ConditionalCheckFailed")]), Some(Cancellation::Condition));
+        assert_eq!(cancellation(&[Some("TransactionConflict"), Some("None")]), Some(Cancellation::Collision));
+        assert_eq!(cancellation(&[Some("TransactionConflict"), Some("ConditionalCheckFailed")]), Some(Cancellation::Condition));
+        assert_eq!(cancellation(&[Some("ThrottlingError")]), Some(Cancellation::Collision));
+        assert_eq!(cancellation(&[Some("ValidationError")]), None);
+        assert_eq!(cancellation(&[]), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempt in 1..20 {
+            let wait = backoff(attempt);
+            assert!(wait >= std::time::Duration::from_millis(1) && wait <= std::time::Duration::from_millis(641), "{wait:?}");
+        }
+    }
+}
