@@ -200,6 +200,14 @@ impl Api {
         assert!(!reply.header("docker-upload-uuid").is_empty());
         reply.header("location").to_owned()
     }
+
+    /// Serves the router on a real socket of loopback, as `berth serve` and the containers do.
+    async fn listen(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, self.router.clone()).into_future());
+        addr
+    }
 }
 
 fn sha256(content: &[u8]) -> Digest {
@@ -785,6 +793,35 @@ async fn racing_requests_never_store_bytes_under_another_digest(store: Store) {
     }
 }
 
+/// A reply sent before the client finished sending its body (an out-of-order chunk, an unknown session) reaches the
+/// client whole, instead of a connection reset while it still writes.
+async fn early_replies_reach_clients_that_are_still_sending(store: Store) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = Api::new(store).await;
+    let addr = api.listen().await;
+    let location = api.start_upload("early").await;
+    let unknown = format!("/v2/early/blobs/uploads/{}", uuid::Uuid::new_v4());
+    for (path, range, status) in [(&location, "100-1048675", "416"), (&unknown, "0-1048575", "404")] {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!("PATCH {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-range: {range}\r\ncontent-length: 1048576\r\n\r\n");
+        socket.write_all(head.as_bytes()).await.unwrap();
+        // The registry answers after the head; the body follows slowly, as over a real network.
+        for _ in 0..16 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            socket.write_all(&[7u8; 65536]).await.unwrap_or_else(|error| panic!("{path}: the body could not be sent: {error}"));
+        }
+        let mut reply = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !String::from_utf8_lossy(&reply).contains("\r\n\r\n") {
+            let read = socket.read(&mut buffer).await.unwrap_or_else(|error| panic!("{path}: the reply was lost: {error}"));
+            assert!(read > 0, "{path}: the connection closed without a reply");
+            reply.extend_from_slice(&buffer[..read]);
+        }
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with(&format!("HTTP/1.1 {status}")), "{path}: {reply}");
+    }
+}
+
 /// OCI artifacts use the empty descriptor as config and as layer; images may repeat a layer. One digest named twice
 /// is one blob the manifest needs.
 async fn manifests_naming_one_digest_twice(store: Store) {
@@ -951,6 +988,7 @@ on_both_stores!(
     concurrent_pushes_of_one_blob_and_one_tag_are_safe,
     requests_over_the_size_cap_get_413_and_change_nothing,
     racing_requests_never_store_bytes_under_another_digest,
+    early_replies_reach_clients_that_are_still_sending,
     manifests_naming_one_digest_twice,
     deleting_a_manifest_with_many_tags,
     large_blobs_in_one_stream_and_in_chunks,

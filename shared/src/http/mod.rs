@@ -4,6 +4,7 @@
 //! functions on one port, a Lambda binary only its own.
 
 mod blobs;
+mod drain;
 mod error;
 mod manifests;
 pub mod routes;
@@ -85,6 +86,7 @@ async fn log_request(request: Request, next: Next) -> Response {
 
 async fn dispatch(State(functions): State<Functions>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let (body, leftover) = drain::watch(body);
     let call = Call { parts: &parts, public_url: functions.public_url.as_ref() };
     let served = match routes::parse(&parts.method, parts.uri.path()) {
         Ok(endpoint) => match (endpoint.function(), &functions.manifests, &functions.blobs) {
@@ -97,6 +99,7 @@ async fn dispatch(State(functions): State<Functions>, request: Request) -> Respo
     };
     let mut response = served.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    leftover.drain(&mut response).await;
     response
 }
 

@@ -1,0 +1,90 @@
+//! Reading what a handler left of a request body before its reply goes out: a reply sent while the client still
+//! sends makes the kernel reset the connection once it is closed with bytes unread, and the client sees a broken pipe
+//! instead of the error (an out-of-order chunk's 416, an unknown session's 404).
+
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    body::Body,
+    http::{HeaderValue, header},
+    response::Response,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body::{Frame, SizeHint};
+
+/// The most a reply waits to read of what is left: a chunk Lambda can carry, with room to spare.
+const DRAIN_LIMIT: usize = 8 << 20;
+/// How long a reply waits for the rest of a body, so a stalled client cannot hold it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a request body the handler dropped unfinished comes back to.
+pub(super) struct Leftover(Arc<Mutex<Option<Body>>>);
+
+/// The body handed to the handler, and where it returns if the handler drops it before its end.
+pub(super) fn watch(body: Body) -> (Body, Leftover) {
+    let slot = Arc::new(Mutex::new(None));
+    (Body::new(Watched { inner: Some(body), slot: slot.clone() }), Leftover(slot))
+}
+
+struct Watched {
+    inner: Option<Body>,
+    slot: Arc<Mutex<Option<Body>>>,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_frame(context),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map(http_body::Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take().filter(|inner| !http_body::Body::is_end_stream(inner)) {
+            *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(inner);
+        }
+    }
+}
+
+impl Leftover {
+    /// Reads and discards what the handler left, up to [`DRAIN_LIMIT`] within [`DRAIN_TIMEOUT`]; when more is left,
+    /// the reply closes the connection, which is then all that can be done.
+    pub(super) async fn drain(self, response: &mut Response) {
+        let Some(body) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return;
+        };
+        let read_to_end = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            let (mut data, mut read) = (body.into_data_stream(), 0);
+            while let Some(chunk) = data.next().await {
+                read += chunk.map_err(drop)?.len();
+                if read > DRAIN_LIMIT {
+                    return Err(());
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if !matches!(read_to_end, Ok(Ok(()))) {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+}
