@@ -205,7 +205,7 @@ impl Api {
     async fn listen(&self) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(axum::serve(listener, self.router.clone()).into_future());
+        tokio::spawn(berth::server::serve_until(listener, self.router.clone(), std::future::pending()));
         addr
     }
 }
@@ -943,6 +943,63 @@ async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
     let part =
         api.send(Method::GET, &format!("/v2/large/chunks/blobs/{digest}"), &[("range", "bytes=5242870-5242889")], Body::empty()).await;
     assert_eq!((part.status, part.body.as_slice()), (StatusCode::PARTIAL_CONTENT, &content[5_242_870..5_242_890]));
+}
+
+/// Hundreds of idle and trickling connections neither stop the registry from serving others nor stay open past the
+/// header timeout.
+#[tokio::test]
+async fn slow_and_idle_connections_do_not_starve_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = Api::new(Store::Embedded).await;
+    let addr = api.listen().await;
+    let mut slow = Vec::new();
+    for index in 0..500 {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if index % 2 == 1 {
+            socket.write_all(b"GET /v2/ HTTP/1.1\r\nx-slow: ").await.unwrap();
+        }
+        slow.push(socket);
+    }
+    let (trickling, idle): (Vec<_>, Vec<_>) = slow.into_iter().enumerate().partition(|(index, _)| index % 2 == 1);
+    let trickle = tokio::spawn(async move {
+        let mut sockets: Vec<_> = trickling.into_iter().map(|(_, socket)| socket).collect();
+        loop {
+            for socket in &mut sockets {
+                // A server that closed the connection makes this fail: that is the point, carry on with the others.
+                let _ = socket.write_all(b"a").await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+
+    let client = reqwest::Client::new();
+    let content = vec![9u8; 1 << 20];
+    let digest = sha256(&content);
+    let started = std::time::Instant::now();
+    let pushed = client.post(format!("http://{addr}/v2/busy/blobs/uploads/?digest={digest}")).body(content.clone()).send().await.unwrap();
+    assert_eq!(pushed.status().as_u16(), 201);
+    for _ in 0..20 {
+        let pulled = client.get(format!("http://{addr}/v2/busy/blobs/{digest}")).send().await.unwrap();
+        assert_eq!(pulled.bytes().await.unwrap().len(), content.len());
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "served others in {:?}", started.elapsed());
+
+    // Past the header timeout every idle or trickling connection has been closed by the registry.
+    tokio::time::sleep(berth::server::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(3)).await;
+    trickle.abort();
+    for (_, mut socket) in idle {
+        let mut buffer = [0u8; 1024];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            loop {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "an idle connection is still open past the header timeout");
+    }
 }
 
 /// Runs each test once per store, so the embedded store and the AWS adapters answer every request alike.

@@ -4,17 +4,13 @@
 //! functions on one port, a Lambda binary only its own.
 
 mod blobs;
-mod drain;
+mod body;
 mod error;
 mod manifests;
 pub mod routes;
 mod token;
 
-use std::{
-    io,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{io, sync::Arc, time::Instant};
 
 use axum::{
     Router,
@@ -24,7 +20,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use futures_util::{StreamExt, stream};
+use futures_util::StreamExt;
 
 use crate::{
     error::Error,
@@ -86,7 +82,7 @@ async fn log_request(request: Request, next: Next) -> Response {
 
 async fn dispatch(State(functions): State<Functions>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let (body, leftover) = drain::watch(body);
+    let (body, leftover) = body::watch(body);
     let call = Call { parts: &parts, public_url: functions.public_url.as_ref() };
     let served = match routes::parse(&parts.method, parts.uri.path()) {
         Ok(endpoint) => match (endpoint.function(), &functions.manifests, &functions.blobs) {
@@ -145,19 +141,9 @@ impl Call<'_> {
     }
 }
 
-/// How long a request body may send nothing before the request fails: a stalled client must not hold an upload.
-const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A request body as bytes, failing when the client stops sending.
+/// A request body as bytes (failing when the client stalls: see [`body`]).
 fn body_stream(body: Body) -> ByteStream {
-    Box::pin(stream::unfold(Some(body.into_data_stream()), |data| async move {
-        let mut data = data?;
-        match tokio::time::timeout(BODY_IDLE_TIMEOUT, data.next()).await {
-            Ok(Some(chunk)) => Some((chunk.map_err(io::Error::other), Some(data))),
-            Ok(None) => None,
-            Err(_) => Some((Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent nothing for 60 s")), None)),
-        }
-    }))
+    Box::pin(body.into_data_stream().map(|chunk| chunk.map_err(io::Error::other)))
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
-//! Reading what a handler left of a request body before its reply goes out: a reply sent while the client still
-//! sends makes the kernel reset the connection once it is closed with bytes unread, and the client sees a broken pipe
-//! instead of the error (an out-of-order chunk's 416, an unknown session's 404).
+//! Request bodies as handlers see them: every body fails once its client sends nothing for [`BODY_IDLE_TIMEOUT`] (a
+//! stalled client must not hold a request), and what a handler left unread is read before its reply goes out: a reply
+//! sent while the client still sends makes the kernel reset the connection once it is closed with bytes unread, and the
+//! client would see a broken pipe instead of the error (an out-of-order chunk's 416, an unknown session's 404).
 
 use std::{
+    future::Future,
+    io,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
@@ -18,6 +21,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body::{Frame, SizeHint};
 
+/// How long a request body may send nothing before the request fails.
+pub(super) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most a reply waits to read of what is left: a chunk Lambda can carry, with room to spare.
 const DRAIN_LIMIT: usize = 8 << 20;
 /// How long a reply waits for the rest of a body, so a stalled client cannot hold it.
@@ -29,12 +34,15 @@ pub(super) struct Leftover(Arc<Mutex<Option<Body>>>);
 /// The body handed to the handler, and where it returns if the handler drops it before its end.
 pub(super) fn watch(body: Body) -> (Body, Leftover) {
     let slot = Arc::new(Mutex::new(None));
-    (Body::new(Watched { inner: Some(body), slot: slot.clone() }), Leftover(slot))
+    let idle = Box::pin(tokio::time::sleep(BODY_IDLE_TIMEOUT));
+    (Body::new(Watched { inner: Some(body), slot: slot.clone(), idle }), Leftover(slot))
 }
 
 struct Watched {
     inner: Option<Body>,
     slot: Arc<Mutex<Option<Body>>>,
+    /// Fires when the client has sent nothing for [`BODY_IDLE_TIMEOUT`]; pushed back by every frame.
+    idle: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl http_body::Body for Watched {
@@ -42,9 +50,21 @@ impl http_body::Body for Watched {
     type Error = axum::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        match self.inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_frame(context),
-            None => Poll::Ready(None),
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(context) {
+            Poll::Ready(frame) => {
+                self.idle.as_mut().reset(tokio::time::Instant::now() + BODY_IDLE_TIMEOUT);
+                Poll::Ready(frame)
+            }
+            Poll::Pending if self.idle.as_mut().poll(context).is_ready() => {
+                // Dropped, not kept for draining: the connection closes with the stalled client.
+                self.inner = None;
+                let stalled = io::Error::new(io::ErrorKind::TimedOut, format!("the client sent nothing for {BODY_IDLE_TIMEOUT:?}"));
+                Poll::Ready(Some(Err(axum::Error::new(stalled))))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
