@@ -12,6 +12,13 @@ use aws_smithy_runtime_api::{
         runtime_components::RuntimeComponents,
     },
 };
+#[cfg(feature = "test-support")]
+use {
+    crate::telemetry::signed,
+    aws_smithy_runtime_api::client::interceptors::context::{
+        BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    },
+};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::{
@@ -60,13 +67,62 @@ pub fn clients_from(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, aws_
 }
 
 /// Counts each request the SDK sends and gets an answer to (every attempt, retries included: each is billed) for the
-/// request log. Presigning never transmits, so it is not counted.
+/// request log. Presigning never transmits, so it is not counted. With `test-support`, also records every operation
+/// signed, presigned ones included, for the IAM tests.
 #[derive(Debug)]
 struct CallCounter;
 
 impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "berth::CallCounter"
+    }
+
+    /// A transaction's items, from its input: IAM authorises each as the single-item action of its kind.
+    #[cfg(feature = "test-support")]
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+        for item in context.input().downcast_ref::<TransactWriteItemsInput>().map_or(&[][..], TransactWriteItemsInput::transact_items) {
+            let kinds = [
+                ("Put", item.put().is_some()),
+                ("Delete", item.delete().is_some()),
+                ("Update", item.update().is_some()),
+                ("ConditionCheck", item.condition_check().is_some()),
+            ];
+            for (kind, _) in kinds.into_iter().filter(|(_, present)| *present) {
+                signed::record(signed::Signed {
+                    operation: format!("DynamoDB.TransactWriteItems.{kind}"),
+                    key_prefix: None,
+                    source_prefix: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every operation once, as serialized: presigning runs this far too. S3's key is the request path here (the
+    /// bucket joins it later, in the endpoint), a copy's source is `bucket/key` in its header.
+    #[cfg(feature = "test-support")]
+    fn read_after_serialization(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let first_segment = |path: &str| path.split('/').find(|segment| !segment.is_empty()).map(str::to_owned);
+        if let Some(operation) = config.load::<Metadata>() {
+            let request = context.request();
+            signed::record(signed::Signed {
+                operation: format!("{}.{}", operation.service(), operation.name()),
+                key_prefix: first_segment(request.uri().split('?').next().unwrap_or_default()),
+                source_prefix: request.headers().get("x-amz-copy-source").and_then(|source| first_segment(source.split_once('/')?.1)),
+            });
+        }
+        Ok(())
     }
 
     fn read_after_transmit(
