@@ -10,11 +10,10 @@ use std::{
 
 use berth::{
     http::routes::Function,
+    store::resources::TEMPLATE,
     telemetry::signed::{self, Signed},
 };
 use serde_norway::Value;
-
-const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
 
 /// What a policy statement grants an action on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
