@@ -9,6 +9,7 @@ use berth::{
     server::{self, EmbeddedOptions, serve_embedded},
     store::{
         aws::{self, AwsSettings},
+        resources,
         s3::S3Limits,
     },
 };
@@ -41,7 +42,7 @@ pub struct ServeArgs {
     /// AWS region (aws store); otherwise the SDK's usual sources (AWS_REGION, profile).
     #[arg(long)]
     region: Option<String>,
-    /// Create the bucket and table if missing, as infra/template.yaml would (for emulators).
+    /// Create the bucket and table if missing, with the settings infra/template.yaml gives them (for emulators).
     #[arg(long)]
     create_resources: bool,
     /// Lifetime of presigned blob download URLs (aws store), at most 1200.
@@ -80,7 +81,7 @@ async fn serve_aws(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let settings = AwsSettings { bucket, table, presign_ttl: Duration::from_secs(args.presign_ttl_seconds), limits: S3Limits::default() };
     let (s3, dynamodb) = aws::clients(args.region).await;
     if args.create_resources {
-        aws::create_resources(&s3, &dynamodb, &settings).await?;
+        resources::create_resources(&s3, &dynamodb, &settings).await?;
     }
     let config = FunctionConfig {
         aws: settings,

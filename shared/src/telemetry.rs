@@ -4,13 +4,24 @@
 use std::{cell::RefCell, collections::BTreeMap};
 
 tokio::task_local! {
-    static CALLS: RefCell<BTreeMap<String, u32>>;
+    static CALLS: RefCell<Calls>;
 }
 
-/// Runs `request`, counting the backend calls made on its task, by operation.
-pub async fn count_backend_calls<T>(request: impl Future<Output = T>) -> (T, BTreeMap<String, u32>) {
+/// The backend calls one request made.
+#[derive(Debug, Default)]
+pub struct Calls {
+    /// Requests sent and answered, by operation: every attempt, since each is billed.
+    pub sent: BTreeMap<String, u32>,
+    /// What the request had signed with the process's credentials, for the tests that hold each function's IAM role
+    /// to what it does.
+    #[cfg(feature = "test-support")]
+    pub signed: std::collections::BTreeSet<signed::Signed>,
+}
+
+/// Runs `request`, recording the backend calls made on its task.
+pub async fn count_backend_calls<T>(request: impl Future<Output = T>) -> (T, Calls) {
     CALLS
-        .scope(RefCell::new(BTreeMap::new()), async {
+        .scope(RefCell::new(Calls::default()), async {
             let output = request.await;
             (output, CALLS.with(RefCell::take))
         })
@@ -20,7 +31,48 @@ pub async fn count_backend_calls<T>(request: impl Future<Output = T>) -> (T, BTr
 /// Records one call to operation `name` (built only when counted).
 pub fn backend_call(name: impl FnOnce() -> String) {
     // Outside a counting scope (start-up, resource creation) there is nothing to count into.
-    let _ = CALLS.try_with(|calls| *calls.borrow_mut().entry(name()).or_default() += 1);
+    let _ = CALLS.try_with(|calls| *calls.borrow_mut().sent.entry(name()).or_default() += 1);
+}
+
+/// What requests had signed, gathered by function across the process: the IAM actions each function's role needs.
+#[cfg(feature = "test-support")]
+pub mod signed {
+    use std::{
+        collections::{BTreeMap, BTreeSet},
+        sync::Mutex,
+    };
+
+    use crate::http::routes::Function;
+
+    /// One operation a request had signed: sent, or presigned for a client to send (IAM authorises that request
+    /// as if the process had sent it).
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct Signed {
+        /// `S3.GetObject`, `DynamoDB.Query`; each item of a transaction also as `DynamoDB.TransactWriteItems.Put`
+        /// (`.Delete`, `.Update`, `.ConditionCheck`), since IAM authorises a transaction item by item.
+        pub operation: String,
+        /// The first segment of the S3 key operated on (`blobs`, `uploads`), which policies grant actions on.
+        pub key_prefix: Option<String>,
+        /// The same of a copy's source object, which is read.
+        pub source_prefix: Option<String>,
+    }
+
+    static BY_FUNCTION: Mutex<BTreeMap<Function, BTreeSet<Signed>>> = Mutex::new(BTreeMap::new());
+
+    /// Records an operation signed on the current request's task.
+    pub fn record(operation: Signed) {
+        let _ = super::CALLS.try_with(|calls| calls.borrow_mut().signed.insert(operation));
+    }
+
+    /// Adds what one request served by `function` had signed to the process's record.
+    pub fn add(function: Function, signed: BTreeSet<Signed>) {
+        BY_FUNCTION.lock().expect("no recorder panics").entry(function).or_default().extend(signed);
+    }
+
+    /// Everything each function had signed since the process started.
+    pub fn by_function() -> BTreeMap<Function, BTreeSet<Signed>> {
+        BY_FUNCTION.lock().expect("no recorder panics").clone()
+    }
 }
 
 #[cfg(test)]
@@ -36,6 +88,6 @@ mod tests {
             backend_call(|| "S3.GetObject".into());
         })
         .await;
-        assert_eq!(counted, BTreeMap::from([("DynamoDB.Query".into(), 1), ("S3.GetObject".into(), 2)]));
+        assert_eq!(counted.sent, BTreeMap::from([("DynamoDB.Query".into(), 1), ("S3.GetObject".into(), 2)]));
     }
 }

@@ -8,6 +8,7 @@ use aws_sdk_s3::config::Credentials;
 use crate::store::{
     aws::{self, AwsSettings},
     dynamodb::DynamoMetadata,
+    resources,
     s3::{S3BlobStore, S3Limits},
 };
 
@@ -46,7 +47,7 @@ pub async fn fresh_aws_resources() -> AwsSettings {
         limits: TEST_LIMITS,
     };
     let (s3, dynamodb) = aws::clients_from(&emulator_config());
-    aws::create_resources(&s3, &dynamodb, &settings).await.expect("the emulator creates the bucket and table");
+    resources::create_resources(&s3, &dynamodb, &settings).await.expect("the emulator creates the bucket and table");
     settings
 }
 

@@ -20,6 +20,8 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod iam;
+
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
@@ -409,6 +411,23 @@ async fn unknown_and_foreign_upload_sessions(store: Store) {
     assert_eq!(api.send(Method::DELETE, &location, &[], Body::empty()).await.status, StatusCode::NO_CONTENT);
     api.get(&location).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
     api.send(Method::DELETE, &location, &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+}
+
+/// An upload cancelled with parts in the backend (over the emulator's 5 MiB part size) is gone, and so is one whose
+/// bytes turned out to have another digest.
+async fn uploads_with_parts_can_be_cancelled_or_fail(store: Store) {
+    let api = Api::new(store).await;
+    let content = vec![3u8; 6 << 20];
+    let location = api.start_upload("parts").await;
+    let patched = api.send(Method::PATCH, &location, &[], content.clone()).await;
+    assert_eq!(patched.header("range"), format!("0-{}", content.len() - 1));
+    assert_eq!(api.send(Method::DELETE, &location, &[], Body::empty()).await.status, StatusCode::NO_CONTENT);
+    api.get(&location).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+
+    let claimed = sha256(b"not these bytes");
+    let whole = api.send(Method::POST, &format!("/v2/parts/blobs/uploads/?digest={claimed}"), &[], content).await;
+    whole.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+    api.get(&format!("/v2/parts/blobs/{claimed}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
 }
 
 fn uuid_like() -> String {
@@ -1002,9 +1021,13 @@ async fn slow_and_idle_connections_do_not_starve_others() {
     }
 }
 
-/// Runs each test once per store, so the embedded store and the AWS adapters answer every request alike.
+/// Runs each test once per store, so the embedded store and the AWS adapters answer every request alike; and every AWS
+/// test in turn for the IAM check (`iam`), which needs all of them done.
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
+        async fn every_aws_test() {
+            $($test(Store::Aws).await;)*
+        }
         mod embedded {
             $(#[tokio::test]
             async fn $test() {
@@ -1031,6 +1054,7 @@ on_both_stores!(
     wrong_digest_keeps_nothing,
     content_length_that_lies_changes_nothing,
     unknown_and_foreign_upload_sessions,
+    uploads_with_parts_can_be_cancelled_or_fail,
     blobs_are_per_repository_and_mountable,
     manifests_by_tag_and_digest,
     manifest_validation_rejects_bad_manifests_and_stores_nothing,

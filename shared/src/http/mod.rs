@@ -65,17 +65,24 @@ pub fn router(functions: Functions) -> Router {
     Router::new().fallback(dispatch).with_state(functions).layer(axum::middleware::from_fn(log_request))
 }
 
-/// One log line per request, with the backend calls it made; server errors at `warn`, the rest at `debug`.
+/// One log line per request, with the function that served it and the backend calls it made; server errors at `warn`,
+/// the rest at `debug`.
 async fn log_request(request: Request, next: Next) -> Response {
     let (method, path, started) = (request.method().clone(), request.uri().path().to_owned(), Instant::now());
     let (response, calls) = telemetry::count_backend_calls(next.run(request)).await;
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let function = response.extensions().get::<Function>().copied();
+    #[cfg(feature = "test-support")]
+    if let Some(function) = function {
+        telemetry::signed::add(function, calls.signed);
+    }
+    let calls = calls.sent;
     let backend_calls: u32 = calls.values().sum();
     if response.status().is_server_error() {
-        tracing::warn!(%method, %path, status, elapsed_ms, backend_calls, ?calls, "request failed");
+        tracing::warn!(%method, %path, ?function, status, elapsed_ms, backend_calls, ?calls, "request failed");
     } else {
-        tracing::debug!(%method, %path, status, elapsed_ms, backend_calls, ?calls, "request");
+        tracing::debug!(%method, %path, ?function, status, elapsed_ms, backend_calls, ?calls, "request");
     }
     response
 }
@@ -84,7 +91,9 @@ async fn dispatch(State(functions): State<Functions>, request: Request) -> Respo
     let (parts, body) = request.into_parts();
     let (body, leftover) = body::watch(body);
     let call = Call { parts: &parts, public_url: functions.public_url.as_ref() };
-    let served = match routes::parse(&parts.method, parts.uri.path()) {
+    let endpoint = routes::parse(&parts.method, parts.uri.path());
+    let function = endpoint.as_ref().ok().map(routes::Endpoint::function);
+    let served = match endpoint {
         Ok(endpoint) => match (endpoint.function(), &functions.manifests, &functions.blobs) {
             (Function::Token, _, _) => token::handle(endpoint),
             (Function::Manifests, Some(manifests), _) => manifests::handle(manifests, endpoint, &call, body).await,
@@ -94,6 +103,10 @@ async fn dispatch(State(functions): State<Functions>, request: Request) -> Respo
         Err(error) => Err(error),
     };
     let mut response = served.unwrap_or_else(IntoResponse::into_response);
+    // For the request log, which runs outside the routing.
+    if let Some(function) = function {
+        response.extensions_mut().insert(function);
+    }
     response.headers_mut().insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     leftover.drain(&mut response).await;
     response

@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// Which Lambda function serves an endpoint; `berth serve` mounts them all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Function {
     Token,
     Manifests,

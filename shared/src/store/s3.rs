@@ -12,7 +12,9 @@ use std::{io, time::Duration};
 use async_trait::async_trait;
 use aws_sdk_s3::{
     Client,
+    error::SdkError,
     error::{DisplayErrorContext, ProvideErrorMetadata},
+    operation::get_object::GetObjectError,
     presigning::PresigningConfig,
     primitives::ByteStream as S3Body,
     types::{CompletedMultipartUpload, CompletedPart},
@@ -88,6 +90,15 @@ fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: aws_sd
     StoreError::Backend { service: "S3", message: DisplayErrorContext(&error).to_string() }
 }
 
+/// An upload's own objects vanish only when a concurrent request finished or abandoned the upload, and a part changes
+/// only when a request that lost the race to save wrote it: either way this request lost a race.
+fn upload_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> StoreError {
+    match error.code() {
+        Some("NoSuchKey" | "NoSuchUpload" | "InvalidPart") => StoreError::Conflict,
+        _ => s3_error(error),
+    }
+}
+
 fn s3_stream(body: S3Body) -> ByteStream {
     Box::pin(stream::unfold(body, |mut body| async move { body.next().await.map(|chunk| (chunk.map_err(io::Error::other), body)) }))
 }
@@ -108,8 +119,8 @@ impl S3BlobStore {
         session.backend_state = serde_json::to_string(state).expect("upload state serializes");
     }
 
-    async fn get_all(&self, key: &str) -> Result<BytesMut, StoreError> {
-        let output = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(s3_error)?;
+    async fn get_all(&self, key: &str, on_error: fn(SdkError<GetObjectError>) -> StoreError) -> Result<BytesMut, StoreError> {
+        let output = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(on_error)?;
         let bytes = output.body.collect().await.map_err(|error| StoreError::Io(io::Error::other(error)))?;
         Ok(BytesMut::from(bytes.into_bytes()))
     }
@@ -139,7 +150,7 @@ impl S3BlobStore {
             .body(S3Body::from(bytes))
             .send()
             .await
-            .map_err(s3_error)?;
+            .map_err(upload_error)?;
         state.parts.push(Part { number, etag: uploaded.e_tag.unwrap_or_default(), size });
         Ok(())
     }
@@ -187,7 +198,7 @@ impl S3BlobStore {
     async fn copy(&self, from: &str, to: &str, size: u64) -> Result<(), StoreError> {
         if size <= self.limits.max_single_copy {
             let source = format!("{}/{from}", self.bucket);
-            self.client.copy_object().bucket(&self.bucket).key(to).copy_source(source).send().await.map_err(s3_error)?;
+            self.client.copy_object().bucket(&self.bucket).key(to).copy_source(source).send().await.map_err(upload_error)?;
             return Ok(());
         }
         let upload_id = self.create_multipart(to).await?;
@@ -221,7 +232,7 @@ impl S3BlobStore {
             .set_copy_source_range(range.map(|range| format!("bytes={}-{}", range.first, range.last)))
             .send()
             .await
-            .map_err(s3_error)?;
+            .map_err(upload_error)?;
         Ok(copied.copy_part_result.and_then(|result| result.e_tag).unwrap_or_default())
     }
 
@@ -237,11 +248,7 @@ impl S3BlobStore {
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await
-            .map_err(|error| match error.code() {
-                // A part the upload counts was overwritten, by a request that lost the race to save its session.
-                Some("InvalidPart") => StoreError::Conflict,
-                _ => s3_error(error),
-            })?;
+            .map_err(upload_error)?;
         Ok(())
     }
 
@@ -333,7 +340,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get(&self, digest: &Digest) -> Result<Bytes, StoreError> {
-        Ok(self.get_all(&layout::s3_blob_key(digest)).await?.freeze())
+        Ok(self.get_all(&layout::s3_blob_key(digest), s3_error).await?.freeze())
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
@@ -352,7 +359,7 @@ impl BlobStore for S3BlobStore {
     async fn append_upload(&self, session: &mut UploadSession, mut data: ByteStream) -> Result<u64, StoreError> {
         let mut state = Self::state(session)?;
         let mut buffer = match &state.tail {
-            Some(tail) => self.get_all(&layout::s3_upload_tail_key(&session.id, &tail.generation)).await?,
+            Some(tail) => self.get_all(&layout::s3_upload_tail_key(&session.id, &tail.generation), upload_error).await?,
             None => BytesMut::new(),
         };
         let mut next_part_size = part_size(self.limits.part_size, state.parts.len() as u32 + 1);
@@ -386,8 +393,14 @@ impl BlobStore for S3BlobStore {
         let mut state = Self::state(session)?;
         self.stage(session, &mut state).await?;
         Self::save_state(session, &state);
-        let output =
-            self.client.get_object().bucket(&self.bucket).key(layout::s3_upload_data_key(&session.id)).send().await.map_err(s3_error)?;
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(layout::s3_upload_data_key(&session.id))
+            .send()
+            .await
+            .map_err(upload_error)?;
         Ok(s3_stream(output.body))
     }
 
