@@ -48,12 +48,40 @@ pub async fn clients(region: Option<String>) -> (aws_sdk_s3::Client, aws_sdk_dyn
     clients_from(&loader.load().await)
 }
 
+/// How long one attempt, and one operation with its retries, may take. DynamoDB answers in milliseconds, so a stalled
+/// call fails fast; S3 copies up to 5 GiB server-side in one call, which can take minutes.
+const DYNAMODB_TIMEOUTS: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(12));
+const S3_TIMEOUTS: (Duration, Duration) = (Duration::from_secs(240), Duration::from_secs(600));
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Every call is tried at most this often (the SDK's standard retries: throttling and transient errors, with backoff).
+const MAX_ATTEMPTS: u32 = 3;
+
+fn timeouts((attempt, operation): (Duration, Duration)) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}
+
 pub fn clients_from(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
     let path_style = config.endpoint_url().is_some();
+    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS);
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).interceptor(CallCounter).build(),
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .timeout_config(timeouts(S3_TIMEOUTS))
+            .retry_config(retries.clone())
+            .interceptor(CallCounter)
+            .build(),
     );
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(config).interceptor(CallCounter).build());
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(config)
+            .timeout_config(timeouts(DYNAMODB_TIMEOUTS))
+            .retry_config(retries)
+            .interceptor(CallCounter)
+            .build(),
+    );
     (s3, dynamodb)
 }
 
@@ -132,4 +160,33 @@ impl Intercept for CallCounter {
 /// The S3 blob store and DynamoDB metadata store for `settings`.
 pub fn stores(s3: aws_sdk_s3::Client, dynamodb: aws_sdk_dynamodb::Client, settings: &AwsSettings) -> (S3BlobStore, DynamoMetadata) {
     (S3BlobStore::new(s3, &settings.bucket, settings.presign_ttl, settings.limits), DynamoMetadata::new(dynamodb, &settings.table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::UploadSessions;
+
+    /// A DynamoDB endpoint that accepts connections and never answers: the call fails once the operation timeout is up,
+    /// instead of holding its request forever.
+    #[tokio::test]
+    async fn a_silent_backend_fails_calls_within_the_operation_timeout() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((connection, _)) = silent.accept().await {
+                open.push(connection);
+            }
+        });
+        let config = crate::testing::emulator_config().to_builder().endpoint_url(endpoint).build();
+        let (_, dynamodb) = clients_from(&config);
+        let started = std::time::Instant::now();
+        let result = DynamoMetadata::new(dynamodb, "silent").upload("00000000-0000-4000-8000-000000000000").await;
+        let elapsed = started.elapsed();
+        held.abort();
+        assert!(result.is_err(), "a silent backend cannot answer");
+        let (attempt, operation) = DYNAMODB_TIMEOUTS;
+        assert!(elapsed >= attempt && elapsed < operation + Duration::from_secs(2), "failed after {elapsed:?}");
+    }
 }
