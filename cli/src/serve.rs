@@ -3,15 +3,17 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use berth::{
-    function::{FunctionConfig, aws_functions},
     http::{self, PublicUrl, routes::Function},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
-    server::{self, EmbeddedOptions, serve_embedded},
+    server,
+    services::{self, Limits},
     store::{
         aws::{self, AwsSettings},
+        local::EmbeddedStore,
         resources,
         s3::S3Limits,
     },
+    telemetry,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,41 +61,35 @@ pub struct ServeArgs {
     log_json: bool,
 }
 
-pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    server::init_tracing(args.log_json);
-    match args.store {
-        Store::Embedded => {
-            let options = EmbeddedOptions {
-                addr: args.addr,
-                data_dir: args.data_dir,
-                max_manifest_bytes: args.max_manifest_bytes,
-                public_url: args.public_url,
-            };
-            serve_embedded(options).await?
-        }
-        Store::Aws => serve_aws(args).await?,
-    }
-    Ok(())
-}
+/// Subscribers of registry events (the scanner, webhooks) will listen here; until then events are only logged.
+const EVENT_BUFFER: usize = 1024;
 
-async fn serve_aws(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let (bucket, table) = (args.bucket.unwrap_or_default(), args.table.unwrap_or_default());
-    let settings = AwsSettings { bucket, table, presign_ttl: Duration::from_secs(args.presign_ttl_seconds), limits: S3Limits::default() };
-    let (s3, dynamodb) = aws::clients(args.region).await;
-    if args.create_resources {
-        resources::create_resources(&s3, &dynamodb, &settings).await?;
-    }
-    let config = FunctionConfig {
-        aws: settings,
-        max_manifest_bytes: args.max_manifest_bytes,
-        max_request_bytes: None,
-        public_url: args.public_url,
-        host: args.addr.ip(),
-        port: args.addr.port(),
+pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    telemetry::init_tracing(args.log_json);
+    // `berth serve` takes requests of any size: nothing in front of it caps them as Lambda does.
+    let limits = Limits { max_manifest_bytes: args.max_manifest_bytes, max_request_bytes: None };
+    let events = Arc::new(EventBus::new(EVENT_BUFFER));
+    let services = match args.store {
+        Store::Embedded => {
+            let store = Arc::new(EmbeddedStore::open(&args.data_dir).await.map_err(|error| format!("cannot open the store: {error}"))?);
+            store.clone().sweep_in_background();
+            tracing::info!(data_dir = %args.data_dir.display(), "embedded store");
+            services::over_embedded(&store, limits, events, args.public_url)
+        }
+        Store::Aws => {
+            let (bucket, table) = (args.bucket.unwrap_or_default(), args.table.unwrap_or_default());
+            let presign_ttl = Duration::from_secs(args.presign_ttl_seconds);
+            let settings = AwsSettings { bucket, table, presign_ttl, limits: S3Limits::default() };
+            let (s3, dynamodb) = aws::clients(args.region).await;
+            if args.create_resources {
+                resources::create_resources(&s3, &dynamodb, &settings).await?;
+            }
+            tracing::info!(bucket = %settings.bucket, table = %settings.table, "AWS store");
+            services::over_aws(&settings, s3, dynamodb, &[Function::Manifests, Function::Blobs], limits, events, args.public_url)
+        }
     };
-    let router = http::router(aws_functions(&config, &[Function::Manifests, Function::Blobs], s3, dynamodb, Arc::new(EventBus::new(1024))));
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    tracing::info!(addr = %args.addr, bucket = %config.aws.bucket, table = %config.aws.table, "berth registry listening on AWS storage");
-    server::serve(listener, router).await?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| format!("cannot listen on {}: {error}", args.addr))?;
+    tracing::info!(addr = %args.addr, "berth registry listening");
+    server::serve(listener, http::router(services)).await?;
     Ok(())
 }

@@ -31,8 +31,8 @@ pub enum Error {
     ChunkOutOfOrder { uploaded: u64, start: u64 },
     #[error("requested range not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
-    #[error("{what} of {size} bytes exceeds the limit of {limit} bytes{advice}")]
-    TooLarge { what: &'static str, size: u64, limit: u64, advice: &'static str },
+    #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { what: &'static str, size: u64, limit: u64 },
     #[error("invalid pagination: {0}")]
     PaginationInvalid(String),
     #[error("no such endpoint: {0}")]

@@ -9,13 +9,15 @@ use std::{
 };
 
 use crate::{
-    http::{self, Functions, PublicUrl, routes::Function},
-    registry::{Blobs, DEFAULT_MAX_MANIFEST_BYTES, EventBus, EventSink, Manifests},
+    http::{self, PublicUrl, Services, routes::Function},
+    registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
     server,
+    services::{self, Limits},
     store::{
         aws::{self, AwsSettings},
         s3::S3Limits,
     },
+    telemetry,
 };
 
 /// Presigned URLs die with the credentials that signed them and should not outlive a pull: at most 20 minutes.
@@ -28,9 +30,9 @@ pub const LAMBDA_MAX_REQUEST_BYTES: u64 = 4_500_000;
 /// A function's configuration, read from `BERTH_*` variables.
 #[derive(Debug, Clone)]
 pub struct FunctionConfig {
-    pub aws: AwsSettings,
-    pub max_manifest_bytes: u64,
-    pub max_request_bytes: Option<u64>,
+    /// Where the registry's data is; `None` for a function that reads none (the token function).
+    pub aws: Option<AwsSettings>,
+    pub limits: Limits,
     /// The registry's public base URL, where a proxy hides the host clients use (`BERTH_PUBLIC_URL`).
     pub public_url: Option<PublicUrl>,
     /// Where plain HTTP listens: all interfaces by default, as a container needs.
@@ -44,15 +46,18 @@ pub struct FunctionConfig {
 pub struct ConfigError(pub Vec<String>);
 
 impl FunctionConfig {
-    /// Reads the configuration through `lookup` (the process environment in production). On Lambda the request size
+    /// Reads the configuration of a process serving `serve` through `lookup` (the process environment in
+    /// production); the bucket and table are required only where a function reads them. On Lambda the request size
     /// defaults to Lambda's payload limit.
-    pub fn from_env(lookup: impl Fn(&str) -> Option<String>, on_lambda: bool) -> Result<Self, ConfigError> {
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>, on_lambda: bool, serve: &[Function]) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
+        let reads_storage = serve.iter().any(|function| *function != Function::Token);
         let mut required = |name: &str| {
-            lookup(name).filter(|value| !value.is_empty()).unwrap_or_else(|| {
+            let value = lookup(name).filter(|value| !value.is_empty());
+            if value.is_none() && reads_storage {
                 problems.push(format!("{name} is not set"));
-                String::new()
-            })
+            }
+            value
         };
         let (bucket, table) = (required("BERTH_BUCKET"), required("BERTH_TABLE"));
         let mut number = |name: &str, default: Option<u64>| match lookup(name) {
@@ -90,44 +95,32 @@ impl FunctionConfig {
             return Err(ConfigError(problems));
         }
         let limits = S3Limits { part_size, ..defaults };
-        Ok(Self {
-            aws: AwsSettings { bucket, table, presign_ttl: Duration::from_secs(presign_ttl), limits },
-            max_manifest_bytes,
-            max_request_bytes,
-            public_url,
-            host,
-            port,
-        })
+        let aws = bucket.zip(table).filter(|_| reads_storage).map(|(bucket, table)| AwsSettings {
+            bucket,
+            table,
+            presign_ttl: Duration::from_secs(presign_ttl),
+            limits,
+        });
+        Ok(Self { aws, limits: Limits { max_manifest_bytes, max_request_bytes }, public_url, host, port })
     }
 }
 
-/// The given functions over the AWS adapters.
-pub fn aws_functions(
-    config: &FunctionConfig,
-    serve: &[Function],
-    s3: aws_sdk_s3::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-    events: Arc<dyn EventSink>,
-) -> Functions {
-    let (blob_store, metadata) = aws::stores(s3, dynamodb, &config.aws);
-    let (blob_store, metadata) = (Arc::new(blob_store), Arc::new(metadata));
-    Functions {
-        manifests: serve
-            .contains(&Function::Manifests)
-            .then(|| Arc::new(Manifests::new(blob_store.clone(), metadata.clone(), metadata.clone(), events, config.max_manifest_bytes))),
-        blobs: serve
-            .contains(&Function::Blobs)
-            .then(|| Arc::new(Blobs::new(blob_store, metadata.clone(), metadata, config.max_request_bytes))),
-        public_url: config.public_url.clone(),
-    }
+/// The services among `serve` a function's process runs, over its configured AWS storage.
+pub async fn services(config: &FunctionConfig, serve: &[Function]) -> Services {
+    let Some(settings) = &config.aws else {
+        return Services { public_url: config.public_url.clone(), ..Services::default() };
+    };
+    let (s3, dynamodb) = aws::clients(None).await;
+    // Nothing in a function's process subscribes yet: events are logged.
+    services::over_aws(settings, s3, dynamodb, serve, config.limits, Arc::new(EventBus::new(64)), config.public_url.clone())
 }
 
 /// The whole life of one function's process: the `main` of `functions/<name>`. A function may serve more than its
 /// own endpoints (see `functions/blobs`).
 pub async fn run(functions: &[Function]) -> ExitCode {
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    server::init_tracing(on_lambda || std::env::var_os("BERTH_LOG_JSON").is_some());
-    let config = match FunctionConfig::from_env(|name| std::env::var(name).ok(), on_lambda) {
+    telemetry::init_tracing(on_lambda || std::env::var_os("BERTH_LOG_JSON").is_some());
+    let config = match FunctionConfig::from_env(|name| std::env::var(name).ok(), on_lambda, functions) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%error, "cannot start");
@@ -135,9 +128,7 @@ pub async fn run(functions: &[Function]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (s3, dynamodb) = aws::clients(None).await;
-    // Nothing in a function's process subscribes yet: events are logged.
-    let router = http::router(aws_functions(&config, functions, s3, dynamodb, Arc::new(EventBus::new(64))));
+    let router = http::router(services(&config, functions).await);
     let result = if on_lambda {
         lambda_http::run(router).await.map_err(|error| error.to_string())
     } else {
@@ -167,7 +158,7 @@ mod tests {
 
     fn config(variables: &[(&str, &str)], on_lambda: bool) -> Result<FunctionConfig, ConfigError> {
         let variables: HashMap<String, String> = variables.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
-        FunctionConfig::from_env(|name| variables.get(name).cloned(), on_lambda)
+        FunctionConfig::from_env(|name| variables.get(name).cloned(), on_lambda, &[Function::Blobs])
     }
 
     #[test]
@@ -193,10 +184,18 @@ mod tests {
     fn defaults_follow_the_runtime() {
         let required = [("BERTH_BUCKET", "b"), ("BERTH_TABLE", "t")];
         let local = config(&required, false).unwrap();
-        assert_eq!((local.max_request_bytes, local.port, local.aws.presign_ttl), (None, 8080, Duration::from_secs(900)));
-        assert_eq!(config(&required, true).unwrap().max_request_bytes, Some(LAMBDA_MAX_REQUEST_BYTES));
+        assert_eq!((local.limits.max_request_bytes, local.port, local.aws.unwrap().presign_ttl), (None, 8080, Duration::from_secs(900)));
+        assert_eq!(config(&required, true).unwrap().limits.max_request_bytes, Some(LAMBDA_MAX_REQUEST_BYTES));
         let tuned =
             config(&[required[0], required[1], ("BERTH_MAX_REQUEST_BYTES", "1000"), ("BERTH_PART_SIZE_BYTES", "10485760")], true).unwrap();
-        assert_eq!((tuned.max_request_bytes, tuned.aws.limits.part_size), (Some(1000), 10 << 20));
+        assert_eq!((tuned.limits.max_request_bytes, tuned.aws.unwrap().limits.part_size), (Some(1000), 10 << 20));
+    }
+
+    #[test]
+    fn the_token_function_needs_no_storage() {
+        let token = FunctionConfig::from_env(|_| None, true, &[Function::Token]).unwrap();
+        assert!(token.aws.is_none());
+        let manifests = FunctionConfig::from_env(|_| None, true, &[Function::Manifests]).unwrap_err();
+        assert!(manifests.to_string().contains("BERTH_BUCKET is not set"), "{manifests}");
     }
 }

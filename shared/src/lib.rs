@@ -8,6 +8,7 @@ pub mod http;
 pub mod oci;
 pub mod registry;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]

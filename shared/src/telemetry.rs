@@ -1,5 +1,5 @@
-//! What each request costs: the backend calls (S3, DynamoDB) it made, counted per request for its log line, because
-//! on AWS calls are latency and money.
+//! Logging, and what each request costs: the backend calls (S3, DynamoDB) it made, counted per request for its log
+//! line, because on AWS calls are latency and money.
 
 use std::{cell::RefCell, collections::BTreeMap};
 
@@ -72,6 +72,22 @@ pub mod signed {
     /// Everything each function had signed since the process started.
     pub fn by_function() -> BTreeMap<Function, BTreeSet<Signed>> {
         BY_FUNCTION.lock().expect("no recorder panics").clone()
+    }
+}
+
+/// Logs to stderr with `BERTH_LOG` (or `RUST_LOG`) as the filter, `info` by default; JSON lines where logs are
+/// collected (Lambda, `--log-json`).
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("BERTH_LOG").or_else(|_| EnvFilter::try_from_default_env()).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal, not in files and log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    if json {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
     }
 }
 

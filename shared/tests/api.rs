@@ -9,11 +9,11 @@ use axum::{
     http::{HeaderMap, Method, Request, StatusCode},
 };
 use berth::{
-    function::{FunctionConfig, aws_functions},
-    http::{Functions, PublicUrl, router, routes::Function},
+    http::{PublicUrl, router, routes::Function},
     oci::{Algorithm, Digest},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus, RegistryEvent},
-    server::embedded_functions,
+    services::{self, Limits as ServiceLimits},
+    store::local::EmbeddedStore,
     testing,
 };
 use http_body_util::BodyExt;
@@ -86,26 +86,22 @@ impl Api {
         let dir = tempfile::tempdir().unwrap();
         let events = Arc::new(EventBus::new(64));
         let mut bucket = None;
-        let functions = match store {
-            Store::Embedded => Functions {
-                public_url: limits.public_url.clone(),
-                ..embedded_functions(dir.path(), limits.max_manifest_bytes, limits.max_request_bytes, events.clone()).await.unwrap()
-            },
+        let service_limits = ServiceLimits { max_manifest_bytes: limits.max_manifest_bytes, max_request_bytes: limits.max_request_bytes };
+        let public_url = limits.public_url.clone();
+        let services = match store {
+            Store::Embedded => {
+                let store = EmbeddedStore::open(dir.path()).await.unwrap();
+                services::over_embedded(&store, service_limits, events.clone(), public_url)
+            }
             Store::Aws => {
-                let config = FunctionConfig {
-                    aws: testing::fresh_aws_resources().await,
-                    max_manifest_bytes: limits.max_manifest_bytes,
-                    max_request_bytes: limits.max_request_bytes,
-                    public_url: limits.public_url.clone(),
-                    host: std::net::IpAddr::from([127, 0, 0, 1]),
-                    port: 0,
-                };
+                let settings = testing::fresh_aws_resources().await;
                 let (s3, dynamodb) = berth::store::aws::clients_from(&testing::emulator_config());
-                bucket = Some((s3.clone(), config.aws.bucket.clone()));
-                aws_functions(&config, &[Function::Manifests, Function::Blobs], s3, dynamodb, events.clone())
+                bucket = Some((s3.clone(), settings.bucket.clone()));
+                let serve = [Function::Manifests, Function::Blobs];
+                services::over_aws(&settings, s3, dynamodb, &serve, service_limits, events.clone(), public_url)
             }
         };
-        Self { router: router(functions), bucket, events, redirects: reqwest::Client::new(), _dir: dir }
+        Self { router: router(services), bucket, events, redirects: reqwest::Client::new(), _dir: dir }
     }
 
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use berth::{
-    function::{FunctionConfig, LAMBDA_MAX_REQUEST_BYTES, aws_functions},
+    function::LAMBDA_MAX_REQUEST_BYTES,
     http::{router, routes::Function},
     oci::{Algorithm, Digest},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
+    services::{self, Limits},
     store::aws,
     testing,
 };
@@ -22,16 +23,11 @@ struct LambdaFunction {
 
 impl LambdaFunction {
     async fn new(functions: &[Function]) -> Self {
-        let config = FunctionConfig {
-            aws: testing::fresh_aws_resources().await,
-            max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
-            max_request_bytes: Some(LAMBDA_MAX_REQUEST_BYTES),
-            public_url: None,
-            host: std::net::IpAddr::from([127, 0, 0, 1]),
-            port: 0,
-        };
+        let settings = testing::fresh_aws_resources().await;
+        let limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: Some(LAMBDA_MAX_REQUEST_BYTES) };
         let (s3, dynamodb) = aws::clients_from(&testing::emulator_config());
-        Self { adapter: Adapter::from(router(aws_functions(&config, functions, s3, dynamodb, Arc::new(EventBus::new(8))))) }
+        let services = services::over_aws(&settings, s3, dynamodb, functions, limits, Arc::new(EventBus::new(8)), None);
+        Self { adapter: Adapter::from(router(services)) }
     }
 
     async fn invoke(&mut self, event: Value) -> Value {

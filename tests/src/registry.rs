@@ -218,6 +218,10 @@ impl Registry {
                 .env("BERTH_HOST", "127.0.0.1")
                 .env("BERTH_MAX_REQUEST_BYTES", LAMBDA_MAX_REQUEST_BYTES)
                 .env("BERTH_PART_SIZE_BYTES", PART_SIZE_BYTES);
+            // As in the template: the token function reads no data, so it is not told where the data is.
+            if function == "token" {
+                command.env_remove("BERTH_BUCKET").env_remove("BERTH_TABLE");
+            }
             self.add_service(&format!("{function} function (port {port})"), &mut command)?;
             function_ports.push(*port);
         }

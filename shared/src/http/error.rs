@@ -8,7 +8,12 @@ use axum::{
 use serde::Serialize;
 
 use super::{header_value, upload_range};
-use crate::{error::Error, store::StoreError};
+use crate::{error::Error, registry::REQUEST_BODY, store::StoreError};
+
+/// What a client hears when one request carries more than the deployment takes (a Lambda function's payload).
+const REQUEST_LIMIT_ADVICE: &str = ": a registry function on AWS Lambda takes at most that much per request (Lambda's 6 MB payload \
+     limit). Upload in chunks no larger than the limit (PATCH with Content-Range), or push through a container \
+     deployment of the same functions or `berth serve`, which have no such limit";
 
 #[derive(Serialize)]
 struct ErrorBody {
@@ -70,6 +75,8 @@ impl IntoResponse for Error {
                 tracing::error!(%error, "request failed in storage");
                 "internal storage error".to_owned()
             }
+            // Only Lambda caps a request below what a blob may be; the edge tells the client how to get past it.
+            Self::TooLarge { what: REQUEST_BODY, .. } => format!("{self}{REQUEST_LIMIT_ADVICE}"),
             other => other.to_string(),
         };
         let body = ErrorBody { errors: [ErrorEntry { code, message, detail: self.detail() }] };

@@ -68,7 +68,7 @@ async fn put_manifest(
     body: Body,
 ) -> Result<Response, Error> {
     let limit = manifests.max_manifest_bytes();
-    let too_large = |size| Error::TooLarge { what: "manifest", size, limit, advice: "" };
+    let too_large = |size| Error::TooLarge { what: "manifest", size, limit };
     if let Some(size) = call.content_length()?.filter(|size| *size > limit) {
         return Err(too_large(size));
     }

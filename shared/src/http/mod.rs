@@ -30,9 +30,10 @@ use crate::{
 };
 use routes::Function;
 
-/// The functions one process serves; a function left `None` answers 404 for its endpoints.
+/// The services one process serves (the token endpoint needs none); a service left `None` answers 404 for the
+/// endpoints of the function it belongs to.
 #[derive(Clone, Default)]
-pub struct Functions {
+pub struct Services {
     pub manifests: Option<Arc<Manifests>>,
     pub blobs: Option<Arc<Blobs>>,
     pub public_url: Option<PublicUrl>,
@@ -61,8 +62,8 @@ impl PublicUrl {
 }
 
 /// The registry's router, answering every path through [`routes::parse`], each request logged with its cost.
-pub fn router(functions: Functions) -> Router {
-    Router::new().fallback(dispatch).with_state(functions).layer(axum::middleware::from_fn(log_request))
+pub fn router(services: Services) -> Router {
+    Router::new().fallback(dispatch).with_state(services).layer(axum::middleware::from_fn(log_request))
 }
 
 /// One log line per request, with the function that served it and the backend calls it made; server errors at `warn`,
@@ -87,14 +88,14 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-async fn dispatch(State(functions): State<Functions>, request: Request) -> Response {
+async fn dispatch(State(services): State<Services>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let (body, leftover) = body::watch(body);
-    let call = Call { parts: &parts, public_url: functions.public_url.as_ref() };
+    let call = Call { parts: &parts, public_url: services.public_url.as_ref() };
     let endpoint = routes::parse(&parts.method, parts.uri.path());
     let function = endpoint.as_ref().ok().map(routes::Endpoint::function);
     let served = match endpoint {
-        Ok(endpoint) => match (endpoint.function(), &functions.manifests, &functions.blobs) {
+        Ok(endpoint) => match (endpoint.function(), &services.manifests, &services.blobs) {
             (Function::Token, _, _) => token::handle(endpoint),
             (Function::Manifests, Some(manifests), _) => manifests::handle(manifests, endpoint, &call, body).await,
             (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &call, body).await,

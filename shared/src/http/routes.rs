@@ -5,8 +5,7 @@ use axum::http::Method;
 
 use crate::{
     error::Error,
-    oci::{Digest, Reference, RepositoryName},
-    store::layout,
+    oci::{Digest, Reference, RepositoryName, is_upload_id},
 };
 
 /// Which Lambda function serves an endpoint; `berth serve` mounts them all.
@@ -100,7 +99,7 @@ pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
         }
         [repo @ .., "blobs", "uploads", id] => {
             let name = name(repo)?;
-            if !layout::is_upload_id(id) {
+            if !is_upload_id(id) {
                 return Err(Error::BlobUploadUnknown);
             }
             let id = id.to_string();

@@ -1,4 +1,4 @@
-//! The OCI domain: repository names, tags, digests, references and manifests. Pure types, no I/O.
+//! The OCI domain: repository names, tags, digests, references, manifests and upload ids. Pure types, no I/O.
 
 /// Serializes a validated text type as its string and deserializes it through its `parse`, so stored records can
 /// never hold an invalid name, tag or digest.
@@ -27,3 +27,9 @@ mod name;
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use manifest::{Descriptor, ParsedManifest, media_types};
 pub use name::{Reference, RepositoryName, Tag};
+
+/// Whether `id` is an upload session id as Berth mints them, a canonical UUID; anything else (a `..`, a slash) is
+/// refused before it can reach a path or a key.
+pub fn is_upload_id(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok_and(|parsed| parsed.hyphenated().to_string() == id)
+}

@@ -26,17 +26,15 @@ pub struct Chunk {
     pub data: ByteStream,
 }
 
+/// What [`Error::TooLarge`] names when one request carries more than the deployment takes.
+pub const REQUEST_BODY: &str = "request body";
+
 pub struct Blobs {
     store: Arc<dyn BlobStore>,
     index: Arc<dyn BlobIndex>,
     sessions: Arc<dyn UploadSessions>,
     max_request_bytes: Option<u64>,
 }
-
-/// What a client hears when one request carries more than the deployment takes (a Lambda function's payload).
-const REQUEST_LIMIT_ADVICE: &str = ": a registry function on AWS Lambda takes at most that much per request (Lambda's 6 MB payload \
-     limit). Upload in chunks no larger than the limit (PATCH with Content-Range), or push through a container \
-     deployment of the same functions or `berth serve`, which have no such limit";
 
 /// What the bytes of one request did to an upload: hashed as they pass, counted, and any client-side fault.
 struct Intake {
@@ -259,7 +257,7 @@ impl Blobs {
 
 fn request_too_large(size: u64, limit: Option<u64>) -> Option<Error> {
     let limit = limit?;
-    (size > limit).then_some(Error::TooLarge { what: "request body", size, limit, advice: REQUEST_LIMIT_ADVICE })
+    (size > limit).then_some(Error::TooLarge { what: REQUEST_BODY, size, limit })
 }
 
 fn new_session(repository: &RepositoryName) -> UploadSession {

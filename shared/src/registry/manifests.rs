@@ -54,7 +54,7 @@ impl Manifests {
         bytes: Bytes,
     ) -> Result<(Digest, Option<Digest>), Error> {
         if bytes.len() as u64 > self.max_manifest_bytes {
-            return Err(Error::TooLarge { what: "manifest", size: bytes.len() as u64, limit: self.max_manifest_bytes, advice: "" });
+            return Err(Error::TooLarge { what: "manifest", size: bytes.len() as u64, limit: self.max_manifest_bytes });
         }
         let parsed = ParsedManifest::parse(&bytes, content_type)?;
         let (digest, tag) = match reference {

@@ -7,7 +7,7 @@ mod blobs;
 mod events;
 mod manifests;
 
-pub use blobs::{BlobDownload, Blobs, Chunk};
+pub use blobs::{BlobDownload, Blobs, Chunk, REQUEST_BODY};
 pub use events::{EventBus, EventSink, RegistryEvent};
 pub use manifests::{Manifests, StoredManifest};
 

@@ -74,7 +74,7 @@ impl FilesystemBlobStore {
         while let Some(entry) = entries.next_entry().await? {
             let id = entry.file_name().to_string_lossy().into_owned();
             let modified = entry.metadata().await?.modified()?;
-            if layout::is_upload_id(&id) && modified.elapsed().is_ok_and(|elapsed| elapsed > age) {
+            if crate::oci::is_upload_id(&id) && modified.elapsed().is_ok_and(|elapsed| elapsed > age) {
                 old.push(id);
             }
         }

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 
 use redb::TableDefinition;
 
-use crate::oci::Digest;
+use crate::oci::{Digest, is_upload_id};
 
 pub const BLOBS_DIR: &str = "blobs";
 pub const UPLOADS_DIR: &str = "uploads";
@@ -53,11 +53,6 @@ pub fn blob_path(digest: &Digest) -> PathBuf {
 pub fn upload_path(id: &str) -> PathBuf {
     debug_assert!(is_upload_id(id));
     [UPLOADS_DIR, id].iter().collect()
-}
-
-/// Session ids are UUIDs; anything else (a `..`, a slash) is refused before it can reach a path.
-pub fn is_upload_id(id: &str) -> bool {
-    uuid::Uuid::try_parse(id).is_ok_and(|parsed| parsed.hyphenated().to_string() == id)
 }
 
 /// A blob's S3 key: the filesystem layout with `/` separators.

@@ -8,6 +8,7 @@ pub mod dynamodb;
 pub mod embedded;
 pub mod filesystem;
 pub mod layout;
+pub mod local;
 pub mod resources;
 pub mod s3;
 
