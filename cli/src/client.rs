@@ -127,10 +127,10 @@ impl RegistryClient {
         self.paged(first, |page: TagList| page.tags.unwrap_or_default()).await
     }
 
-    pub async fn manifests(&self, name: &RepositoryName) -> Result<Vec<ManifestSummary>, ClientError> {
-        let url = self.url(&format!("/berth/v1/repositories/{name}/manifests"));
-        let response = self.send(Method::GET, url.clone()).await?;
-        Ok(json::<ManifestListing>(url, response).await?.manifests)
+    /// Every manifest of `name`, following the listing's pages.
+    pub async fn manifests(&self, name: &RepositoryName, page_size: Option<NonZeroUsize>) -> Result<Vec<ManifestSummary>, ClientError> {
+        let first = self.paged_url(&format!("/berth/v1/repositories/{name}/manifests"), page_size);
+        self.paged(first, |page: ManifestListing| page.manifests).await
     }
 
     /// The digest `tag` points at, from `Docker-Content-Digest` of a HEAD.
@@ -180,7 +180,7 @@ impl RegistryClient {
     }
 
     /// Fetches `first` and every page its `Link: <...>; rel="next"` headers lead to, concatenating their entries.
-    async fn paged<P: DeserializeOwned>(&self, first: Url, entries: impl Fn(P) -> Vec<String>) -> Result<Vec<String>, ClientError> {
+    async fn paged<P: DeserializeOwned, T>(&self, first: Url, entries: impl Fn(P) -> Vec<T>) -> Result<Vec<T>, ClientError> {
         let mut all = Vec::new();
         let mut next = Some(first);
         while let Some(url) = next.take() {

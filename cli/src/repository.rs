@@ -42,6 +42,8 @@ enum RepositoryCommand {
         /// The repository, e.g. team/app.
         #[arg(value_name = "NAME", value_parser = parse_name)]
         name: RepositoryName,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Remove a tag; the manifest it points at stays.
     Untag {
@@ -95,8 +97,8 @@ pub async fn run(args: RepositoryArgs) -> Result<(), Box<dyn Error>> {
             let tags = client.tags(&name, paging.page_size).await?;
             emit(format, &tags, |tags| column("TAG", tags))?;
         }
-        RepositoryCommand::ShowManifests { name } => {
-            let manifests = client.manifests(&name).await?;
+        RepositoryCommand::ShowManifests { name, paging } => {
+            let manifests = client.manifests(&name, paging.page_size).await?;
             emit(format, &manifests, |manifests| manifest_table(manifests))?;
         }
         RepositoryCommand::Untag { image: TaggedImage { name, tag } } => {

@@ -190,6 +190,40 @@ impl Api {
         manifest
     }
 
+    /// Pushes, by digest, an artifact of `artifact_type` whose subject is the manifest `subject`; `note` tells artifacts
+    /// apart. Returns its digest.
+    async fn push_referrer(&self, name: &str, subject: &[u8], artifact_type: &str, note: &str) -> Digest {
+        let (config, layer) = (self.push_blob(name, b"{}").await, self.push_blob(name, note.as_bytes()).await);
+        let artifact = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.to_string(), "size": 2},
+            "layers": [{"mediaType": artifact_type, "digest": layer.to_string(), "size": note.len()}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": sha256(subject).to_string(), "size": subject.len()}}))
+        .unwrap();
+        let digest = sha256(&artifact);
+        assert_eq!(self.put_manifest(name, &digest.to_string(), OCI_MANIFEST, &artifact).await.status, StatusCode::CREATED);
+        digest
+    }
+
+    /// Gets `first` and each page its `Link: <...>; rel="next"` leads to, to the end; every reply, in order.
+    async fn pages(&self, first: &str) -> Vec<Reply> {
+        let mut pages: Vec<Reply> = Vec::new();
+        let mut next = Some(first.to_owned());
+        while let Some(path) = next {
+            assert!(pages.len() < 100, "the Link chain from {first} does not end");
+            let page = self.get(&path).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&page.body));
+            next = page.headers.get("link").map(|link| {
+                let link = link.to_str().unwrap();
+                link.strip_prefix('<')
+                    .and_then(|rest| rest.strip_suffix(">; rel=\"next\""))
+                    .unwrap_or_else(|| panic!("Link: {link}"))
+                    .to_owned()
+            });
+            pages.push(page);
+        }
+        pages
+    }
+
     /// Opens an upload session and returns its `Location`.
     async fn start_upload(&self, name: &str) -> String {
         let reply = self.send(Method::POST, &format!("/v2/{name}/blobs/uploads/"), &[], Body::empty()).await;
@@ -645,6 +679,84 @@ async fn referrers_list_subjects_artifacts_with_filtering(store: Store) {
     assert_eq!(api.get(&format!("/v2/art/referrers/{subject}")).await.json()["manifests"], json!([]));
 }
 
+/// The `field` array of each page, and the `digest` of every entry across them in order.
+fn paged_digests(pages: &[Reply], field: &str) -> (Vec<usize>, Vec<String>) {
+    let entries: Vec<Vec<Value>> = pages.iter().map(|page| page.json()[field].as_array().unwrap().clone()).collect();
+    let digests = entries.iter().flatten().map(|entry| entry["digest"].as_str().unwrap().to_owned()).collect();
+    (entries.iter().map(Vec::len).collect(), digests)
+}
+
+async fn referrers_page_with_link_headers_that_keep_the_filter(store: Store) {
+    let api = Api::new(store).await;
+    let image = api.push_image("paged/art", "v1", b"subject layer").await;
+    let subject = sha256(&image);
+    let (sbom, signature) = ("application/spdx+json", "application/vnd.example.signature");
+    let mut pushed = Vec::new();
+    for index in 0..7 {
+        let artifact_type = if index % 2 == 0 { sbom } else { signature };
+        pushed.push((api.push_referrer("paged/art", &image, artifact_type, &format!("artifact {index}")).await.to_string(), artifact_type));
+    }
+    pushed.sort();
+    let of_type = |wanted: &str| -> Vec<String> {
+        pushed.iter().filter(|(_, artifact_type)| *artifact_type == wanted).map(|(digest, _)| digest.clone()).collect()
+    };
+
+    let pages = api.pages(&format!("/v2/paged/art/referrers/{subject}?n=2")).await;
+    let (sizes, listed) = paged_digests(&pages, "manifests");
+    assert_eq!(sizes, [2, 2, 2, 1]);
+    assert_eq!(listed, pushed.iter().map(|(digest, _)| digest.clone()).collect::<Vec<_>>(), "every referrer once, in digest order");
+    assert_eq!(pages[0].header("link"), format!("</v2/paged/art/referrers/{subject}?n=2&last={}>; rel=\"next\"", listed[1]));
+    for page in &pages {
+        assert_eq!(page.header("content-type"), OCI_INDEX);
+        assert!(page.headers.get("oci-filters-applied").is_none());
+    }
+
+    // The filter applies before the page is cut, so pages are full, and the Link keeps it (escaped).
+    let pages = api.pages(&format!("/v2/paged/art/referrers/{subject}?artifactType=application/spdx%2Bjson&n=3")).await;
+    let (sizes, listed) = paged_digests(&pages, "manifests");
+    assert_eq!((sizes, listed), (vec![3, 1], of_type(sbom)));
+    assert_eq!(
+        pages[0].header("link"),
+        format!("</v2/paged/art/referrers/{subject}?artifactType=application%2Fspdx%2Bjson&n=3&last={}>; rel=\"next\"", of_type(sbom)[2])
+    );
+    for page in &pages {
+        assert_eq!(page.header("oci-filters-applied"), "artifactType");
+        assert!(page.json()["manifests"].as_array().unwrap().iter().all(|descriptor| descriptor["artifactType"] == sbom));
+    }
+    let (sizes, listed) =
+        paged_digests(&api.pages(&format!("/v2/paged/art/referrers/{subject}?artifactType={signature}&n=1")).await, "manifests");
+    assert_eq!((sizes, listed), (vec![1, 1, 1], of_type(signature)));
+    api.get(&format!("/v2/paged/art/referrers/{subject}?n=some")).await.assert_error(StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID");
+}
+
+async fn management_listing_pages_with_link_headers(store: Store) {
+    let api = Api::new(store).await;
+    let mut pushed = Vec::new();
+    for index in 0..5 {
+        let manifest = api.push_image("paged/app", &format!("v{index}"), format!("layer {index}").as_bytes()).await;
+        pushed.push((sha256(&manifest).to_string(), vec![format!("v{index}")]));
+    }
+    // A second tag on the first manifest (the same layer makes the same manifest); tags list in lexical order.
+    api.push_image("paged/app", "latest", b"layer 0").await;
+    pushed[0].1.insert(0, "latest".to_owned());
+    pushed.sort();
+
+    let pages = api.pages("/berth/v1/repositories/paged/app/manifests?n=2").await;
+    let (sizes, listed) = paged_digests(&pages, "manifests");
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(listed, pushed.iter().map(|(digest, _)| digest.clone()).collect::<Vec<_>>(), "every manifest once, in digest order");
+    assert_eq!(pages[0].header("link"), format!("</berth/v1/repositories/paged/app/manifests?n=2&last={}>; rel=\"next\"", listed[1]));
+    let tags: Vec<Value> =
+        pages.iter().flat_map(|page| page.json()["manifests"].as_array().unwrap().clone()).map(|entry| entry["tags"].clone()).collect();
+    assert_eq!(tags, pushed.iter().map(|(_, tags)| json!(tags)).collect::<Vec<_>>());
+    assert!(pages.iter().all(|page| page.json()["repository"] == "paged/app"));
+
+    let last = listed.last().unwrap();
+    assert_eq!(api.get(&format!("/berth/v1/repositories/paged/app/manifests?last={last}")).await.json()["manifests"], json!([]));
+    api.get("/berth/v1/repositories/paged/app/manifests?n=-1").await.assert_error(StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID");
+    api.get("/berth/v1/repositories/paged/none/manifests").await.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
+}
+
 async fn deleting_tags_and_manifests(store: Store) {
     let api = Api::new(store).await;
     let manifest = api.push_image("del", "v1", b"layer").await;
@@ -1058,6 +1170,8 @@ on_both_stores!(
     four_mib_manifests_fit_and_larger_ones_get_413,
     tags_and_catalog_page_with_link_headers,
     referrers_list_subjects_artifacts_with_filtering,
+    referrers_page_with_link_headers_that_keep_the_filter,
+    management_listing_pages_with_link_headers,
     deleting_tags_and_manifests,
     management_lists_manifests_and_deletes_repositories,
     invalid_names_tags_digests_and_methods,

@@ -83,6 +83,8 @@ fn lists_repositories_tags_and_manifests_in_both_formats(kind: RegistryKind) {
     let manifests = json_of(&registry, &["show-manifests", "team/app"]);
     let manifests = manifests.as_array().unwrap_or_else(|| panic!("not an array: {manifests}"));
     assert_eq!(manifests.len(), 2, "{manifests:?}");
+    // One manifest per page makes the client follow the listing's Link header, to the same list.
+    assert_eq!(json_of(&registry, &["show-manifests", "team/app", "--page-size", "1"]), json!(manifests));
     let (header, rows) = table_of(&registry, &["show-manifests", "team/app"]);
     assert_eq!(header, ["DIGEST", "MEDIA TYPE", "SIZE", "PUSHED", "TAGS"]);
     assert_eq!(rows.len(), 2, "{rows:?}");

@@ -12,9 +12,9 @@ use serde::Serialize;
 use super::{CONTENT_DIGEST, Call, header_value, routes::Endpoint};
 use crate::{
     error::Error,
-    oci::{Descriptor, Digest, Reference, RepositoryName, media_types},
+    oci::{Descriptor, Digest, Reference, RepositoryName, Tag, media_types},
     registry::Manifests,
-    store::PageRequest,
+    store::{PageRequest, TaggedManifest},
 };
 
 /// The most entries one listing page returns, whatever `n` asks for; more come through the `Link` header.
@@ -30,7 +30,7 @@ pub(super) async fn handle(manifests: &Manifests, endpoint: Endpoint, call: &Cal
         Endpoint::ListTags { name } => list_tags(manifests, &name, call).await,
         Endpoint::Catalog => catalog(manifests, call).await,
         Endpoint::Referrers { name, digest } => referrers(manifests, &name, &digest, call).await,
-        Endpoint::ListManifests { name } => list_manifests(manifests, &name).await,
+        Endpoint::ListManifests { name } => list_manifests(manifests, &name, call).await,
         Endpoint::DeleteRepository { name } => delete_repository(manifests, &name).await,
         other => Err(Error::EndpointUnknown(format!("{other:?}"))),
     }
@@ -98,28 +98,28 @@ async fn delete_manifest(manifests: &Manifests, name: &RepositoryName, reference
 }
 
 #[derive(Serialize)]
-struct TagList {
-    name: String,
-    tags: Vec<String>,
+struct TagList<'a> {
+    name: &'a RepositoryName,
+    tags: Vec<Tag>,
 }
 
 /// `GET /v2/<name>/tags/list?n=<n>&last=<last>` — tags in lexical order, paged with a `Link` header.
 async fn list_tags(manifests: &Manifests, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
     let page = page_request(call)?;
     let tags = manifests.tags(name, &page.fetch()).await?;
-    Ok(page.respond(&call.url(&format!("/v2/{name}/tags/list")), tags, |tags| TagList { name: name.to_string(), tags }))
+    Ok(page.respond(&call.url(&format!("/v2/{name}/tags/list")), &[], tags, Tag::to_string, |tags| TagList { name, tags }))
 }
 
 #[derive(Serialize)]
 struct Catalog {
-    repositories: Vec<String>,
+    repositories: Vec<RepositoryName>,
 }
 
 /// `GET /v2/_catalog?n=<n>&last=<last>` — repository names in lexical order, paged with a `Link` header.
 async fn catalog(manifests: &Manifests, call: &Call<'_>) -> Result<Response, Error> {
     let page = page_request(call)?;
     let names = manifests.catalog(&page.fetch()).await?;
-    Ok(page.respond(&call.url("/v2/_catalog"), names, |repositories| Catalog { repositories }))
+    Ok(page.respond(&call.url("/v2/_catalog"), &[], names, RepositoryName::to_string, |repositories| Catalog { repositories }))
 }
 
 #[derive(Serialize)]
@@ -130,13 +130,23 @@ struct ImageIndex {
     manifests: Vec<Descriptor>,
 }
 
-/// `GET /v2/<name>/referrers/<digest>?artifactType=<type>` — an image index of the manifests whose subject is
-/// `<digest>`; never 404, an empty index when there are none.
+/// `GET /v2/<name>/referrers/<digest>?artifactType=<type>&n=<n>&last=<digest>` — an image index of the manifests
+/// whose subject is `<digest>`, in digest order, paged with a `Link` header that keeps the filter; never 404, an empty
+/// index when there are none.
 async fn referrers(manifests: &Manifests, name: &RepositoryName, digest: &Digest, call: &Call<'_>) -> Result<Response, Error> {
+    let page = page_request(call)?;
     let artifact_type = call.query("artifactType");
-    let found = manifests.referrers(name, digest, artifact_type.as_deref()).await?;
-    let index = ImageIndex { schema_version: 2, media_type: media_types::OCI_INDEX, manifests: found };
-    let mut response = ([(header::CONTENT_TYPE, media_types::OCI_INDEX)], Json(index)).into_response();
+    let found = manifests.referrers(name, digest, artifact_type.as_deref(), &page.fetch()).await?;
+    let filters: Vec<(&str, &str)> = artifact_type.iter().map(|wanted| ("artifactType", wanted.as_str())).collect();
+    let path = call.url(&format!("/v2/{name}/referrers/{digest}"));
+    let mut response = page.respond(
+        &path,
+        &filters,
+        found,
+        |descriptor| descriptor.digest.to_string(),
+        |manifests| ImageIndex { schema_version: 2, media_type: media_types::OCI_INDEX, manifests },
+    );
+    response.headers_mut().insert(header::CONTENT_TYPE, header_value(media_types::OCI_INDEX));
     if artifact_type.is_some() {
         response.headers_mut().insert(OCI_FILTERS_APPLIED, header_value("artifactType"));
     }
@@ -145,39 +155,50 @@ async fn referrers(manifests: &Manifests, name: &RepositoryName, digest: &Digest
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ManifestListing {
-    repository: String,
+struct ManifestListing<'a> {
+    repository: &'a RepositoryName,
     manifests: Vec<ManifestSummary>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ManifestSummary {
-    digest: String,
+    digest: Digest,
     media_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     artifact_type: Option<String>,
     size: u64,
-    tags: Vec<String>,
+    tags: Vec<Tag>,
     /// Unix milliseconds.
     pushed_at: u64,
 }
 
-/// `GET /berth/v1/repositories/<name>/manifests` — every manifest of a repository with its tags and push time.
-async fn list_manifests(manifests: &Manifests, name: &RepositoryName) -> Result<Response, Error> {
-    let listed = manifests.list_manifests(name).await?;
-    let manifests = listed
-        .into_iter()
-        .map(|entry| ManifestSummary {
-            digest: entry.manifest.digest.to_string(),
-            media_type: entry.manifest.media_type,
-            artifact_type: entry.manifest.artifact_type,
-            size: entry.manifest.size,
-            tags: entry.tags.iter().map(ToString::to_string).collect(),
-            pushed_at: entry.manifest.pushed_at,
-        })
-        .collect();
-    Ok(Json(ManifestListing { repository: name.to_string(), manifests }).into_response())
+impl From<TaggedManifest> for ManifestSummary {
+    fn from(TaggedManifest { manifest, tags }: TaggedManifest) -> Self {
+        Self {
+            digest: manifest.digest,
+            media_type: manifest.media_type,
+            artifact_type: manifest.artifact_type,
+            size: manifest.size,
+            tags,
+            pushed_at: manifest.pushed_at,
+        }
+    }
+}
+
+/// `GET /berth/v1/repositories/<name>/manifests?n=<n>&last=<digest>` — a repository's manifests in digest order with
+/// their tags and push time, paged with a `Link` header.
+async fn list_manifests(manifests: &Manifests, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
+    let page = page_request(call)?;
+    let listed = manifests.list_manifests(name, &page.fetch()).await?;
+    let path = call.url(&format!("/berth/v1/repositories/{name}/manifests"));
+    Ok(page.respond(
+        &path,
+        &[],
+        listed,
+        |entry| entry.manifest.digest.to_string(),
+        |listed| ManifestListing { repository: name, manifests: listed.into_iter().map(ManifestSummary::from).collect() },
+    ))
 }
 
 /// `DELETE /berth/v1/repositories/<name>` — removes a repository's manifests, tags and blob links; 202.
@@ -206,15 +227,27 @@ impl Page {
         PageRequest { limit: self.n + 1, after: self.last.clone() }
     }
 
-    /// The page's JSON, with `Link: <path?n=&last=>; rel="next"` when entries remain.
-    fn respond<T: ToString, B: Serialize>(&self, path: &str, mut entries: Vec<T>, body: impl FnOnce(Vec<String>) -> B) -> Response {
+    /// The JSON `body` makes of the page cut from `entries` (fetched with [`Page::fetch`]), with
+    /// `Link: <path?filters&n=&last=>; rel="next"` when entries remain, `last` being the `cursor` of the page's last
+    /// entry and `filters` the request's own, so every page is filtered alike.
+    fn respond<T, B: Serialize>(
+        &self,
+        path: &str,
+        filters: &[(&str, &str)],
+        mut entries: Vec<T>,
+        cursor: impl FnOnce(&T) -> String,
+        body: impl FnOnce(Vec<T>) -> B,
+    ) -> Response {
         let more = entries.len() > self.n;
         entries.truncate(self.n);
-        let entries: Vec<String> = entries.iter().map(ToString::to_string).collect();
-        let link = match (more, entries.last()) {
-            (true, Some(last)) => Some(format!("<{path}?n={}&last={last}>; rel=\"next\"", self.n)),
-            _ => None,
-        };
+        let link = entries.last().filter(|_| more).map(|last| {
+            // Names, tags and digests need no escaping in a query; filters (a media type's `+`) may.
+            let mut query = serde_urlencoded::to_string(filters).expect("text pairs encode");
+            if !query.is_empty() {
+                query.push('&');
+            }
+            format!("<{path}?{query}n={}&last={}>; rel=\"next\"", self.n, cursor(last))
+        });
         let mut response = Json(body(entries)).into_response();
         if let Some(link) = link {
             response.headers_mut().insert(header::LINK, header_value(link));

@@ -149,18 +149,17 @@ impl Manifests {
         Ok(self.index.catalog(page).await?)
     }
 
-    /// Descriptors of the manifests whose subject is `subject`, optionally only those of one artifact type.
+    /// One page, in digest order, of descriptors of the manifests whose subject is `subject`, optionally only those
+    /// of one artifact type.
     pub async fn referrers(
         &self,
         repository: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        page: &PageRequest,
     ) -> Result<Vec<Descriptor>, Error> {
-        let records = self.index.referrers(repository, subject).await?;
         let mut descriptors = Vec::new();
-        for record in
-            records.into_iter().filter(|record| artifact_type.is_none_or(|wanted| record.artifact_type.as_deref() == Some(wanted)))
-        {
+        for record in self.index.referrers(repository, subject, artifact_type, page).await? {
             let mut descriptor = record.descriptor();
             if record.annotations_not_indexed {
                 descriptor.annotations = self.read_annotations(&record).await?;
@@ -170,9 +169,14 @@ impl Manifests {
         Ok(descriptors)
     }
 
-    pub async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, Error> {
-        self.require_repository(repository).await?;
-        Ok(self.index.list_manifests(repository).await?)
+    /// One page of the repository's manifests, in digest order, with their tags.
+    pub async fn list_manifests(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<TaggedManifest>, Error> {
+        let listed = self.index.list_manifests(repository, page).await?;
+        // As for tags: manifests prove the repository exists, and only an empty page needs the lookup.
+        if listed.is_empty() {
+            self.require_repository(repository).await?;
+        }
+        Ok(listed)
     }
 
     pub async fn delete_repository(&self, repository: &RepositoryName) -> Result<(), Error> {

@@ -24,6 +24,7 @@ pub(crate) async fn check_all(stores: Stores) {
     linking_a_blob_closes_its_upload(&stores).await;
     manifests_tags_and_referrers(&stores).await;
     listings_page_in_lexical_order(&stores).await;
+    manifest_and_referrer_listings_page_in_digest_order(&stores).await;
     deleting_a_repository_removes_everything_it_held(&stores).await;
 }
 
@@ -33,6 +34,25 @@ fn repo(name: &str) -> RepositoryName {
 
 fn tag(name: &str) -> Tag {
     Tag::parse(name).unwrap()
+}
+
+fn page(limit: usize, after: Option<&str>) -> PageRequest {
+    PageRequest { limit, after: after.map(str::to_owned) }
+}
+
+/// Everything `listing` lists, followed page by page (`limit` entries after the last one seen) until a short page.
+/// Every page but the last must be full: a filter that thinned pages would show here.
+async fn every_page(limit: usize, listing: impl AsyncFn(PageRequest) -> Vec<Digest>) -> Vec<Digest> {
+    let mut all: Vec<Digest> = Vec::new();
+    loop {
+        let found = listing(page(limit, all.last().map(ToString::to_string).as_deref())).await;
+        assert!(found.len() <= limit, "a page of {limit} held {}", found.len());
+        let done = found.len() < limit;
+        all.extend(found);
+        if done {
+            return all;
+        }
+    }
 }
 
 pub(crate) fn session(repository: &str) -> UploadSession {
@@ -215,19 +235,17 @@ async fn manifests_tags_and_referrers(stores: &Stores) {
         stores.metadata.missing_manifests(&name, &[image.digest.clone(), absent.clone(), sbom.digest.clone()]).await.unwrap(),
         vec![absent]
     );
-    let mut referrers: Vec<Digest> =
-        stores.metadata.referrers(&name, &image.digest).await.unwrap().into_iter().map(|found| found.digest).collect();
-    referrers.sort();
-    let mut expected = vec![sbom.digest.clone(), signature.digest.clone()];
-    expected.sort();
-    assert_eq!(referrers, expected);
+    let referrers = stores.metadata.referrers(&name, &image.digest, None, &page(10, None)).await.unwrap();
+    let mut expected = vec![sbom.clone(), signature.clone()];
+    expected.sort_by_key(|record| record.digest.to_string());
+    assert_eq!(referrers, expected, "referrers come whole, in digest order");
 
     // Moving a tag points it at the new manifest and leaves the old one in place.
     stores.metadata.put_manifest(&name, &sbom, Some(&tag("v1"))).await.unwrap();
     assert_eq!(tag_target(stores, &name, &tag("v1")).await.unwrap(), Some(sbom.digest.clone()));
     assert!(stores.metadata.manifest(&name, &image.digest).await.unwrap().is_some());
 
-    let listed = stores.metadata.list_manifests(&name).await.unwrap();
+    let listed = stores.metadata.list_manifests(&name, &page(10, None)).await.unwrap();
     assert_eq!(listed.len(), 3);
     let sbom_entry = listed.iter().find(|entry| entry.manifest.digest == sbom.digest).unwrap();
     assert_eq!(sbom_entry.tags, vec![tag("v1")]);
@@ -240,7 +258,14 @@ async fn manifests_tags_and_referrers(stores: &Stores) {
     assert!(stores.metadata.delete_manifest(&name, &sbom.digest).await.unwrap());
     assert!(!stores.metadata.delete_manifest(&name, &sbom.digest).await.unwrap());
     assert_eq!(tag_target(stores, &name, &tag("v1")).await.unwrap(), None);
-    let left: Vec<Digest> = stores.metadata.referrers(&name, &image.digest).await.unwrap().into_iter().map(|found| found.digest).collect();
+    let left: Vec<Digest> = stores
+        .metadata
+        .referrers(&name, &image.digest, None, &page(10, None))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|found| found.digest)
+        .collect();
     assert_eq!(left, vec![signature.digest.clone()]);
 }
 
@@ -250,7 +275,6 @@ async fn listings_page_in_lexical_order(stores: &Stores) {
     for tag_name in ["b", "a", "c", "a1"] {
         stores.metadata.put_manifest(&name, &image, Some(&tag(tag_name))).await.unwrap();
     }
-    let page = |limit, after: Option<&str>| PageRequest { limit, after: after.map(str::to_owned) };
     let names = |tags: Vec<Tag>| tags.iter().map(ToString::to_string).collect::<Vec<_>>();
     assert_eq!(names(stores.metadata.list_tags(&name, &page(10, None)).await.unwrap()), ["a", "a1", "b", "c"]);
     assert_eq!(names(stores.metadata.list_tags(&name, &page(2, None)).await.unwrap()), ["a", "a1"]);
@@ -270,6 +294,71 @@ async fn listings_page_in_lexical_order(stores: &Stores) {
     assert_eq!(after_paging, vec![repo("contract/paging-other")]);
     assert!(stores.metadata.repository_exists(&name).await.unwrap());
     assert!(!stores.metadata.repository_exists(&repo("contract/never")).await.unwrap());
+}
+
+fn in_digest_order<'a>(records: impl IntoIterator<Item = &'a ManifestRecord>) -> Vec<Digest> {
+    let mut digests: Vec<Digest> = records.into_iter().map(|record| record.digest.clone()).collect();
+    digests.sort_by_key(ToString::to_string);
+    digests
+}
+
+/// Manifests and referrers page in digest order with nothing missed or repeated, whatever the page size; referrers
+/// filtered by artifact type fill every page but the last.
+async fn manifest_and_referrer_listings_page_in_digest_order(stores: &Stores) {
+    let name = repo("contract/listing");
+    let image = record(b"listed image", None, None);
+    stores.metadata.put_manifest(&name, &image, Some(&tag("latest"))).await.unwrap();
+    let (sbom, signature) = ("application/spdx+json", "application/vnd.dev.sigstore");
+    let referrers: Vec<ManifestRecord> = (0..9)
+        .map(|index| record(format!("referrer {index}").as_bytes(), Some(&image.digest), [Some(sbom), Some(signature), None][index % 3]))
+        .collect();
+    for (index, referrer) in referrers.iter().enumerate() {
+        stores.metadata.put_manifest(&name, referrer, Some(&tag(&format!("r{index}")))).await.unwrap();
+    }
+    stores.metadata.put_manifest(&name, &referrers[0], Some(&tag("again"))).await.unwrap();
+    // Referrers of another subject, and of this subject in a repository whose name extends this one's, stay out.
+    let of_another_subject = record(b"of another subject", Some(&referrers[1].digest), Some(sbom));
+    stores.metadata.put_manifest(&name, &of_another_subject, None).await.unwrap();
+    stores
+        .metadata
+        .put_manifest(&repo("contract/listing-other"), &record(b"elsewhere", Some(&image.digest), Some(sbom)), None)
+        .await
+        .unwrap();
+
+    let every_referrer = in_digest_order(&referrers);
+    let sboms = in_digest_order(referrers.iter().filter(|referrer| referrer.artifact_type.as_deref() == Some(sbom)));
+    let every_manifest = in_digest_order(referrers.iter().chain([&image, &of_another_subject]));
+    let tags_of = |digest: &Digest| match referrers.iter().position(|referrer| &referrer.digest == digest) {
+        Some(0) => vec![tag("again"), tag("r0")],
+        Some(index) => vec![tag(&format!("r{index}"))],
+        None if digest == &image.digest => vec![tag("latest")],
+        None => Vec::new(),
+    };
+    let referrer_page = async |artifact_type: Option<&str>, request: PageRequest| -> Vec<Digest> {
+        let found = stores.metadata.referrers(&name, &image.digest, artifact_type, &request).await.unwrap();
+        found.into_iter().map(|record| record.digest).collect()
+    };
+    for limit in [1, 2, 3, 4, 100] {
+        assert_eq!(
+            every_page(limit, async |request| referrer_page(None, request).await).await,
+            every_referrer,
+            "referrers in pages of {limit}"
+        );
+        assert_eq!(every_page(limit, async |request| referrer_page(Some(sbom), request).await).await, sboms, "{sbom}s in pages of {limit}");
+        let manifests = every_page(limit, async |request| {
+            let listed = stores.metadata.list_manifests(&name, &request).await.unwrap();
+            for entry in &listed {
+                assert_eq!(entry.tags, tags_of(&entry.manifest.digest), "the tags of {}", entry.manifest.digest);
+            }
+            listed.into_iter().map(|entry| entry.manifest.digest).collect()
+        })
+        .await;
+        assert_eq!(manifests, every_manifest, "manifests in pages of {limit}");
+    }
+    assert!(referrer_page(Some("application/none"), page(5, None)).await.is_empty());
+    assert!(referrer_page(None, page(0, None)).await.is_empty());
+    assert!(stores.metadata.list_manifests(&name, &page(0, None)).await.unwrap().is_empty());
+    assert!(stores.metadata.list_manifests(&repo("contract/never-listed"), &page(5, None)).await.unwrap().is_empty());
 }
 
 async fn deleting_a_repository_removes_everything_it_held(stores: &Stores) {

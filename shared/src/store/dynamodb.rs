@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, ManifestIndex, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
+    BlobIndex, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
     layout::dynamo::{self as keys, EXPIRES_AT, PK, SK},
 };
 use crate::oci::{Digest, RepositoryName, Tag};
@@ -201,8 +201,21 @@ impl DynamoMetadata {
     }
 
     /// Items of partition `pk` whose sort key starts with `prefix` (any, when empty), in order, strictly after
-    /// `prefix + after`.
+    /// `prefix + after`, at most `limit`.
     async fn query(&self, pk: String, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<Item>, StoreError> {
+        self.query_where(pk, prefix, after, limit, None).await
+    }
+
+    /// [`Self::query`] of only the items whose text attribute `only.0` is `only.1`. DynamoDB filters after reading,
+    /// and a read that kept too few goes on from where it stopped, so the result is short only at the end.
+    async fn query_where(
+        &self,
+        pk: String,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        only: Option<(&str, &str)>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut start = after.map(|after| key(pk.clone(), format!("{prefix}{after}")));
         let mut items = Vec::new();
         while items.len() < limit {
@@ -220,6 +233,13 @@ impl DynamoMetadata {
                     .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                     .expression_attribute_names("#sk", SK)
                     .expression_attribute_values(":prefix", text(prefix))
+            };
+            let request = match only {
+                Some((name, value)) => request
+                    .filter_expression("#only = :only")
+                    .expression_attribute_names("#only", name)
+                    .expression_attribute_values(":only", text(value)),
+                None => request,
             };
             let output = request
                 .set_exclusive_start_key(start)
@@ -386,7 +406,11 @@ impl ManifestIndex for DynamoMetadata {
             ));
         }
         if let Some(subject) = &record.subject {
-            items.push(put(&self.table, key(pk, keys::referrer_sk(subject, &record.digest))));
+            // The referrer entry carries the record and its artifact type, so a page of referrers, filtered or not, is
+            // one Query.
+            let artifact_type = record.artifact_type.as_ref().map(|artifact_type| ("artifact_type", text(artifact_type)));
+            let attributes = [("record", to_json(record))].into_iter().chain(artifact_type);
+            items.push(put(&self.table, item(pk, keys::referrer_sk(subject, &record.digest), attributes)));
         }
         self.transact(items).await
     }
@@ -453,37 +477,30 @@ impl ManifestIndex for DynamoMetadata {
         items.iter().map(|item| parse_stored(sk_suffix(item, keys::TAG_PREFIX)?, Tag::parse)).collect()
     }
 
-    async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, StoreError> {
+    async fn list_manifests(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<TaggedManifest>, StoreError> {
         let pk = keys::repository_pk(repository);
-        let mut tags_by_digest: HashMap<String, Vec<Tag>> = HashMap::new();
-        for item in self.query(pk.clone(), keys::TAG_PREFIX, None, usize::MAX).await? {
-            tags_by_digest
-                .entry(text_of(&item, "digest")?.to_owned())
-                .or_default()
-                .push(parse_stored(sk_suffix(&item, keys::TAG_PREFIX)?, Tag::parse)?);
-        }
-        let manifests = self.query(pk, keys::MANIFEST_PREFIX, None, usize::MAX).await?;
-        manifests
-            .iter()
-            .map(|item| {
-                let manifest: ManifestRecord = json_of(item, "record")?;
-                let tags = tags_by_digest.remove(&manifest.digest.to_string()).unwrap_or_default();
-                Ok(TaggedManifest { manifest, tags })
-            })
-            .collect()
-    }
-
-    async fn referrers(&self, repository: &RepositoryName, subject: &Digest) -> Result<Vec<ManifestRecord>, StoreError> {
-        let pk = keys::repository_pk(repository);
-        let prefix = keys::referrers_of(subject);
-        let mut found = Vec::new();
-        for entry in self.query(pk.clone(), &prefix, None, usize::MAX).await? {
-            let digest = parse_stored(sk_suffix(&entry, &prefix)?, Digest::parse)?;
-            if let Some(record) = self.manifest(repository, &digest).await? {
-                found.push(record);
+        let manifests = self.query(pk.clone(), keys::MANIFEST_PREFIX, page.after.as_deref(), page.limit).await?;
+        let mut listed = ManifestPage::new(manifests.iter().map(|item| json_of(item, "record")).collect::<Result<_, _>>()?);
+        if !listed.is_empty() {
+            for item in self.query(pk, keys::TAG_PREFIX, None, usize::MAX).await? {
+                listed.offer(text_of(&item, "digest")?, parse_stored(sk_suffix(&item, keys::TAG_PREFIX)?, Tag::parse)?);
             }
         }
-        Ok(found)
+        Ok(listed.into_listing())
+    }
+
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Vec<ManifestRecord>, StoreError> {
+        let only = artifact_type.map(|wanted| ("artifact_type", wanted));
+        let entries = self
+            .query_where(keys::repository_pk(repository), &keys::referrers_of(subject), page.after.as_deref(), page.limit, only)
+            .await?;
+        entries.iter().map(|entry| json_of(entry, "record")).collect()
     }
 
     async fn catalog(&self, page: &PageRequest) -> Result<Vec<RepositoryName>, StoreError> {

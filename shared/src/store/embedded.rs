@@ -1,14 +1,14 @@
 //! The embedded metadata store of `berth serve`: every port's records in one redb database, each change one
 //! ACID transaction.
 
-use std::{collections::BTreeMap, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, ManifestIndex, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
+    BlobIndex, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
     layout::{BLOB_LINKS, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS},
 };
 use crate::oci::{Digest, RepositoryName, Tag};
@@ -119,21 +119,23 @@ fn scan<V: redb::Value + 'static>(
     Ok(())
 }
 
-/// Keys `(repository, x)` of `table` with x strictly after `after`, in order, at most `limit`.
-fn second_keys_after<V: redb::Value + 'static>(
+/// The entries `(repository, key)` of `table` with `key` strictly after `after`, in order, each made into a `T` by
+/// `entry`, at most `limit`.
+fn page_after<V: redb::Value + 'static, T>(
     table: &impl ReadableTable<(&'static str, &'static str), V>,
     repository: &str,
     after: &str,
     limit: usize,
-) -> Result<Vec<String>, StoreError> {
-    let mut keys = Vec::new();
+    mut entry: impl FnMut(&str, V::SelfType<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut page = Vec::new();
     if limit > 0 {
-        scan(table, repository, after, |key, _| {
-            keys.push(key.to_owned());
-            Ok(keys.len() < limit)
+        scan(table, repository, after, |key, value| {
+            page.push(entry(key, value)?);
+            Ok(page.len() < limit)
         })?;
     }
-    Ok(keys)
+    Ok(page)
 }
 
 /// Which of `digests` have no `(repository, digest)` key in `table`.
@@ -329,41 +331,55 @@ impl ManifestIndex for EmbeddedMetadata {
     async fn list_tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, StoreError> {
         self.read(|txn| {
             let table = txn.open_table(TAGS).map_err(db_error)?;
-            let keys = second_keys_after(&table, repository.as_str(), page.after.as_deref().unwrap_or(""), page.limit)?;
-            keys.iter().map(|tag| parse_stored(tag, Tag::parse)).collect()
+            page_after(&table, repository.as_str(), page.after.as_deref().unwrap_or(""), page.limit, |tag, _| parse_stored(tag, Tag::parse))
         })
     }
 
-    async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, StoreError> {
+    async fn list_manifests(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<TaggedManifest>, StoreError> {
         self.read(|txn| {
-            let mut tags_by_digest: BTreeMap<String, Vec<Tag>> = BTreeMap::new();
-            scan(&txn.open_table(TAGS).map_err(db_error)?, repository.as_str(), "", |tag, digest| {
-                tags_by_digest.entry(digest.to_owned()).or_default().push(parse_stored(tag, Tag::parse)?);
-                Ok(true)
-            })?;
-            let mut listed = Vec::new();
-            scan(&txn.open_table(MANIFESTS).map_err(db_error)?, repository.as_str(), "", |digest, record| {
-                listed.push(TaggedManifest { manifest: decode(record)?, tags: tags_by_digest.remove(digest).unwrap_or_default() });
-                Ok(true)
-            })?;
-            Ok(listed)
+            let manifests = txn.open_table(MANIFESTS).map_err(db_error)?;
+            let after = page.after.as_deref().unwrap_or("");
+            let mut listed = ManifestPage::new(page_after(&manifests, repository.as_str(), after, page.limit, |_, record| decode(record))?);
+            if !listed.is_empty() {
+                scan(&txn.open_table(TAGS).map_err(db_error)?, repository.as_str(), "", |tag, digest| {
+                    listed.offer(digest, parse_stored(tag, Tag::parse)?);
+                    Ok(true)
+                })?;
+            }
+            Ok(listed.into_listing())
         })
     }
 
-    async fn referrers(&self, repository: &RepositoryName, subject: &Digest) -> Result<Vec<ManifestRecord>, StoreError> {
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Vec<ManifestRecord>, StoreError> {
         let subject = subject.to_string();
+        let after = page.after.as_deref().unwrap_or("");
         self.read(|txn| {
             let referrers = txn.open_table(REFERRERS).map_err(db_error)?;
             let manifests = txn.open_table(MANIFESTS).map_err(db_error)?;
             let mut found = Vec::new();
-            for entry in referrers.range((repository.as_str(), subject.as_str(), "")..).map_err(db_error)? {
+            for entry in referrers.range((repository.as_str(), subject.as_str(), after)..).map_err(db_error)? {
+                if found.len() == page.limit {
+                    break;
+                }
                 let (key, _) = entry.map_err(db_error)?;
                 let (owner, referred, digest) = key.value();
                 if owner != repository.as_str() || referred != subject {
                     break;
                 }
+                if digest == after {
+                    continue;
+                }
                 if let Some(record) = manifests.get((owner, digest)).map_err(db_error)? {
-                    found.push(decode(record.value())?);
+                    let record: ManifestRecord = decode(record.value())?;
+                    if artifact_type.is_none_or(|wanted| record.artifact_type.as_deref() == Some(wanted)) {
+                        found.push(record);
+                    }
                 }
             }
             Ok(found)

@@ -25,11 +25,11 @@
 //! DynamoDB, one table with string keys `pk` (partition) and `sk` (sort); every listing is a Query on one pk:
 //! ```text
 //! pk              sk                            attributes
-//! REPOS           <repo>                        -                      catalog
-//! REPO#<repo>     BLOB#<digest>                 size                   blob link
+//! REPOS           <repo>                        -                              catalog
+//! REPO#<repo>     BLOB#<digest>                 size                           blob link
 //! REPO#<repo>     MANIFEST#<digest>             record (JSON)
-//! REPO#<repo>     REFERRER#<subject>#<digest>   -                      referrer entry
-//! REPO#<repo>     TAG#<tag>                     digest
+//! REPO#<repo>     REFERRER#<subject>#<digest>   record (JSON), artifact_type   referrer entry; artifact_type if it has one
+//! REPO#<repo>     TAG#<tag>                     digest, record (JSON)
 //! UPLOAD#<id>     UPLOAD                        session (JSON), size, expires_at (TTL, epoch seconds)
 //! ```
 

@@ -15,7 +15,11 @@ pub mod s3;
 #[cfg(test)]
 pub(crate) mod contract;
 
-use std::{collections::BTreeMap, io, pin::Pin};
+use std::{
+    collections::{BTreeMap, HashMap},
+    io,
+    pin::Pin,
+};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -138,6 +142,37 @@ pub struct TaggedManifest {
     pub tags: Vec<Tag>,
 }
 
+/// A page of manifests being paired with their tags. No index leads from a digest to its tags, so an adapter offers
+/// every tag of the repository and the page keeps those pointing at its manifests: memory stays within the page,
+/// though each page reads all the tags.
+pub(crate) struct ManifestPage {
+    listed: Vec<TaggedManifest>,
+    positions: HashMap<String, usize>,
+}
+
+impl ManifestPage {
+    pub(crate) fn new(manifests: Vec<ManifestRecord>) -> Self {
+        let positions = manifests.iter().enumerate().map(|(position, manifest)| (manifest.digest.to_string(), position)).collect();
+        Self { listed: manifests.into_iter().map(|manifest| TaggedManifest { manifest, tags: Vec::new() }).collect(), positions }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+
+    /// Notes that `tag` points at `digest`; ignored unless that is one of the page's manifests. Tags offered in
+    /// order stay in order.
+    pub(crate) fn offer(&mut self, digest: &str, tag: Tag) {
+        if let Some(&position) = self.positions.get(digest) {
+            self.listed[position].tags.push(tag);
+        }
+    }
+
+    pub(crate) fn into_listing(self) -> Vec<TaggedManifest> {
+        self.listed
+    }
+}
+
 /// One page of a lexically ordered listing: at most `limit` entries strictly after `after`.
 #[derive(Debug, Clone, Default)]
 pub struct PageRequest {
@@ -221,9 +256,18 @@ pub trait ManifestIndex: Send + Sync {
     /// Removes one tag, leaving its manifest; `false` when it was not there.
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, StoreError>;
     async fn list_tags(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<Tag>, StoreError>;
-    async fn list_manifests(&self, repository: &RepositoryName) -> Result<Vec<TaggedManifest>, StoreError>;
-    /// Manifests in `repository` whose subject is `subject`.
-    async fn referrers(&self, repository: &RepositoryName, subject: &Digest) -> Result<Vec<ManifestRecord>, StoreError>;
+    /// One page of the repository's manifests in digest order, `page.after` a digest, each with the tags pointing at it.
+    async fn list_manifests(&self, repository: &RepositoryName, page: &PageRequest) -> Result<Vec<TaggedManifest>, StoreError>;
+    /// One page, in digest order after the digest `page.after`, of the manifests in `repository` whose subject is
+    /// `subject` and, when `artifact_type` is given, whose artifact type it is: filtered before the page is cut, so
+    /// only the last page holds fewer than `page.limit`.
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Vec<ManifestRecord>, StoreError>;
     /// Repositories holding at least one manifest or blob.
     async fn catalog(&self, page: &PageRequest) -> Result<Vec<RepositoryName>, StoreError>;
     async fn repository_exists(&self, repository: &RepositoryName) -> Result<bool, StoreError>;
