@@ -6,6 +6,7 @@
 mod blobs;
 mod error;
 mod manifests;
+mod ranges;
 pub mod routes;
 mod token;
 
