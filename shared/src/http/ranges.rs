@@ -33,14 +33,20 @@ pub(super) struct ChunkSpan {
 /// A chunk's span from its `Content-Range` and `Content-Length`, either of which may be missing; when both are
 /// given they must agree.
 pub(super) fn chunk_span(content_range: Option<&str>, content_length: Option<u64>) -> Result<ChunkSpan, Error> {
-    let range = content_range.map(parse_content_range).transpose()?;
-    if let (Some((first, last)), Some(length)) = (range, content_length)
-        && last - first + 1 != length
+    let Some(text) = content_range else {
+        return Ok(ChunkSpan { start: None, length: content_length });
+    };
+    let (first, last) = parse_content_range(text)?;
+    // `0-18446744073709551615` spans 2^64 bytes, which no u64 holds and no blob reaches.
+    let span = (last - first)
+        .checked_add(1)
+        .ok_or_else(|| Error::BlobUploadInvalid(format!("Content-Range {first}-{last} is longer than any blob")))?;
+    if let Some(length) = content_length
+        && length != span
     {
         return Err(Error::BlobUploadInvalid(format!("Content-Range {first}-{last} does not match Content-Length {length}")));
     }
-    let length = content_length.or(range.map(|(first, last)| last - first + 1));
-    Ok(ChunkSpan { start: range.map(|(first, _)| first), length })
+    Ok(ChunkSpan { start: Some(first), length: Some(span) })
 }
 
 /// `Content-Range: <first>-<last>` (inclusive), as the spec writes it; a `bytes ` prefix is tolerated.
@@ -79,6 +85,15 @@ mod tests {
         assert_eq!(parse_content_range("bytes 100-199/*").unwrap(), (100, 199));
         for bad in ["", "5", "9-3", "a-b", "-1"] {
             assert!(parse_content_range(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_content_range_longer_than_any_blob_is_invalid() {
+        // The span of 0-u64::MAX has no u64 length; computing it once overflowed.
+        for length in [None, Some(0), Some(u64::MAX)] {
+            let span = chunk_span(Some("0-18446744073709551615"), length);
+            assert!(matches!(span, Err(Error::BlobUploadInvalid(_))), "{length:?}: {span:?}");
         }
     }
 }
