@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{CONTENT_DIGEST, Call, header_value, routes::Endpoint};
 use crate::{
     error::Error,
-    oci::{Descriptor, Digest, Reference, RepositoryName, media_types},
+    oci::{Descriptor, Digest, Reference, RepositoryName, Tag, media_types},
     registry::Manifests,
     store::PageRequest,
 };
@@ -105,7 +105,7 @@ struct TagList {
 
 /// `GET /v2/<name>/tags/list?n=<n>&last=<last>` — tags in lexical order, paged with a `Link` header.
 async fn list_tags(manifests: &Manifests, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
-    let page = page_request(call)?;
+    let page = page_request(call.query("n").as_deref(), call.query("last").as_deref(), Tag::parse)?;
     let tags = manifests.tags(name, &page.fetch()).await?;
     Ok(page.respond(&call.url(&format!("/v2/{name}/tags/list")), tags, |tags| TagList { name: name.to_string(), tags }))
 }
@@ -117,7 +117,7 @@ struct Catalog {
 
 /// `GET /v2/_catalog?n=<n>&last=<last>` — repository names in lexical order, paged with a `Link` header.
 async fn catalog(manifests: &Manifests, call: &Call<'_>) -> Result<Response, Error> {
-    let page = page_request(call)?;
+    let page = page_request(call.query("n").as_deref(), call.query("last").as_deref(), RepositoryName::parse)?;
     let names = manifests.catalog(&page.fetch()).await?;
     Ok(page.respond(&call.url("/v2/_catalog"), names, |repositories| Catalog { repositories }))
 }
@@ -192,12 +192,23 @@ struct Page {
     last: Option<String>,
 }
 
-fn page_request(call: &Call<'_>) -> Result<Page, Error> {
-    let n = match call.query("n") {
-        Some(text) => text.parse::<usize>().map_err(|_| Error::PaginationInvalid(format!("n={text} is not a count")))?.min(MAX_PAGE),
+/// The page a listing's `n` and `last` ask for. `last` must name an entry the listing could hold (`entry` parses it),
+/// so no store ever sees a key it did not make; an empty `n` or `last` is as good as none, as in the reference
+/// registry.
+fn page_request<T>(n: Option<&str>, last: Option<&str>, entry: fn(&str) -> Result<T, Error>) -> Result<Page, Error> {
+    let n = match n.filter(|text| !text.is_empty()) {
+        // Digits only: `usize::from_str` would take `+5`. A count too large for `usize` still asks for a full page.
+        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().map_or(MAX_PAGE, |n: usize| n.min(MAX_PAGE)),
+        Some(text) => return Err(Error::PaginationInvalid(format!("n={text} is not a count"))),
         None => MAX_PAGE,
     };
-    Ok(Page { n, last: call.query("last") })
+    let last = last.filter(|text| !text.is_empty());
+    if let Some(text) = last
+        && entry(text).is_err()
+    {
+        return Err(Error::PaginationInvalid(format!("last={text} names no entry of this listing")));
+    }
+    Ok(Page { n, last: last.map(str::to_owned) })
 }
 
 impl Page {
@@ -220,5 +231,43 @@ impl Page {
             response.headers_mut().insert(header::LINK, header_value(link));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog_page(n: Option<&str>, last: Option<&str>) -> Result<Page, Error> {
+        page_request(n, last, RepositoryName::parse)
+    }
+
+    #[test]
+    fn an_empty_last_starts_from_the_beginning() {
+        // A DynamoDB query once got `last=` as an empty sort key, which it refuses (a 500).
+        assert_eq!(catalog_page(None, Some("")).unwrap().last, None);
+        assert_eq!(page_request(None, Some(""), Tag::parse).unwrap().last, None);
+        assert_eq!(catalog_page(None, Some("a/b")).unwrap().last.as_deref(), Some("a/b"));
+    }
+
+    #[test]
+    fn last_must_name_an_entry_of_the_listing() {
+        for last in ["UPPER", "a//b", "\u{0}"] {
+            assert!(matches!(catalog_page(None, Some(last)), Err(Error::PaginationInvalid(_))), "{last}");
+        }
+        for last in [".x", "a/b", "a:b"] {
+            assert!(matches!(page_request(None, Some(last), Tag::parse), Err(Error::PaginationInvalid(_))), "{last}");
+        }
+    }
+
+    #[test]
+    fn n_is_a_count_capped_at_the_page_size() {
+        for (n, expected) in [(None, MAX_PAGE), (Some(""), MAX_PAGE), (Some("0"), 0), (Some("7"), 7), (Some("1001"), MAX_PAGE)] {
+            assert_eq!(catalog_page(n, None).unwrap().n, expected, "{n:?}");
+        }
+        assert_eq!(catalog_page(Some("99999999999999999999999999"), None).unwrap().n, MAX_PAGE);
+        for n in ["-1", "+5", "1.5", "ten", " 5", "0x10"] {
+            assert!(matches!(catalog_page(Some(n), None), Err(Error::PaginationInvalid(_))), "{n}");
+        }
     }
 }
