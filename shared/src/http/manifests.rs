@@ -271,3 +271,83 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use axum::http::Request;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oci::strategies::{name_text, near, tag_text};
+
+    fn is_pagination_invalid(error: &Error) -> bool {
+        matches!(error, Error::PaginationInvalid(_)) && error.wire() == ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST)
+    }
+
+    /// Which listing a case pages: the catalog (repository names) or a tags list.
+    fn entry_parser(catalog: bool) -> fn(&str) -> Result<(), Error> {
+        if catalog { |text| RepositoryName::parse(text).map(drop) } else { |text| Tag::parse(text).map(drop) }
+    }
+
+    proptest! {
+        /// `n` is a count of decimal digits, capped at a full page however large; anything else is 400.
+        #[test]
+        fn n_is_a_count_or_400(text in prop_oneof![any::<String>(), "[+-]?[0-9]{0,25}", "[0-9 .xe+-]{0,6}"], catalog in any::<bool>()) {
+            let expected = if text.is_empty() {
+                Some(MAX_PAGE)
+            } else if text.bytes().all(|byte| byte.is_ascii_digit()) {
+                let significant = text.trim_start_matches('0');
+                Some(if significant.len() > 4 { MAX_PAGE } else { significant.parse::<usize>().unwrap_or(0).min(MAX_PAGE) })
+            } else {
+                None
+            };
+            match page_request(Some(&text), None, entry_parser(catalog)) {
+                Ok(page) => prop_assert_eq!(Some(page.n), expected, "{:?}", text),
+                Err(error) => prop_assert!(expected.is_none() && is_pagination_invalid(&error), "{text:?} gave {error:?}"),
+            }
+        }
+
+        /// `last` reaches the store only as an entry the listing could hold; empty is from the start, else 400.
+        #[test]
+        fn last_is_an_entry_of_the_listing_or_400(
+            text in prop_oneof![any::<String>(), near(name_text()), near(tag_text()), name_text(), tag_text()],
+            catalog in any::<bool>(),
+        ) {
+            let valid = entry_parser(catalog)(&text).is_ok();
+            match page_request(None, Some(&text), entry_parser(catalog)) {
+                Ok(page) if text.is_empty() => prop_assert_eq!(page.last, None),
+                Ok(page) => prop_assert!(valid && page.last.as_deref() == Some(text.as_str()), "{text:?} gave {:?}", page.last),
+                Err(error) => prop_assert!(!valid && is_pagination_invalid(&error), "{text:?} gave {error:?}"),
+            }
+        }
+
+        /// The `Link` a page ends with names the next page: its query, read back as a client sends it, asks for the
+        /// same `n` after the page's last entry.
+        #[test]
+        fn the_next_link_asks_for_the_page_after(
+            n in prop_oneof![0..6usize, 995..1005usize],
+            catalog in any::<bool>(),
+            names in prop::collection::vec(name_text(), 1..4),
+            tags in prop::collection::vec(tag_text(), 1..4),
+            count in prop_oneof![0..12usize, 990..1010usize],
+        ) {
+            // A few entries repeated: pages near the size limit without generating a thousand names.
+            let parse = entry_parser(catalog);
+            let entries: Vec<String> = if catalog { names } else { tags }.into_iter().cycle().take(count).collect();
+            let page = page_request(Some(&n.to_string()), None, parse).unwrap();
+            prop_assert_eq!(page.fetch().limit, page.n + 1);
+            let response = page.respond("/v2/_catalog", entries.clone(), |entries| entries);
+            let link = response.headers().get(header::LINK).map(|link| link.to_str().unwrap().to_owned());
+            let more = entries.len() > page.n && page.n > 0;
+            prop_assert_eq!(link.is_some(), more, "{:?}", link);
+            if let Some(link) = link {
+                let query = link.strip_prefix("</v2/_catalog?").and_then(|rest| rest.strip_suffix(">; rel=\"next\"")).unwrap();
+                let parts = Request::builder().uri(format!("/v2/_catalog?{query}")).body(()).unwrap().into_parts().0;
+                let call = Call { parts: &parts, public_url: None };
+                let next = page_request(call.query("n").as_deref(), call.query("last").as_deref(), parse).unwrap();
+                prop_assert_eq!(next.n, page.n);
+                prop_assert_eq!(next.last.as_deref(), Some(entries[page.n - 1].as_str()));
+            }
+        }
+    }
+}
