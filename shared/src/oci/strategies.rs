@@ -3,7 +3,7 @@
 
 use proptest::{prelude::*, sample::Index};
 
-use super::name::MAX_NAME_LENGTH;
+use super::{Digest, RepositoryName, Tag, name::MAX_NAME_LENGTH};
 
 /// One name component, `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, with the unbounded repetitions bounded.
 const COMPONENT: &str = "[a-z0-9]{1,20}((\\.|_|__|-{1,3})[a-z0-9]{1,20}){0,4}";
@@ -66,4 +66,16 @@ pub fn near(valid: impl Strategy<Value = String>) -> impl Strategy<Value = Strin
             _ => format!("{text}{text}"),
         }
     })
+}
+
+pub fn name() -> impl Strategy<Value = RepositoryName> {
+    name_text().prop_map(|text| RepositoryName::parse(&text).expect("a name of the grammar"))
+}
+
+pub fn tag() -> impl Strategy<Value = Tag> {
+    tag_text().prop_map(|text| Tag::parse(&text).expect("a tag of the grammar"))
+}
+
+pub fn digest() -> impl Strategy<Value = Digest> {
+    digest_text().prop_map(|text| Digest::parse(&text).expect("a digest of the grammar"))
 }
