@@ -6,12 +6,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use super::ranges::{chunk_span, parse_range};
 use super::{CONTENT_DIGEST, Call, UPLOAD_UUID, header_value, routes::Endpoint, upload_range};
 use crate::{
     error::Error,
     oci::{Digest, RepositoryName},
     registry::{BlobDownload, Blobs, Chunk},
-    store::{ByteRange, UploadSession},
+    store::UploadSession,
 };
 
 const CHUNK_MIN_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-min-length");
@@ -69,26 +70,6 @@ async fn get_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest, head: b
         }
     }
     Ok(response)
-}
-
-/// A single `bytes=` range (`a-b`, `a-`, `-suffix`) resolved against the blob's size.
-fn parse_range(range: &str, size: u64) -> Result<Option<ByteRange>, Error> {
-    let unsatisfiable = || Error::RangeNotSatisfiable { size };
-    let spec = range.strip_prefix("bytes=").ok_or_else(unsatisfiable)?;
-    let (first, last) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let number = |text: &str| text.trim().parse::<u64>().map_err(|_| unsatisfiable());
-    let (first, last) = match (first.trim(), last.trim()) {
-        ("", suffix) => {
-            let suffix = number(suffix)?.min(size);
-            (size - suffix, size.checked_sub(1).ok_or_else(unsatisfiable)?)
-        }
-        (first, "") => (number(first)?, size.checked_sub(1).ok_or_else(unsatisfiable)?),
-        (first, last) => (number(first)?, number(last)?.min(size.saturating_sub(1))),
-    };
-    if first > last || first >= size {
-        return Err(unsatisfiable());
-    }
-    Ok(Some(ByteRange { first, last }))
 }
 
 /// `DELETE /v2/<name>/blobs/<digest>` — unlinks the blob from the repository; 202.
@@ -159,28 +140,8 @@ async fn cancel_upload(blobs: &Blobs, name: &RepositoryName, id: &str) -> Result
 
 /// The chunk a request body carries, with what `Content-Range` and `Content-Length` say of it.
 fn chunk(call: &Call<'_>, body: Body) -> Result<Chunk, Error> {
-    let length = call.content_length()?;
-    let range = call.header(header::CONTENT_RANGE).map(parse_content_range).transpose()?;
-    if let (Some((first, last)), Some(length)) = (range, length)
-        && last - first + 1 != length
-    {
-        return Err(Error::BlobUploadInvalid(format!("Content-Range {first}-{last} does not match Content-Length {length}")));
-    }
-    let length = length.or(range.map(|(first, last)| last - first + 1));
-    Ok(Chunk { start: range.map(|(first, _)| first), length, data: super::body_stream(body) })
-}
-
-/// `Content-Range: <first>-<last>` (inclusive), as the spec writes it; a `bytes ` prefix is tolerated.
-fn parse_content_range(text: &str) -> Result<(u64, u64), Error> {
-    let invalid = || Error::BlobUploadInvalid(format!("bad Content-Range {text}"));
-    let spec = text.trim().trim_start_matches("bytes").trim_start_matches([' ', '=']);
-    let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
-    let (first, last): (u64, u64) =
-        (first.parse().map_err(|_| invalid())?, last.split('/').next().unwrap_or_default().parse().map_err(|_| invalid())?);
-    if last < first {
-        return Err(invalid());
-    }
-    Ok((first, last))
+    let span = chunk_span(call.header(header::CONTENT_RANGE), call.content_length()?)?;
+    Ok(Chunk { start: span.start, length: span.length, data: super::body_stream(body) })
 }
 
 fn upload_progress(call: &Call<'_>, status: StatusCode, session: &UploadSession) -> Response {
@@ -202,31 +163,4 @@ fn blob_created(call: &Call<'_>, name: &RepositoryName, digest: &Digest) -> Resp
         [(header::LOCATION, header_value(call.url(&format!("/v2/{name}/blobs/{digest}")))), (CONTENT_DIGEST, header_value(digest))],
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_resolve_against_the_size() {
-        let range = |first, last| Some(ByteRange { first, last });
-        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), range(0, 9));
-        assert_eq!(parse_range("bytes=90-", 100).unwrap(), range(90, 99));
-        assert_eq!(parse_range("bytes=-10", 100).unwrap(), range(90, 99));
-        assert_eq!(parse_range("bytes=95-200", 100).unwrap(), range(95, 99));
-        for bad in ["bytes=100-", "bytes=5-1", "items=0-1", "bytes=a-b", "bytes=0-1,3-4"] {
-            assert!(matches!(parse_range(bad, 100), Err(Error::RangeNotSatisfiable { size: 100 })), "{bad}");
-        }
-        assert!(parse_range("bytes=0-0", 0).is_err());
-    }
-
-    #[test]
-    fn content_ranges_are_inclusive_spans() {
-        assert_eq!(parse_content_range("0-99").unwrap(), (0, 99));
-        assert_eq!(parse_content_range("bytes 100-199/*").unwrap(), (100, 199));
-        for bad in ["", "5", "9-3", "a-b", "-1"] {
-            assert!(parse_content_range(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -105,7 +105,7 @@ struct TagList<'a> {
 
 /// `GET /v2/<name>/tags/list?n=<n>&last=<last>` — tags in lexical order, paged with a `Link` header.
 async fn list_tags(manifests: &Manifests, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
-    let page = page_request(call)?;
+    let page = page_request(call.query("n").as_deref(), call.query("last").as_deref(), Tag::parse)?;
     let tags = manifests.tags(name, &page.fetch()).await?;
     Ok(page.respond(&call.url(&format!("/v2/{name}/tags/list")), &[], tags, Tag::to_string, |tags| TagList { name, tags }))
 }
@@ -117,7 +117,7 @@ struct Catalog {
 
 /// `GET /v2/_catalog?n=<n>&last=<last>` — repository names in lexical order, paged with a `Link` header.
 async fn catalog(manifests: &Manifests, call: &Call<'_>) -> Result<Response, Error> {
-    let page = page_request(call)?;
+    let page = page_request(call.query("n").as_deref(), call.query("last").as_deref(), RepositoryName::parse)?;
     let names = manifests.catalog(&page.fetch()).await?;
     Ok(page.respond(&call.url("/v2/_catalog"), &[], names, RepositoryName::to_string, |repositories| Catalog { repositories }))
 }
@@ -213,12 +213,23 @@ struct Page {
     last: Option<String>,
 }
 
-fn page_request(call: &Call<'_>) -> Result<Page, Error> {
-    let n = match call.query("n") {
-        Some(text) => text.parse::<usize>().map_err(|_| Error::PaginationInvalid(format!("n={text} is not a count")))?.min(MAX_PAGE),
+/// The page a listing's `n` and `last` ask for. `last` must name an entry the listing could hold (`entry` parses it),
+/// so no store ever sees a key it did not make; an empty `n` or `last` is as good as none, as in the reference
+/// registry.
+fn page_request<T>(n: Option<&str>, last: Option<&str>, entry: fn(&str) -> Result<T, Error>) -> Result<Page, Error> {
+    let n = match n.filter(|text| !text.is_empty()) {
+        // Digits only: `usize::from_str` would take `+5`. A count too large for `usize` still asks for a full page.
+        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().map_or(MAX_PAGE, |n: usize| n.min(MAX_PAGE)),
+        Some(text) => return Err(Error::PaginationInvalid(format!("n={text} is not a count"))),
         None => MAX_PAGE,
     };
-    Ok(Page { n, last: call.query("last") })
+    let last = last.filter(|text| !text.is_empty());
+    if let Some(text) = last
+        && entry(text).is_err()
+    {
+        return Err(Error::PaginationInvalid(format!("last={text} names no entry of this listing")));
+    }
+    Ok(Page { n, last: last.map(str::to_owned) })
 }
 
 impl Page {
@@ -253,5 +264,123 @@ impl Page {
             response.headers_mut().insert(header::LINK, header_value(link));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog_page(n: Option<&str>, last: Option<&str>) -> Result<Page, Error> {
+        page_request(n, last, RepositoryName::parse)
+    }
+
+    #[test]
+    fn an_empty_last_starts_from_the_beginning() {
+        // A DynamoDB query once got `last=` as an empty sort key, which it refuses (a 500).
+        assert_eq!(catalog_page(None, Some("")).unwrap().last, None);
+        assert_eq!(page_request(None, Some(""), Tag::parse).unwrap().last, None);
+        assert_eq!(catalog_page(None, Some("a/b")).unwrap().last.as_deref(), Some("a/b"));
+    }
+
+    #[test]
+    fn last_must_name_an_entry_of_the_listing() {
+        for last in ["UPPER", "a//b", "\u{0}"] {
+            assert!(matches!(catalog_page(None, Some(last)), Err(Error::PaginationInvalid(_))), "{last}");
+        }
+        for last in [".x", "a/b", "a:b"] {
+            assert!(matches!(page_request(None, Some(last), Tag::parse), Err(Error::PaginationInvalid(_))), "{last}");
+        }
+    }
+
+    #[test]
+    fn n_is_a_count_capped_at_the_page_size() {
+        for (n, expected) in [(None, MAX_PAGE), (Some(""), MAX_PAGE), (Some("0"), 0), (Some("7"), 7), (Some("1001"), MAX_PAGE)] {
+            assert_eq!(catalog_page(n, None).unwrap().n, expected, "{n:?}");
+        }
+        assert_eq!(catalog_page(Some("99999999999999999999999999"), None).unwrap().n, MAX_PAGE);
+        for n in ["-1", "+5", "1.5", "ten", " 5", "0x10"] {
+            assert!(matches!(catalog_page(Some(n), None), Err(Error::PaginationInvalid(_))), "{n}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use axum::http::Request;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oci::strategies::{name_text, near, tag_text};
+
+    fn is_pagination_invalid(error: &Error) -> bool {
+        matches!(error, Error::PaginationInvalid(_)) && error.wire() == ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST)
+    }
+
+    /// Which listing a case pages: the catalog (repository names) or a tags list.
+    fn entry_parser(catalog: bool) -> fn(&str) -> Result<(), Error> {
+        if catalog { |text| RepositoryName::parse(text).map(drop) } else { |text| Tag::parse(text).map(drop) }
+    }
+
+    proptest! {
+        /// `n` is a count of decimal digits, capped at a full page however large; anything else is 400.
+        #[test]
+        fn n_is_a_count_or_400(text in prop_oneof![any::<String>(), "[+-]?[0-9]{0,25}", "[0-9 .xe+-]{0,6}"], catalog in any::<bool>()) {
+            let expected = if text.is_empty() {
+                Some(MAX_PAGE)
+            } else if text.bytes().all(|byte| byte.is_ascii_digit()) {
+                let significant = text.trim_start_matches('0');
+                Some(if significant.len() > 4 { MAX_PAGE } else { significant.parse::<usize>().unwrap_or(0).min(MAX_PAGE) })
+            } else {
+                None
+            };
+            match page_request(Some(&text), None, entry_parser(catalog)) {
+                Ok(page) => prop_assert_eq!(Some(page.n), expected, "{:?}", text),
+                Err(error) => prop_assert!(expected.is_none() && is_pagination_invalid(&error), "{text:?} gave {error:?}"),
+            }
+        }
+
+        /// `last` reaches the store only as an entry the listing could hold; empty is from the start, else 400.
+        #[test]
+        fn last_is_an_entry_of_the_listing_or_400(
+            text in prop_oneof![any::<String>(), near(name_text()), near(tag_text()), name_text(), tag_text()],
+            catalog in any::<bool>(),
+        ) {
+            let valid = entry_parser(catalog)(&text).is_ok();
+            match page_request(None, Some(&text), entry_parser(catalog)) {
+                Ok(page) if text.is_empty() => prop_assert_eq!(page.last, None),
+                Ok(page) => prop_assert!(valid && page.last.as_deref() == Some(text.as_str()), "{text:?} gave {:?}", page.last),
+                Err(error) => prop_assert!(!valid && is_pagination_invalid(&error), "{text:?} gave {error:?}"),
+            }
+        }
+
+        /// The `Link` a page ends with names the next page: its query, read back as a client sends it, asks for the
+        /// same `n` after the page's last entry.
+        #[test]
+        fn the_next_link_asks_for_the_page_after(
+            n in prop_oneof![0..6usize, 995..1005usize],
+            catalog in any::<bool>(),
+            names in prop::collection::vec(name_text(), 1..4),
+            tags in prop::collection::vec(tag_text(), 1..4),
+            count in prop_oneof![0..12usize, 990..1010usize],
+        ) {
+            // A few entries repeated: pages near the size limit without generating a thousand names.
+            let parse = entry_parser(catalog);
+            let entries: Vec<String> = if catalog { names } else { tags }.into_iter().cycle().take(count).collect();
+            let page = page_request(Some(&n.to_string()), None, parse).unwrap();
+            prop_assert_eq!(page.fetch().limit, page.n + 1);
+            let response = page.respond("/v2/_catalog", entries.clone(), |entries| entries);
+            let link = response.headers().get(header::LINK).map(|link| link.to_str().unwrap().to_owned());
+            let more = entries.len() > page.n && page.n > 0;
+            prop_assert_eq!(link.is_some(), more, "{:?}", link);
+            if let Some(link) = link {
+                let query = link.strip_prefix("</v2/_catalog?").and_then(|rest| rest.strip_suffix(">; rel=\"next\"")).unwrap();
+                let parts = Request::builder().uri(format!("/v2/_catalog?{query}")).body(()).unwrap().into_parts().0;
+                let call = Call { parts: &parts, public_url: None };
+                let next = page_request(call.query("n").as_deref(), call.query("last").as_deref(), parse).unwrap();
+                prop_assert_eq!(next.n, page.n);
+                prop_assert_eq!(next.last.as_deref(), Some(entries[page.n - 1].as_str()));
+            }
+        }
     }
 }

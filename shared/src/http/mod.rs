@@ -7,6 +7,7 @@ mod blobs;
 mod body;
 mod error;
 mod manifests;
+mod ranges;
 pub mod routes;
 mod token;
 
@@ -172,6 +173,44 @@ mod tests {
         assert!(PublicUrl::parse("http://127.0.0.1:5000").is_ok());
         for bad in ["registry.example.com", "ftp://example.com", "https://", "https://example.com/path", "https://exa mple.com"] {
             assert!(PublicUrl::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use axum::http::Request;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The head of a request for `/v2/_catalog?<query>`, when the query is one a URI may carry.
+    fn parts(query: &str) -> Option<Parts> {
+        Request::builder().uri(format!("/v2/_catalog?{query}")).body(()).ok().map(|request| request.into_parts().0)
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof!["(n|last|digest|mount|from|artifactType)", "[a-zA-Z_]{1,6}", any::<String>()]
+    }
+
+    proptest! {
+        /// Whatever a client puts in the query, a parameter reads as its first value, decoded as a form encodes it.
+        #[test]
+        fn a_parameter_is_its_first_value(pairs in prop::collection::vec((key(), any::<String>()), 0..6), name in key()) {
+            let parts = parts(&serde_urlencoded::to_string(&pairs).unwrap()).unwrap();
+            let call = Call { parts: &parts, public_url: None };
+            let expected = pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| value.clone());
+            prop_assert_eq!(call.query(&name), expected);
+        }
+
+        /// Malformed escapes, stray `=` and `&`, bytes that decode to no UTF-8: a query never breaks the reading.
+        #[test]
+        fn any_query_reads_without_panic(query in prop_oneof!["[ -~]{0,40}", "([a-z%=&+;]|%[0-9a-fA-F]{2}|%[fF][0-9a-fA-F]){0,12}"], name in key()) {
+            if let Some(parts) = parts(&query) {
+                let call = Call { parts: &parts, public_url: None };
+                let value = call.query(&name);
+                prop_assert!(value.is_none_or(|value| !value.contains('&')) || query.contains("%26"));
+            }
         }
     }
 }

@@ -239,3 +239,258 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::{prelude::*, sample::Index};
+
+    use super::*;
+    use crate::oci::strategies::{digest, digest_text, name, name_text, near, tag, tag_text};
+
+    fn upload_id() -> impl Strategy<Value = String> {
+        any::<u128>().prop_map(|bits| uuid::Uuid::from_u128(bits).hyphenated().to_string())
+    }
+
+    fn reference() -> impl Strategy<Value = Reference> {
+        prop_oneof![tag().prop_map(Reference::Tag), digest().prop_map(Reference::Digest)]
+    }
+
+    /// Every endpoint, with names, references, digests and upload ids as clients send them.
+    fn endpoint() -> impl Strategy<Value = Endpoint> {
+        prop_oneof![
+            prop_oneof![
+                Just(Endpoint::ApiVersion),
+                Just(Endpoint::Token),
+                Just(Endpoint::Catalog),
+                name().prop_map(|name| Endpoint::ListTags { name }),
+                name().prop_map(|name| Endpoint::ListManifests { name }),
+                name().prop_map(|name| Endpoint::DeleteRepository { name }),
+            ],
+            (name(), reference(), 0..4u8).prop_map(|(name, reference, method)| match method {
+                0 => Endpoint::GetManifest { name, reference, head: false },
+                1 => Endpoint::GetManifest { name, reference, head: true },
+                2 => Endpoint::PutManifest { name, reference },
+                _ => Endpoint::DeleteManifest { name, reference },
+            }),
+            (name(), digest(), 0..4u8).prop_map(|(name, digest, method)| match method {
+                0 => Endpoint::GetBlob { name, digest, head: false },
+                1 => Endpoint::GetBlob { name, digest, head: true },
+                2 => Endpoint::DeleteBlob { name, digest },
+                _ => Endpoint::Referrers { name, digest },
+            }),
+            (name(), upload_id(), 0..5u8).prop_map(|(name, id, method)| match method {
+                0 => Endpoint::StartUpload { name },
+                1 => Endpoint::UploadStatus { name, id },
+                2 => Endpoint::PatchUpload { name, id },
+                3 => Endpoint::FinishUpload { name, id },
+                _ => Endpoint::CancelUpload { name, id },
+            }),
+        ]
+    }
+
+    /// The request naming `endpoint`: its method and its path, in the spelling `alternative` picks where there are
+    /// two (`/v2` or `/v2/`, `/token` or `/oauth2/token`, `uploads/` or `uploads`, GET or HEAD of `/v2/`).
+    fn request(endpoint: &Endpoint, alternative: bool) -> (Method, String) {
+        let pick = |first: &str, second: &str| if alternative { second.to_owned() } else { first.to_owned() };
+        let get_or_head = |head: bool| if head { Method::HEAD } else { Method::GET };
+        match endpoint {
+            Endpoint::ApiVersion => (get_or_head(alternative), pick("/v2/", "/v2")),
+            Endpoint::Token => (if alternative { Method::POST } else { Method::GET }, pick("/token", "/oauth2/token")),
+            Endpoint::Catalog => (Method::GET, "/v2/_catalog".into()),
+            Endpoint::ListTags { name } => (Method::GET, format!("/v2/{name}/tags/list")),
+            Endpoint::GetManifest { name, reference, head } => (get_or_head(*head), format!("/v2/{name}/manifests/{reference}")),
+            Endpoint::PutManifest { name, reference } => (Method::PUT, format!("/v2/{name}/manifests/{reference}")),
+            Endpoint::DeleteManifest { name, reference } => (Method::DELETE, format!("/v2/{name}/manifests/{reference}")),
+            Endpoint::Referrers { name, digest } => (Method::GET, format!("/v2/{name}/referrers/{digest}")),
+            Endpoint::GetBlob { name, digest, head } => (get_or_head(*head), format!("/v2/{name}/blobs/{digest}")),
+            Endpoint::DeleteBlob { name, digest } => (Method::DELETE, format!("/v2/{name}/blobs/{digest}")),
+            Endpoint::StartUpload { name } => {
+                (Method::POST, pick(&format!("/v2/{name}/blobs/uploads/"), &format!("/v2/{name}/blobs/uploads")))
+            }
+            Endpoint::UploadStatus { name, id } => (Method::GET, format!("/v2/{name}/blobs/uploads/{id}")),
+            Endpoint::PatchUpload { name, id } => (Method::PATCH, format!("/v2/{name}/blobs/uploads/{id}")),
+            Endpoint::FinishUpload { name, id } => (Method::PUT, format!("/v2/{name}/blobs/uploads/{id}")),
+            Endpoint::CancelUpload { name, id } => (Method::DELETE, format!("/v2/{name}/blobs/uploads/{id}")),
+            Endpoint::ListManifests { name } => (Method::GET, format!("{MANAGEMENT_PREFIX}{name}/manifests")),
+            Endpoint::DeleteRepository { name } => (Method::DELETE, format!("{MANAGEMENT_PREFIX}{name}")),
+        }
+    }
+
+    /// The repository an endpoint names, and where in its path the name starts.
+    fn named(endpoint: &Endpoint) -> Option<(&RepositoryName, usize)> {
+        match endpoint {
+            Endpoint::ApiVersion | Endpoint::Token | Endpoint::Catalog => None,
+            Endpoint::ListManifests { name } | Endpoint::DeleteRepository { name } => Some((name, MANAGEMENT_PREFIX.len())),
+            Endpoint::ListTags { name }
+            | Endpoint::GetManifest { name, .. }
+            | Endpoint::PutManifest { name, .. }
+            | Endpoint::DeleteManifest { name, .. }
+            | Endpoint::Referrers { name, .. }
+            | Endpoint::GetBlob { name, .. }
+            | Endpoint::DeleteBlob { name, .. }
+            | Endpoint::StartUpload { name }
+            | Endpoint::UploadStatus { name, .. }
+            | Endpoint::PatchUpload { name, .. }
+            | Endpoint::FinishUpload { name, .. }
+            | Endpoint::CancelUpload { name, .. } => Some((name, "/v2/".len())),
+        }
+    }
+
+    fn method() -> impl Strategy<Value = Method> {
+        prop_oneof![
+            Just(Method::GET),
+            Just(Method::HEAD),
+            Just(Method::PUT),
+            Just(Method::POST),
+            Just(Method::PATCH),
+            Just(Method::DELETE),
+            Just(Method::OPTIONS),
+            Just(Method::from_bytes(b"BREW").unwrap()),
+        ]
+    }
+
+    /// Paths near the API's: its prefixes, then segments that are keywords, names, references, ids or junk.
+    fn path() -> impl Strategy<Value = String> {
+        let segment = prop_oneof![
+            prop_oneof![
+                Just("tags"),
+                Just("list"),
+                Just("manifests"),
+                Just("blobs"),
+                Just("uploads"),
+                Just("referrers"),
+                Just("_catalog"),
+                Just(""),
+                Just(".."),
+            ]
+            .prop_map(str::to_owned),
+            name_text(),
+            near(name_text()),
+            tag_text(),
+            near(tag_text()),
+            digest_text(),
+            near(digest_text()),
+            upload_id(),
+            near(upload_id()),
+        ];
+        let prefix = prop_oneof![Just("/v2/"), Just("/v2"), Just(MANAGEMENT_PREFIX), Just("/"), Just(""), Just("/token")];
+        prop_oneof![
+            any::<String>(),
+            (prefix, prop::collection::vec(segment, 0..7)).prop_map(|(prefix, segments)| format!("{prefix}{}", segments.join("/"))),
+        ]
+    }
+
+    /// Names no grammar allows, each made from a valid one by a change that leaves the path's keywords alone.
+    fn invalid_name() -> impl Strategy<Value = String> {
+        (name_text(), 0..6u8, any::<Index>()).prop_map(|(name, fault, at)| match fault {
+            0 => {
+                let at = at.index(name.len() + 1);
+                format!("{}A{}", &name[..at], &name[at..])
+            }
+            1 => format!("-{name}"),
+            2 => format!("{name}/"),
+            3 => format!("/{name}"),
+            4 => format!("{name}/.."),
+            _ => format!("{name}/{}", "a".repeat(256)),
+        })
+    }
+
+    fn wire(error: &Error) -> (&'static str, u16) {
+        let (code, status) = error.wire();
+        (code, status.as_u16())
+    }
+
+    proptest! {
+        #[test]
+        fn every_endpoint_parses_from_its_path(endpoint in endpoint(), alternative in any::<bool>()) {
+            let (method, path) = request(&endpoint, alternative);
+            prop_assert_eq!(parse(&method, &path).unwrap(), endpoint, "{} {}", method, path);
+        }
+
+        /// Any request names one endpoint, whose path is the one asked for (up to the spellings of one endpoint), or
+        /// gets one of the spec's errors for what is wrong.
+        #[test]
+        fn any_request_is_one_endpoint_or_a_spec_error(method in method(), path in path()) {
+            match parse(&method, &path) {
+                Ok(endpoint) => {
+                    let spellings = [request(&endpoint, false).1, request(&endpoint, true).1];
+                    prop_assert!(spellings.contains(&path), "{method} {path:?} read as {endpoint:?}");
+                }
+                Err(error) => {
+                    let expected = match &error {
+                        Error::NameInvalid(_) => ("NAME_INVALID", 400),
+                        Error::TagInvalid(_) => ("MANIFEST_INVALID", 400),
+                        Error::DigestInvalid(_) => ("DIGEST_INVALID", 400),
+                        Error::BlobUploadUnknown => ("BLOB_UPLOAD_UNKNOWN", 404),
+                        Error::EndpointUnknown(_) => ("UNSUPPORTED", 404),
+                        Error::Unsupported(_) => ("UNSUPPORTED", 405),
+                        other => return Err(TestCaseError::fail(format!("{method} {path:?} gave {other:?}"))),
+                    };
+                    prop_assert_eq!(wire(&error), expected);
+                }
+            }
+        }
+
+        #[test]
+        fn an_invalid_name_is_name_invalid(endpoint in endpoint(), alternative in any::<bool>(), bad in invalid_name()) {
+            if let Some((name, at)) = named(&endpoint) {
+                let (method, mut path) = request(&endpoint, alternative);
+                path.replace_range(at..at + name.as_str().len(), &bad);
+                let error = parse(&method, &path).unwrap_err();
+                prop_assert!(matches!(error, Error::NameInvalid(_)), "{method} {path:?} gave {error:?}");
+                prop_assert_eq!(wire(&error), ("NAME_INVALID", 400));
+            }
+        }
+
+        /// A reference that is neither a tag nor a digest, or a blob digest that is none, is the spec's error for it.
+        #[test]
+        fn an_invalid_reference_or_digest_is_its_error(
+            name in name(),
+            tag in tag_text(),
+            digest in digest_text(),
+            fault in 0..6u8,
+            method in prop_oneof![Just(Method::GET), Just(Method::HEAD), Just(Method::PUT), Just(Method::DELETE)],
+        ) {
+            let (reference, code) = match fault {
+                0 => (format!("-{tag}"), "MANIFEST_INVALID"),
+                1 => (format!(".{tag}"), "MANIFEST_INVALID"),
+                2 => (format!("{tag}{}", "t".repeat(128)), "MANIFEST_INVALID"),
+                3 => (digest.to_uppercase(), "DIGEST_INVALID"),
+                4 => (digest[..digest.len() - 1].to_owned(), "DIGEST_INVALID"),
+                _ => (digest.replacen("sha", "sha3", 1), "DIGEST_INVALID"),
+            };
+            let error = parse(&method, &format!("/v2/{name}/manifests/{reference}")).unwrap_err();
+            prop_assert_eq!(wire(&error), (code, 400), "{:?}", error);
+            if code == "DIGEST_INVALID" && method != Method::PUT {
+                let error = parse(&method, &format!("/v2/{name}/blobs/{reference}")).unwrap_err();
+                prop_assert_eq!(wire(&error), (code, 400), "{:?}", error);
+            }
+            let error = parse(&Method::GET, &format!("/v2/{name}/referrers/{reference}")).unwrap_err();
+            prop_assert_eq!(wire(&error), ("DIGEST_INVALID", 400), "{:?}", error);
+        }
+
+        /// Only the canonical (lowercase, hyphenated) form of an id the registry issued can name an upload.
+        #[test]
+        fn an_upload_id_of_no_session_is_blob_upload_unknown(
+            name in name(),
+            id in prop_oneof![upload_id().prop_map(|id| id.to_uppercase()), upload_id().prop_map(|id| id.replace('-', "")), "[a-z0-9.-]{1,40}"],
+            method in prop_oneof![Just(Method::GET), Just(Method::PATCH), Just(Method::PUT), Just(Method::DELETE)],
+        ) {
+            if !layout::is_upload_id(&id) {
+                let error = parse(&method, &format!("/v2/{name}/blobs/uploads/{id}")).unwrap_err();
+                prop_assert_eq!(wire(&error), ("BLOB_UPLOAD_UNKNOWN", 404), "{:?}", error);
+            }
+        }
+
+        /// On the registry API, a method an endpoint's path does not take is 405 (the management API's paths are
+        /// Berth's own, where a method they do not take is no endpoint: 404).
+        #[test]
+        fn other_methods_are_unsupported(endpoint in endpoint(), alternative in any::<bool>(), method in method()) {
+            let (_, path) = request(&endpoint, alternative);
+            if let Err(error) = parse(&method, &path) {
+                let expected = if path.starts_with(MANAGEMENT_PREFIX) { ("UNSUPPORTED", 404) } else { ("UNSUPPORTED", 405) };
+                prop_assert_eq!(wire(&error), expected, "{} {:?} gave {:?}", method, path, error);
+            }
+        }
+    }
+}

@@ -23,6 +23,8 @@ use serde_as_text;
 mod digest;
 mod manifest;
 mod name;
+#[cfg(test)]
+pub(crate) mod strategies;
 
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use manifest::{Descriptor, ParsedManifest, media_types};
