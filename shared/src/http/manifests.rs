@@ -105,7 +105,7 @@ struct TagList<'a> {
 
 /// `GET /v2/<name>/tags/list?n=<n>&last=<last>` — tags in lexical order, paged with a `Link` header.
 async fn list_tags(manifests: &Manifests, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
-    let page = page_request(call.query("n").as_deref(), call.query("last").as_deref(), Tag::parse)?;
+    let page = requested_page(call, Tag::parse)?;
     let tags = manifests.tags(name, &page.fetch()).await?;
     Ok(page.respond(&call.url(&format!("/v2/{name}/tags/list")), &[], tags, Tag::to_string, |tags| TagList { name, tags }))
 }
@@ -117,7 +117,7 @@ struct Catalog {
 
 /// `GET /v2/_catalog?n=<n>&last=<last>` — repository names in lexical order, paged with a `Link` header.
 async fn catalog(manifests: &Manifests, call: &Call<'_>) -> Result<Response, Error> {
-    let page = page_request(call.query("n").as_deref(), call.query("last").as_deref(), RepositoryName::parse)?;
+    let page = requested_page(call, RepositoryName::parse)?;
     let names = manifests.catalog(&page.fetch()).await?;
     Ok(page.respond(&call.url("/v2/_catalog"), &[], names, RepositoryName::to_string, |repositories| Catalog { repositories }))
 }
@@ -134,7 +134,7 @@ struct ImageIndex {
 /// whose subject is `<digest>`, in digest order, paged with a `Link` header that keeps the filter; never 404, an empty
 /// index when there are none.
 async fn referrers(manifests: &Manifests, name: &RepositoryName, digest: &Digest, call: &Call<'_>) -> Result<Response, Error> {
-    let page = page_request(call)?;
+    let page = requested_page(call, Digest::parse)?;
     let artifact_type = call.query("artifactType");
     let found = manifests.referrers(name, digest, artifact_type.as_deref(), &page.fetch()).await?;
     let filters: Vec<(&str, &str)> = artifact_type.iter().map(|wanted| ("artifactType", wanted.as_str())).collect();
@@ -189,7 +189,7 @@ impl From<TaggedManifest> for ManifestSummary {
 /// `GET /berth/v1/repositories/<name>/manifests?n=<n>&last=<digest>` — a repository's manifests in digest order with
 /// their tags and push time, paged with a `Link` header.
 async fn list_manifests(manifests: &Manifests, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
-    let page = page_request(call)?;
+    let page = requested_page(call, Digest::parse)?;
     let listed = manifests.list_manifests(name, &page.fetch()).await?;
     let path = call.url(&format!("/berth/v1/repositories/{name}/manifests"));
     Ok(page.respond(
@@ -211,6 +211,11 @@ async fn delete_repository(manifests: &Manifests, name: &RepositoryName) -> Resu
 struct Page {
     n: usize,
     last: Option<String>,
+}
+
+/// The page a listing's request asks for with `n` and `last`.
+fn requested_page<T>(call: &Call<'_>, entry: fn(&str) -> Result<T, Error>) -> Result<Page, Error> {
+    page_request(call.query("n").as_deref(), call.query("last").as_deref(), entry)
 }
 
 /// The page a listing's `n` and `last` ask for. `last` must name an entry the listing could hold (`entry` parses it),
@@ -369,7 +374,7 @@ mod properties {
             let entries: Vec<String> = if catalog { names } else { tags }.into_iter().cycle().take(count).collect();
             let page = page_request(Some(&n.to_string()), None, parse).unwrap();
             prop_assert_eq!(page.fetch().limit, page.n + 1);
-            let response = page.respond("/v2/_catalog", entries.clone(), |entries| entries);
+            let response = page.respond("/v2/_catalog", &[], entries.clone(), String::clone, |entries| entries);
             let link = response.headers().get(header::LINK).map(|link| link.to_str().unwrap().to_owned());
             let more = entries.len() > page.n && page.n > 0;
             prop_assert_eq!(link.is_some(), more, "{:?}", link);

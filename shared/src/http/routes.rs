@@ -476,7 +476,7 @@ mod properties {
             id in prop_oneof![upload_id().prop_map(|id| id.to_uppercase()), upload_id().prop_map(|id| id.replace('-', "")), "[a-z0-9.-]{1,40}"],
             method in prop_oneof![Just(Method::GET), Just(Method::PATCH), Just(Method::PUT), Just(Method::DELETE)],
         ) {
-            if !layout::is_upload_id(&id) {
+            if !is_upload_id(&id) {
                 let error = parse(&method, &format!("/v2/{name}/blobs/uploads/{id}")).unwrap_err();
                 prop_assert_eq!(wire(&error), ("BLOB_UPLOAD_UNKNOWN", 404), "{:?}", error);
             }
