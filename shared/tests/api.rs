@@ -883,6 +883,8 @@ async fn racing_requests_never_store_bytes_under_another_digest(store: Store) {
         .map(|index| {
             let (api, location, genuine, digest) = (api.clone(), location.clone(), genuine.clone(), digest.clone());
             tokio::spawn(async move {
+                // Staggered starts, so some requests arrive while another is between writing and saving.
+                tokio::time::sleep(std::time::Duration::from_micros(u64::from(index) * 250)).await;
                 let forged = vec![index; genuine.len() / 3];
                 match index % 4 {
                     0 => {
