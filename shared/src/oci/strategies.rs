@@ -11,7 +11,7 @@ const COMPONENT: &str = "[a-z0-9]{1,20}((\\.|_|__|-{1,3})[a-z0-9]{1,20}){0,4}";
 /// Repository names of the spec's grammar, up to the longest accepted: components are joined while they fit, so no
 /// case is filtered away (a million cases would exhaust proptest's rejection budget).
 pub fn name_text() -> impl Strategy<Value = String> {
-    prop::collection::vec(COMPONENT, 1..16).prop_map(|components| {
+    prop::collection::vec(COMPONENT, 1..10).prop_map(|components| {
         let mut name = String::new();
         for component in components {
             let separator = usize::from(!name.is_empty());
