@@ -100,7 +100,7 @@ impl Blobs {
     /// The session, if it exists, belongs to `repository` and has not expired.
     pub async fn upload(&self, repository: &RepositoryName, id: &str) -> Result<UploadSession, Error> {
         match self.sessions.upload(id).await? {
-            Some(session) if &session.repository == repository && session.expires_at() > super::unix_millis() / 1000 => Ok(session),
+            Some(session) if &session.repository == repository && session.expires_at() > super::unix_seconds() => Ok(session),
             _ => Err(Error::BlobUploadUnknown),
         }
     }
@@ -163,7 +163,7 @@ impl Blobs {
     async fn advance(&self, session: &mut UploadSession, chunk: Chunk) -> Result<(), Error> {
         let previous_size = session.size;
         self.write_chunk(session, chunk).await?;
-        session.updated_at = super::unix_millis() / 1000;
+        session.updated_at = super::unix_seconds();
         self.sessions.save_upload(session, previous_size).await.map_err(|error| concurrent_write(error, previous_size))
     }
 
@@ -261,7 +261,7 @@ fn request_too_large(size: u64, limit: Option<u64>) -> Option<Error> {
 }
 
 fn new_session(repository: &RepositoryName) -> UploadSession {
-    let now = super::unix_millis() / 1000;
+    let now = super::unix_seconds();
     UploadSession {
         id: uuid::Uuid::new_v4().to_string(),
         repository: repository.clone(),
@@ -297,7 +297,7 @@ mod tests {
     /// (on S3 they may be gone with the multipart upload); one in use stays open however old it is.
     async fn expired_uploads_are_unknown(store: Arc<dyn BlobStore>, metadata: Arc<dyn MetadataStore>) {
         let blobs = Blobs::new(store, metadata.clone(), metadata.clone(), None);
-        let now = super::super::unix_millis() / 1000;
+        let now = super::super::unix_seconds();
         let idle =
             UploadSession { started_at: now - UPLOAD_IDLE_SECS - 60, updated_at: now - UPLOAD_IDLE_SECS - 60, ..session("expiry/idle") };
         let busy = UploadSession { started_at: now - 3 * UPLOAD_IDLE_SECS, updated_at: now - 60, ..session("expiry/busy") };

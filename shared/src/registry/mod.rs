@@ -16,6 +16,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The default ceiling on a manifest's size: the spec asks registries to accept at least 4 MiB.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
+/// Unix seconds, as upload sessions keep time.
+fn unix_seconds() -> u64 {
+    unix_millis() / 1000
+}
+
 fn unix_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
