@@ -5,10 +5,12 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth::oci::{Digest, Reference, RepositoryName, Tag};
-use reqwest::header::{ACCEPT, HeaderMap, LINK};
+use reqwest::header::{ACCEPT, HeaderMap, LINK, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::auth::{self, Challenge, Credentials, TokenAnswer, TokenCache};
 
 /// Every manifest kind the registry stores, so a HEAD resolves a tag whatever it points at.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
@@ -101,10 +103,19 @@ pub fn parse_registry_url(text: &str) -> Result<Url, String> {
 pub struct RegistryClient {
     base: Url,
     http: reqwest::Client,
+    /// What the client logs in with when the registry asks: the credentials docker's configuration holds for it.
+    credentials: Option<Credentials>,
+    tokens: TokenCache,
 }
 
 impl RegistryClient {
+    /// A client for `base` with the credentials `berth login` (or `docker login`) stored for it.
     pub fn new(base: Url) -> Self {
+        let credentials = auth::stored(&base);
+        Self::with_credentials(base, credentials)
+    }
+
+    pub fn with_credentials(base: Url, credentials: Option<Credentials>) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
@@ -113,7 +124,76 @@ impl RegistryClient {
             // Building fails only when the TLS backend cannot start, a broken build rather than a runtime condition
             // (reqwest's own `Client::new` panics on it too).
             .expect("the HTTP client starts");
-        Self { base, http }
+        Self { base, http, credentials, tokens: TokenCache::default() }
+    }
+
+    /// Asks the registry's token endpoint (found through the challenge of `GET /v2/`) for a token with `scopes`,
+    /// with a refresh token when `offline`: what a login is.
+    pub async fn request_token(&self, scopes: &[&str], offline: bool) -> Result<TokenAnswer, ClientError> {
+        let url = self.url("/v2/");
+        let response = self.http.get(url.clone()).send().await.map_err(|e| transport_error(&url, e))?;
+        let challenge = challenge_of(&response).ok_or_else(|| unexpected(&url, "the registry asks for no token (no Bearer challenge)"))?;
+        self.fetch_token(&challenge, scopes, offline).await
+    }
+
+    async fn fetch_token(&self, challenge: &Challenge, scopes: &[&str], offline: bool) -> Result<TokenAnswer, ClientError> {
+        let realm = Url::parse(&challenge.realm).map_err(|e| unexpected(&self.base, format!("bad realm {}: {e}", challenge.realm)))?;
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(service) = &challenge.service {
+            query.push(("service", service));
+        }
+        query.extend(scopes.iter().map(|scope| ("scope", *scope)));
+        if offline {
+            query.push(("offline_token", "true"));
+        }
+        query.push(("client_id", "berth"));
+        let mut request = self.http.get(realm.clone()).query(&query);
+        if let Some(credentials) = &self.credentials {
+            request = request.basic_auth(&credentials.username, Some(&credentials.password));
+        }
+        let response = check(realm.clone(), request.send().await.map_err(|e| transport_error(&realm, e))?).await?;
+        json(realm, response).await
+    }
+
+    /// Sends the request `build` makes, and once more with a token when the registry answers with a challenge.
+    async fn execute(&self, url: &Url, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Response, ClientError> {
+        let response = build().send().await.map_err(|e| transport_error(url, e))?;
+        let Some(challenge) = (response.status() == StatusCode::UNAUTHORIZED).then(|| challenge_of(&response)).flatten() else {
+            return Ok(response);
+        };
+        let token = match self.tokens.get(&challenge) {
+            Some(token) => token,
+            None => {
+                let scopes: Vec<&str> = challenge.scope.as_deref().into_iter().collect();
+                let answer = self.fetch_token(&challenge, &scopes, false).await?;
+                let token = answer.access().ok_or_else(|| unexpected(url, "the token endpoint sent no token"))?.to_owned();
+                self.tokens.put(&challenge, token.clone());
+                token
+            }
+        };
+        build().bearer_auth(token).send().await.map_err(|e| transport_error(url, e))
+    }
+
+    /// A call of the management API: `body` as JSON, the answer's JSON (`null` for none).
+    pub async fn manage(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&serde_json::Value>) -> Result<serde_json::Value, ClientError> {
+        let mut url = self.url(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let response = self
+            .execute(&url, || {
+                let request = self.http.request(method.clone(), url.clone());
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            })
+            .await?;
+        let response = check(url.clone(), response).await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(serde_json::Value::Null);
+        }
+        json(url, response).await
     }
 
     /// Every repository, following the catalog's pages; `page_size` asks for that many per request.
@@ -136,8 +216,7 @@ impl RegistryClient {
     /// The digest `tag` points at, from `Docker-Content-Digest` of a HEAD.
     pub async fn resolve_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<Digest, ClientError> {
         let url = self.url(&format!("/v2/{name}/manifests/{tag}"));
-        let request = self.http.head(url.clone()).header(ACCEPT, MANIFEST_ACCEPT);
-        let response = request.send().await.map_err(|e| transport_error(&url, e))?;
+        let response = self.execute(&url, || self.http.head(url.clone()).header(ACCEPT, MANIFEST_ACCEPT)).await?;
         // A HEAD answer has no body to carry the error, so a 404 is reported with the code a GET would bring.
         if response.status() == StatusCode::NOT_FOUND {
             return Err(ClientError::Registry(vec![ApiError {
@@ -196,9 +275,14 @@ impl RegistryClient {
     }
 
     async fn send(&self, method: Method, url: Url) -> Result<Response, ClientError> {
-        let response = self.http.request(method, url.clone()).send().await.map_err(|e| transport_error(&url, e))?;
+        let response = self.execute(&url, || self.http.request(method.clone(), url.clone())).await?;
         check(url, response).await
     }
+}
+
+/// The Bearer challenge of a 401.
+fn challenge_of(response: &Response) -> Option<Challenge> {
+    response.headers().get(WWW_AUTHENTICATE).and_then(|value| value.to_str().ok()).and_then(Challenge::parse)
 }
 
 /// Passes a success through; turns an error status into the registry's errors, or into `Unexpected` without them.

@@ -1,5 +1,7 @@
 //! `berth`: runs the registry (`berth serve`) and manages a running one, the counterpart of `az acr`.
 
+mod access;
+mod auth;
 mod client;
 mod output;
 mod reference;
@@ -21,6 +23,20 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage the repositories of a running registry: list, show tags and manifests, untag, delete.
     Repository(repository::RepositoryArgs),
+    /// Log in to a registry and configure docker for it (a login lasts 3 hours).
+    Login(access::LoginArgs),
+    /// Service principals: automation's identities, with roles.
+    Sp(access::SpArgs),
+    /// Role assignments of IAM principals, OIDC subjects and service principals.
+    Role(access::RoleArgs),
+    /// The admin user (off by default).
+    Admin(access::AdminArgs),
+    /// Scope maps: what repository-scoped tokens may do where.
+    ScopeMap(access::ScopeMapArgs),
+    /// Repository-scoped tokens.
+    Token(access::TokenArgs),
+    /// The registry's settings.
+    Registry(access::RegistryArgs),
 }
 
 #[tokio::main]
@@ -29,6 +45,13 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Repository(args) => repository::run(args).await,
+        Command::Login(args) => access::login(args).await,
+        Command::Sp(args) => access::sp(args).await,
+        Command::Role(args) => access::role(args).await,
+        Command::Admin(args) => access::admin(args).await,
+        Command::ScopeMap(args) => access::scope_map(args).await,
+        Command::Token(args) => access::token(args).await,
+        Command::Registry(args) => access::registry(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,11 +4,18 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use berth::{
     http::{self, PublicUrl, routes::Function},
+    identity::{
+        TokenService, bootstrap,
+        directory::{Directory, check_registry_name},
+        keys::SigningKey,
+    },
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
     server,
-    services::{self, Limits},
+    services::{self, AccessControl, Limits},
     store::{
+        IdentityRecords,
         aws::{self, AwsSettings},
+        dynamodb::DynamoMetadata,
         local::EmbeddedStore,
         resources,
         s3::S3Limits,
@@ -32,7 +39,11 @@ pub struct ServeArgs {
     /// Where the registry keeps its data.
     #[arg(long, env = "BERTH_STORE", value_enum, default_value = "embedded")]
     store: Store,
-    /// Directory holding blobs and the metadata database (embedded store); created if missing.
+    /// The registry's name: the service its tokens are for, and the admin user's name.
+    #[arg(long, env = "BERTH_REGISTRY_NAME", default_value = "berth", value_parser = registry_name)]
+    name: String,
+    /// Directory holding blobs and the metadata database (embedded store), the signing key and the first owner's
+    /// credentials (initial-owner.json); created if missing.
     #[arg(long, env = "BERTH_DATA_DIR", default_value = "berth-data")]
     data_dir: PathBuf,
     /// S3 bucket for blobs (aws store).
@@ -44,9 +55,14 @@ pub struct ServeArgs {
     /// AWS region (aws store); otherwise the SDK's usual sources (AWS_REGION, profile).
     #[arg(long)]
     region: Option<String>,
-    /// Create the bucket and table if missing, with the settings infra/template.yaml gives them (for emulators).
+    /// Create the bucket and table (and the signing key secret) if missing, with the settings infra/template.yaml
+    /// gives them (for emulators).
     #[arg(long)]
     create_resources: bool,
+    /// Secrets Manager secret holding the token signing key seed (aws store), as the token function reads it;
+    /// without it the seed is kept in --data-dir.
+    #[arg(long, env = "BERTH_SIGNING_KEY_SECRET")]
+    signing_key_secret: Option<String>,
     /// Lifetime of presigned blob download URLs (aws store), at most 1200.
     #[arg(long, env = "BERTH_PRESIGN_TTL_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=1200))]
     presign_ttl_seconds: u64,
@@ -61,33 +77,77 @@ pub struct ServeArgs {
     log_json: bool,
 }
 
+/// The token service over `records` with the key `seed` stands for, publishing its public key for other processes
+/// on the same store, and the first owner when the registry has none (its credentials go to the data directory).
+async fn access_control(
+    records: Arc<dyn IdentityRecords>,
+    name: &str,
+    seed: &[u8],
+    data_dir: &std::path::Path,
+) -> Result<AccessControl, Box<dyn std::error::Error>> {
+    let directory = Directory::new(records, name.to_owned(), None);
+    let key = SigningKey::from_seed(seed)?;
+    directory.publish_key(key.public_key()).await?;
+    if let Some((username, path)) = bootstrap::initial_owner(&directory, data_dir).await? {
+        // Printed once, to the terminal only: the password stays in the file.
+        eprintln!(
+            "Created the registry's first owner, service principal {username}; its credentials are in {} (readable only by you).\n\
+             Log in with: berth login <registry URL> --username {username} --password-stdin < <(jq -r .password {})",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(AccessControl::issuing(TokenService::new(directory, key)))
+}
+
 /// Subscribers of registry events (the scanner, webhooks) will listen here; until then events are only logged.
 const EVENT_BUFFER: usize = 1024;
+
+fn registry_name(text: &str) -> Result<String, String> {
+    check_registry_name(text).map(|()| text.to_owned())
+}
 
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init_tracing(args.log_json);
     // `berth serve` takes requests of any size: nothing in front of it caps them as Lambda does.
     let limits = Limits { max_manifest_bytes: args.max_manifest_bytes, max_request_bytes: None };
     let events = Arc::new(EventBus::new(EVENT_BUFFER));
+    std::fs::create_dir_all(&args.data_dir).map_err(|error| format!("cannot create {}: {error}", args.data_dir.display()))?;
     let services = match args.store {
         Store::Embedded => {
             let store = Arc::new(EmbeddedStore::open(&args.data_dir).await.map_err(|error| format!("cannot open the store: {error}"))?);
             store.clone().sweep_in_background();
             tracing::info!(data_dir = %args.data_dir.display(), "embedded store");
-            services::over_embedded(&store, limits, events, args.public_url)
+            let seed = bootstrap::local_signing_seed(&args.data_dir)?;
+            let access = access_control(store.metadata.clone(), &args.name, &seed, &args.data_dir).await?;
+            services::over_embedded(&store, limits, events, args.public_url, access)
         }
         Store::Aws => {
             let (bucket, table) = (args.bucket.unwrap_or_default(), args.table.unwrap_or_default());
             let presign_ttl = Duration::from_secs(args.presign_ttl_seconds);
             let settings = AwsSettings { bucket, table, presign_ttl, limits: S3Limits::default() };
-            let (s3, dynamodb) = aws::clients(args.region).await;
+            let sdk = aws::sdk_config(args.region).await;
+            let (s3, dynamodb) = aws::clients_from(&sdk);
+            let secrets = aws::secrets_client(&sdk);
             if args.create_resources {
                 resources::create_resources(&s3, &dynamodb, &settings).await?;
+                if let Some(secret) = &args.signing_key_secret {
+                    resources::create_signing_secret(&secrets, secret).await?;
+                }
             }
             tracing::info!(bucket = %settings.bucket, table = %settings.table, "AWS store");
-            services::over_aws(&settings, s3, dynamodb, &[Function::Manifests, Function::Blobs], limits, events, args.public_url)
+            let seed = match &args.signing_key_secret {
+                Some(secret) => aws::signing_seed(&secrets, secret).await?,
+                None => bootstrap::local_signing_seed(&args.data_dir)?,
+            };
+            let records = Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table));
+            let access = access_control(records, &args.name, &seed, &args.data_dir).await?;
+            services::over_aws(&settings, s3, dynamodb, &[Function::Manifests, Function::Blobs], limits, events, args.public_url, access)
         }
     };
+    if !args.addr.ip().is_loopback() {
+        tracing::warn!(addr = %args.addr, "serving plain HTTP on a non-loopback address: credentials and tokens travel in clear unless a TLS proxy fronts this registry");
+    }
     let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| format!("cannot listen on {}: {error}", args.addr))?;
     tracing::info!(addr = %args.addr, "berth registry listening");
     server::serve(listener, http::router(services)).await?;

@@ -10,11 +10,17 @@ use std::{
 
 use crate::{
     http::{self, PublicUrl, Services, routes::Function},
+    identity::{
+        Gate, TokenService,
+        directory::{Directory, check_registry_name},
+        keys::SigningKey,
+    },
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
     server,
-    services::{self, Limits},
+    services::{self, AccessControl, Limits},
     store::{
         aws::{self, AwsSettings},
+        dynamodb::DynamoMetadata,
         s3::S3Limits,
     },
     telemetry,
@@ -30,8 +36,16 @@ pub const LAMBDA_MAX_REQUEST_BYTES: u64 = 4_500_000;
 /// A function's configuration, read from `BERTH_*` variables.
 #[derive(Debug, Clone)]
 pub struct FunctionConfig {
-    /// Where the registry's data is; `None` for a function that reads none (the token function).
+    /// The registry's name (`BERTH_REGISTRY_NAME`): the tokens' issuer and audience.
+    pub registry_name: String,
+    /// The table holding identities and published keys (`BERTH_TABLE`), which every function reads.
+    pub table: String,
+    /// Where the registry's content is; `None` for a function that reads none (the token function).
     pub aws: Option<AwsSettings>,
+    /// The Secrets Manager secret holding the signing key seed (`BERTH_SIGNING_KEY_SECRET`): the token function's.
+    pub signing_key_secret: Option<String>,
+    /// The IAM principal ARN the deployment makes its first owner (`BERTH_OWNER`).
+    pub owner: Option<String>,
     pub limits: Limits,
     /// The registry's public base URL, where a proxy hides the host clients use (`BERTH_PUBLIC_URL`).
     pub public_url: Option<PublicUrl>,
@@ -52,14 +66,23 @@ impl FunctionConfig {
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>, on_lambda: bool, serve: &[Function]) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let reads_storage = serve.iter().any(|function| *function != Function::Token);
-        let mut required = |name: &str| {
+        let issues_tokens = serve.contains(&Function::Token);
+        let mut required = |name: &str, needed: bool| {
             let value = lookup(name).filter(|value| !value.is_empty());
-            if value.is_none() && reads_storage {
+            if value.is_none() && needed {
                 problems.push(format!("{name} is not set"));
             }
             value
         };
-        let (bucket, table) = (required("BERTH_BUCKET"), required("BERTH_TABLE"));
+        let (bucket, table) = (required("BERTH_BUCKET", reads_storage), required("BERTH_TABLE", true));
+        let signing_key_secret = required("BERTH_SIGNING_KEY_SECRET", issues_tokens);
+        let registry_name = required("BERTH_REGISTRY_NAME", true).unwrap_or_default();
+        if !registry_name.is_empty()
+            && let Err(error) = check_registry_name(&registry_name)
+        {
+            problems.push(format!("BERTH_REGISTRY_NAME: {error}"));
+        }
+        let owner = lookup("BERTH_OWNER").filter(|value| !value.is_empty());
         let mut number = |name: &str, default: Option<u64>| match lookup(name) {
             None => default,
             Some(text) => text.parse::<u64>().map(Some).unwrap_or_else(|_| {
@@ -95,24 +118,47 @@ impl FunctionConfig {
             return Err(ConfigError(problems));
         }
         let limits = S3Limits { part_size, ..defaults };
-        let aws = bucket.zip(table).filter(|_| reads_storage).map(|(bucket, table)| AwsSettings {
+        let table = table.unwrap_or_default();
+        let aws = bucket.filter(|_| reads_storage).map(|bucket| AwsSettings {
             bucket,
-            table,
+            table: table.clone(),
             presign_ttl: Duration::from_secs(presign_ttl),
             limits,
         });
-        Ok(Self { aws, limits: Limits { max_manifest_bytes, max_request_bytes }, public_url, host, port })
+        Ok(Self {
+            registry_name,
+            table,
+            aws,
+            signing_key_secret: signing_key_secret.filter(|_| issues_tokens),
+            owner,
+            limits: Limits { max_manifest_bytes, max_request_bytes },
+            public_url,
+            host,
+            port,
+        })
     }
 }
 
-/// The services among `serve` a function's process runs, over its configured AWS storage.
-pub async fn services(config: &FunctionConfig, serve: &[Function]) -> Services {
-    let Some(settings) = &config.aws else {
-        return Services { public_url: config.public_url.clone(), ..Services::default() };
+/// The services among `serve` a function's process runs, over its configured AWS storage reached with `sdk`. The
+/// token function reads its signing key and publishes the public half for the others, which load it now and on
+/// unknown key ids.
+pub async fn services(config: &FunctionConfig, serve: &[Function], sdk: &aws_config::SdkConfig) -> Result<Services, String> {
+    let (s3, dynamodb) = aws::clients_from(sdk);
+    let directory = Directory::new(Arc::new(DynamoMetadata::new(dynamodb.clone(), &config.table)), config.registry_name.clone(), config.owner.clone());
+    let access = match &config.signing_key_secret {
+        Some(secret) => {
+            let seed = aws::signing_seed(&aws::secrets_client(sdk), secret).await.map_err(|error| format!("cannot read the signing key: {error}"))?;
+            let key = SigningKey::from_seed(&seed).map_err(|error| format!("secret {secret}: {error}"))?;
+            directory.publish_key(key.public_key()).await.map_err(|error| format!("cannot publish the signing key: {error}"))?;
+            AccessControl::issuing(TokenService::new(directory, key))
+        }
+        None => AccessControl { gate: Arc::new(Gate::published(directory).await), tokens: None },
     };
-    let (s3, dynamodb) = aws::clients(None).await;
+    let Some(settings) = &config.aws else {
+        return Ok(Services { gate: access.gate, tokens: access.tokens, manifests: None, blobs: None, public_url: config.public_url.clone() });
+    };
     // Nothing in a function's process subscribes yet: events are logged.
-    services::over_aws(settings, s3, dynamodb, serve, config.limits, Arc::new(EventBus::new(64)), config.public_url.clone())
+    Ok(services::over_aws(settings, s3, dynamodb, serve, config.limits, Arc::new(EventBus::new(64)), config.public_url.clone(), access))
 }
 
 /// The whole life of one function's process: the `main` of `functions/<name>`. A function may serve more than its
@@ -128,7 +174,15 @@ pub async fn run(functions: &[Function]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let router = http::router(services(&config, functions).await);
+    let services = match services(&config, functions, &aws::sdk_config(None).await).await {
+        Ok(services) => services,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let router = http::router(services);
     let result = if on_lambda {
         lambda_http::run(router).await.map_err(|error| error.to_string())
     } else {
@@ -166,10 +220,11 @@ mod tests {
         let wrong =
             [("BERTH_PRESIGN_TTL_SECONDS", "3600"), ("PORT", "x"), ("BERTH_HOST", "localhost"), ("BERTH_PUBLIC_URL", "example.com")];
         let error = config(&wrong, false).unwrap_err();
-        assert_eq!(error.0.len(), 6, "{error}");
+        assert_eq!(error.0.len(), 7, "{error}");
         let expected = [
             "BERTH_BUCKET is not set",
             "BERTH_TABLE is not set",
+            "BERTH_REGISTRY_NAME is not set",
             "BERTH_PRESIGN_TTL_SECONDS=3600",
             "PORT=x",
             "BERTH_HOST=localhost",
@@ -182,20 +237,29 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_runtime() {
-        let required = [("BERTH_BUCKET", "b"), ("BERTH_TABLE", "t")];
+        let required = [("BERTH_BUCKET", "b"), ("BERTH_TABLE", "t"), ("BERTH_REGISTRY_NAME", "reg")];
         let local = config(&required, false).unwrap();
         assert_eq!((local.limits.max_request_bytes, local.port, local.aws.unwrap().presign_ttl), (None, 8080, Duration::from_secs(900)));
         assert_eq!(config(&required, true).unwrap().limits.max_request_bytes, Some(LAMBDA_MAX_REQUEST_BYTES));
-        let tuned =
-            config(&[required[0], required[1], ("BERTH_MAX_REQUEST_BYTES", "1000"), ("BERTH_PART_SIZE_BYTES", "10485760")], true).unwrap();
+        let tuned = config(
+            &[required[0], required[1], required[2], ("BERTH_MAX_REQUEST_BYTES", "1000"), ("BERTH_PART_SIZE_BYTES", "10485760")],
+            true,
+        )
+        .unwrap();
         assert_eq!((tuned.limits.max_request_bytes, tuned.aws.unwrap().limits.part_size), (Some(1000), 10 << 20));
     }
 
     #[test]
-    fn the_token_function_needs_no_storage() {
-        let token = FunctionConfig::from_env(|_| None, true, &[Function::Token]).unwrap();
+    fn only_the_token_function_reads_the_signing_key_and_only_the_others_the_bucket() {
+        let variables = |name: &str| ["BERTH_TABLE", "BERTH_REGISTRY_NAME", "BERTH_SIGNING_KEY_SECRET"].contains(&name).then(|| "x".to_owned());
+        let token = FunctionConfig::from_env(variables, true, &[Function::Token]).unwrap();
         assert!(token.aws.is_none());
-        let manifests = FunctionConfig::from_env(|_| None, true, &[Function::Manifests]).unwrap_err();
+        assert_eq!(token.signing_key_secret.as_deref(), Some("x"));
+        let manifests = FunctionConfig::from_env(variables, true, &[Function::Manifests]).unwrap_err();
         assert!(manifests.to_string().contains("BERTH_BUCKET is not set"), "{manifests}");
+        let no_secret = FunctionConfig::from_env(|name| (name != "BERTH_SIGNING_KEY_SECRET").then(|| "x".to_owned()), true, &[Function::Token]);
+        assert!(no_secret.unwrap_err().to_string().contains("BERTH_SIGNING_KEY_SECRET is not set"));
+        let bad_name = FunctionConfig::from_env(|name| Some(if name == "BERTH_REGISTRY_NAME" { "a:b".to_owned() } else { "x".to_owned() }), true, &[Function::Blobs]);
+        assert!(bad_name.unwrap_err().to_string().contains("invalid registry name"));
     }
 }

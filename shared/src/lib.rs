@@ -5,6 +5,7 @@
 pub mod error;
 pub mod function;
 pub mod http;
+pub mod identity;
 pub mod oci;
 pub mod registry;
 pub mod server;

@@ -1,10 +1,11 @@
-//! Assembling the registry's services (blobs, manifests) over a store: what each process that serves them (a Lambda
-//! function, a container, `berth serve`) puts behind the router.
+//! Assembling the registry's services (tokens, blobs, manifests) over a store: what each process that serves them (a
+//! Lambda function, a container, `berth serve`) puts behind the router.
 
 use std::sync::Arc;
 
 use crate::{
     http::{PublicUrl, Services, routes::Function},
+    identity::{Gate, TokenService},
     registry::{Blobs, EventSink, Manifests},
     store::{BlobStore, MetadataStore, aws::AwsSettings, local::EmbeddedStore},
 };
@@ -17,6 +18,22 @@ pub struct Limits {
     pub max_request_bytes: Option<u64>,
 }
 
+/// How a process checks access: the gate every process has, and the token service where tokens are issued.
+#[derive(Clone)]
+pub struct AccessControl {
+    pub gate: Arc<Gate>,
+    pub tokens: Option<Arc<TokenService>>,
+}
+
+impl AccessControl {
+    /// A process that issues tokens and verifies them with its own key (`berth serve`, the token function).
+    pub fn issuing(tokens: TokenService) -> Self {
+        let gate = Gate::fixed(tokens.directory().clone(), std::slice::from_ref(tokens.public_key()))
+            .expect("the token service's own key verifies");
+        Self { gate: Arc::new(gate), tokens: Some(Arc::new(tokens)) }
+    }
+}
+
 /// The services among `serve` over one blob store and metadata store.
 fn over(
     store: Arc<dyn BlobStore>,
@@ -25,20 +42,28 @@ fn over(
     limits: Limits,
     events: Arc<dyn EventSink>,
     public_url: Option<PublicUrl>,
+    access: AccessControl,
 ) -> Services {
     let manifests = serve
         .contains(&Function::Manifests)
         .then(|| Arc::new(Manifests::new(store.clone(), metadata.clone(), metadata.clone(), events, limits.max_manifest_bytes)));
     let blobs = serve.contains(&Function::Blobs).then(|| Arc::new(Blobs::new(store, metadata.clone(), metadata, limits.max_request_bytes)));
-    Services { manifests, blobs, public_url }
+    Services { gate: access.gate, tokens: access.tokens, manifests, blobs, public_url }
 }
 
 /// Every service over the embedded store (`berth serve`).
-pub fn over_embedded(store: &EmbeddedStore, limits: Limits, events: Arc<dyn EventSink>, public_url: Option<PublicUrl>) -> Services {
-    over(store.blobs.clone(), store.metadata.clone(), &[Function::Manifests, Function::Blobs], limits, events, public_url)
+pub fn over_embedded(
+    store: &EmbeddedStore,
+    limits: Limits,
+    events: Arc<dyn EventSink>,
+    public_url: Option<PublicUrl>,
+    access: AccessControl,
+) -> Services {
+    over(store.blobs.clone(), store.metadata.clone(), &[Function::Manifests, Function::Blobs], limits, events, public_url, access)
 }
 
 /// The services among `serve` over S3 and DynamoDB.
+#[allow(clippy::too_many_arguments)]
 pub fn over_aws(
     settings: &AwsSettings,
     s3: aws_sdk_s3::Client,
@@ -47,7 +72,8 @@ pub fn over_aws(
     limits: Limits,
     events: Arc<dyn EventSink>,
     public_url: Option<PublicUrl>,
+    access: AccessControl,
 ) -> Services {
     let (store, metadata) = crate::store::aws::stores(s3, dynamodb, settings);
-    over(Arc::new(store), Arc::new(metadata), serve, limits, events, public_url)
+    over(Arc::new(store), Arc::new(metadata), serve, limits, events, public_url, access)
 }

@@ -10,17 +10,29 @@ use axum::{
 };
 use berth::{
     http::{PublicUrl, router, routes::Function},
+    identity::{
+        TokenService,
+        access::{Permissions, Scope},
+        directory::{Directory, Login, Subject},
+        keys::SigningKey,
+    },
     oci::{Algorithm, Digest},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus, RegistryEvent},
-    services::{self, Limits as ServiceLimits},
-    store::local::EmbeddedStore,
+    services::{self, AccessControl, Limits as ServiceLimits},
+    store::{IdentityRecords, dynamodb::DynamoMetadata, local::EmbeddedStore},
     testing,
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod access;
 mod iam;
+
+use access::*;
+
+/// The name of every registry this suite starts.
+const REGISTRY: &str = "berth-test";
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -43,6 +55,8 @@ const DEFAULT_LIMITS: Limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST
 
 struct Api {
     router: Router,
+    /// The registry's token service, for tests that log in or mint tokens of their own.
+    tokens: Arc<TokenService>,
     /// The emulator's bucket behind the AWS store, to read what it holds directly.
     bucket: Option<(aws_sdk_s3::Client, String)>,
     events: Arc<EventBus>,
@@ -88,23 +102,59 @@ impl Api {
         let mut bucket = None;
         let service_limits = ServiceLimits { max_manifest_bytes: limits.max_manifest_bytes, max_request_bytes: limits.max_request_bytes };
         let public_url = limits.public_url.clone();
+        let access = |records: Arc<dyn IdentityRecords>| {
+            let key = SigningKey::from_seed(uuid::Uuid::new_v4().as_bytes().repeat(2).as_slice()).unwrap();
+            AccessControl::issuing(TokenService::new(Directory::new(records, REGISTRY.to_owned(), None), key))
+        };
         let services = match store {
             Store::Embedded => {
                 let store = EmbeddedStore::open(dir.path()).await.unwrap();
-                services::over_embedded(&store, service_limits, events.clone(), public_url)
+                services::over_embedded(&store, service_limits, events.clone(), public_url, access(store.metadata.clone()))
             }
             Store::Aws => {
                 let settings = testing::fresh_aws_resources().await;
                 let (s3, dynamodb) = berth::store::aws::clients_from(&testing::emulator_config());
                 bucket = Some((s3.clone(), settings.bucket.clone()));
                 let serve = [Function::Manifests, Function::Blobs];
-                services::over_aws(&settings, s3, dynamodb, &serve, service_limits, events.clone(), public_url)
+                let access = access(Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table)));
+                services::over_aws(&settings, s3, dynamodb, &serve, service_limits, events.clone(), public_url, access)
             }
         };
-        Self { router: router(services), bucket, events, redirects: reqwest::Client::new(), _dir: dir }
+        let tokens = services.tokens.clone().expect("the suite's registry issues tokens");
+        Self { router: router(services), tokens, bucket, events, redirects: reqwest::Client::new(), _dir: dir }
     }
 
+    /// A token for every action on the repositories `path` (and a mount's `from=`) names, the catalog and management:
+    /// what an owner's client would have asked for.
+    fn owner_token(&self, path: &str) -> String {
+        let (route, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut scopes = vec!["registry:catalog:*".to_owned(), "registry:manage:*".to_owned()];
+        let repository = route.strip_prefix("/v2/").or_else(|| route.strip_prefix("/berth/v1/repositories/")).map(|rest| {
+            // The rightmost keyword ends the name, which may itself hold `blobs` or `manifests` segments.
+            let end = ["/blobs/", "/manifests/", "/tags/", "/referrers/"].iter().filter_map(|keyword| rest.rfind(keyword)).max();
+            end.or_else(|| rest.strip_suffix("/manifests").map(str::len)).map_or(rest, |at| &rest[..at])
+        });
+        scopes.extend(repository.map(|name| format!("repository:{name}:*")));
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        scopes.extend(pairs.iter().filter(|(key, _)| key == "from").map(|(_, from)| format!("repository:{from}:pull")));
+        let owner = Login { subject: Subject::Admin, permissions: Permissions::everything(), credential: None };
+        self.tokens.grant(&owner, &Scope::parse_all(scopes.iter().map(String::as_str)), false).access.token
+    }
+
+    /// Sends a request as the registry's owner would (with a token for everything it touches), unless `headers`
+    /// carry an `Authorization` of their own.
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {
+        if headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) || path.starts_with("/token") {
+            return self.send_raw(method, path, headers, body).await;
+        }
+        let authorization = format!("Bearer {}", self.owner_token(path));
+        let mut with_token = headers.to_vec();
+        with_token.push(("authorization", &authorization));
+        self.send_raw(method, path, &with_token, body).await
+    }
+
+    /// Sends a request with exactly `headers`.
+    async fn send_raw(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -260,19 +310,6 @@ async fn version_check_answers_200(store: Store) {
     let api = Api::new(store).await;
     let reply = api.get("/v2/").await;
     assert_eq!(reply.status, StatusCode::OK);
-}
-
-async fn token_endpoint_answers_anonymous_access(store: Store) {
-    let api = Api::new(store).await;
-    for method in [Method::GET, Method::POST] {
-        let reply = api.send(method, "/token?service=berth&scope=repository:lib/app:pull,push", &[], Body::empty()).await;
-        assert_eq!(reply.status, StatusCode::OK);
-        let token = reply.json();
-        assert!(token["token"].is_string() && token["access_token"] == token["token"], "{token}");
-        assert!(token["expires_in"].as_u64().unwrap() >= 60);
-        assert!(token["issued_at"].as_str().unwrap().ends_with('Z'));
-    }
-    api.send(Method::DELETE, "/token", &[], Body::empty()).await.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
 }
 
 async fn locations_use_the_public_url_when_configured(store: Store) {
@@ -932,7 +969,10 @@ async fn early_replies_reach_clients_that_are_still_sending(store: Store) {
     let unknown = format!("/v2/early/blobs/uploads/{}", uuid::Uuid::new_v4());
     for (path, range, status) in [(&location, "100-1048675", "416"), (&unknown, "0-1048575", "404")] {
         let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let head = format!("PATCH {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-range: {range}\r\ncontent-length: 1048576\r\n\r\n");
+        let token = api.owner_token(path);
+        let head = format!(
+            "PATCH {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-range: {range}\r\ncontent-length: 1048576\r\n\r\n"
+        );
         socket.write_all(head.as_bytes()).await.unwrap();
         // The registry answers after the head; the body follows slowly, as over a real network.
         for _ in 0..16 {
@@ -1105,10 +1145,12 @@ async fn slow_and_idle_connections_do_not_starve_others() {
     let content = vec![9u8; 1 << 20];
     let digest = sha256(&content);
     let started = std::time::Instant::now();
-    let pushed = client.post(format!("http://{addr}/v2/busy/blobs/uploads/?digest={digest}")).body(content.clone()).send().await.unwrap();
+    let token = api.owner_token("/v2/busy/blobs/uploads/");
+    let pushed =
+        client.post(format!("http://{addr}/v2/busy/blobs/uploads/?digest={digest}")).bearer_auth(&token).body(content.clone()).send().await.unwrap();
     assert_eq!(pushed.status().as_u16(), 201);
     for _ in 0..20 {
-        let pulled = client.get(format!("http://{addr}/v2/busy/blobs/{digest}")).send().await.unwrap();
+        let pulled = client.get(format!("http://{addr}/v2/busy/blobs/{digest}")).bearer_auth(&token).send().await.unwrap();
         assert_eq!(pulled.bytes().await.unwrap().len(), content.len());
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "served others in {:?}", started.elapsed());
@@ -1155,7 +1197,17 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     version_check_answers_200,
-    token_endpoint_answers_anonymous_access,
+    requests_without_a_token_are_challenged,
+    the_token_endpoint_takes_basic_get_and_oauth_post,
+    granted_access_is_the_intersection_of_asked_and_allowed,
+    tokens_that_must_not_work_are_refused,
+    revoked_credentials_stop_new_tokens_at_once,
+    the_admin_user_is_off_by_default,
+    scoped_tokens_reach_only_their_repositories,
+    a_mount_needs_pull_on_its_source,
+    anonymous_pull_is_off_by_default,
+    failed_logins_are_rate_limited,
+    basic_credentials_work_on_the_registry_itself,
     locations_use_the_public_url_when_configured,
     monolithic_upload_then_download_with_ranges,
     chunked_upload_in_order_with_status_and_final_chunk,

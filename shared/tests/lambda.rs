@@ -7,30 +7,46 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use berth::{
     function::LAMBDA_MAX_REQUEST_BYTES,
     http::{router, routes::Function},
+    identity::{
+        Gate, TokenService,
+        access::{Permissions, Scope},
+        directory::{Directory, Login, Subject},
+        keys::SigningKey,
+    },
     oci::{Algorithm, Digest},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
-    services::{self, Limits},
-    store::aws,
+    services::{self, AccessControl, Limits},
+    store::{aws, dynamodb::DynamoMetadata},
     testing,
 };
 use lambda_http::{Adapter, Context, LambdaEvent, Service, request::LambdaRequest};
 use serde_json::{Value, json};
 
-/// One registry function as Lambda runs it, answering event JSON with response JSON.
+/// One registry function as Lambda runs it, answering event JSON with response JSON, with a token of an owner.
 struct LambdaFunction {
     adapter: Adapter<'static, axum::response::Response, axum::Router>,
+    token: String,
 }
 
 impl LambdaFunction {
+    /// The function verifies tokens as deployed: with the keys a token service published in the table.
     async fn new(functions: &[Function]) -> Self {
         let settings = testing::fresh_aws_resources().await;
         let limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: Some(LAMBDA_MAX_REQUEST_BYTES) };
         let (s3, dynamodb) = aws::clients_from(&testing::emulator_config());
-        let services = services::over_aws(&settings, s3, dynamodb, functions, limits, Arc::new(EventBus::new(8)), None);
-        Self { adapter: Adapter::from(router(services)) }
+        let directory = Directory::new(Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table)), "lambda-test".into(), None);
+        let tokens = TokenService::new(directory.clone(), SigningKey::from_seed(uuid::Uuid::new_v4().as_bytes().repeat(2).as_slice()).unwrap());
+        directory.publish_key(tokens.public_key()).await.unwrap();
+        let owner = Login { subject: Subject::Admin, permissions: Permissions::everything(), credential: None };
+        let scopes = Scope::parse_all(["repository:lambda/app:* repository:lambda/web:* repository:lambda/big:*"]);
+        let token = tokens.grant(&owner, &scopes, false).access.token;
+        let access = AccessControl { gate: Arc::new(Gate::published(directory).await), tokens: None };
+        let services = services::over_aws(&settings, s3, dynamodb, functions, limits, Arc::new(EventBus::new(8)), None, access);
+        Self { adapter: Adapter::from(router(services)), token }
     }
 
-    async fn invoke(&mut self, event: Value) -> Value {
+    async fn invoke(&mut self, mut event: Value) -> Value {
+        event["headers"]["authorization"] = json!(format!("Bearer {}", self.token));
         let request: LambdaRequest = serde_json::from_value(event).expect("a valid function URL event");
         let response = self.adapter.call(LambdaEvent::new(request, Context::default())).await.unwrap();
         serde_json::to_value(response).unwrap()

@@ -14,6 +14,8 @@ use std::sync::Once;
 
 use tempfile::TempDir;
 
+use crate::credentials;
+
 static CLEAR_BLOB_INFO_CACHE: Once = Once::new();
 
 /// Deletes the containers blob-info cache (root's and the invoking user's) once per test binary.
@@ -38,7 +40,9 @@ pub fn clear_blob_info_cache() {
 /// `skopeo` talking plain HTTP to the test registry.
 pub fn skopeo() -> Command {
     clear_blob_info_cache();
-    Command::new("skopeo")
+    let mut c = Command::new("skopeo");
+    c.env("REGISTRY_AUTH_FILE", credentials::auth_file());
+    c
 }
 
 /// A private containers-storage for podman and buildah, removed with the test.
@@ -55,6 +59,7 @@ impl Storage {
     /// `podman` on this storage with vfs (works everywhere, no overlay mounts) and no systemd or journald.
     pub fn podman(&self) -> Command {
         let mut c = Command::new("podman");
+        c.env("REGISTRY_AUTH_FILE", credentials::auth_file());
         c.args(self.storage_args()).arg("--tmpdir").arg(self.dir.path().join("libpod")).args([
             "--cgroup-manager",
             "cgroupfs",
@@ -67,6 +72,7 @@ impl Storage {
     /// `buildah` on this storage.
     pub fn buildah(&self) -> Command {
         let mut c = Command::new("buildah");
+        c.env("REGISTRY_AUTH_FILE", credentials::auth_file());
         c.args(self.storage_args());
         c
     }

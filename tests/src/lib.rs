@@ -9,6 +9,7 @@
 
 pub mod clients;
 pub mod cmd;
+pub mod credentials;
 pub mod digest;
 pub mod dockerd;
 pub mod fixture;
@@ -75,13 +76,12 @@ pub fn push_tiny_image(registry: &Registry, repo: &str, tag: &str, seed: &str) -
     .to_string();
     for blob in [&config, &layer] {
         let path = format!("/v2/{repo}/blobs/uploads/?digest={}", sha256_digest(blob));
-        let resp = registry.http().post(registry.url(&path)).body(blob.clone()).send().unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let resp = registry.request(reqwest::Method::POST, &path).body(blob.clone()).send().unwrap_or_else(|e| panic!("POST {path}: {e}"));
         assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "POST {path}");
     }
     let path = format!("/v2/{repo}/manifests/{tag}");
     let resp = registry
-        .http()
-        .put(registry.url(&path))
+        .request(reqwest::Method::PUT, &path)
         .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         .body(manifest.clone())
         .send()

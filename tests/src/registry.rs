@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::sync::Mutex;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,7 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use tempfile::TempDir;
 
+use crate::credentials::{self, Credentials};
 use crate::digest::{random_token, sha256_digest};
 use crate::router::{RoutedRequest, RoutingTable};
 use crate::service::{Service, stop_all, tail};
@@ -101,6 +103,10 @@ pub struct Registry {
     access_log: Option<PathBuf>,
     /// Where presigned blob URLs point: `<emulator endpoint>/<bucket>/` (`aws-functions`).
     presigned_prefix: Option<String>,
+    /// The owner `berth serve` made on first start (Berth's kinds; the reference registry runs without auth).
+    owner: Option<Credentials>,
+    /// Access tokens the harness got for its own requests, by scope.
+    tokens: Mutex<HashMap<String, String>>,
     // Held for its Drop: the data directory lives exactly as long as the servers.
     _dir: TempDir,
 }
@@ -116,9 +122,6 @@ pub struct Manifest {
 /// What must answer before a registry counts as started, besides `GET /v2/` on its host.
 #[derive(Default)]
 struct Startup {
-    /// A `berth serve --create-resources` (service index, its `/v2/` URL), stopped once it answers: the bucket and
-    /// table exist by then.
-    creator: Option<(usize, String)>,
     /// Ports that must accept connections (the functions behind the router).
     ports: Vec<u16>,
 }
@@ -141,9 +144,24 @@ impl Registry {
         let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().map_err(|e| e.to_string())?;
         let host = format!("127.0.0.1:{}", free_port()?);
         let http = Client::builder().timeout(Duration::from_secs(60)).user_agent(HARNESS_USER_AGENT).build().map_err(|e| e.to_string())?;
-        let mut registry = Registry { kind, host, http, services: Vec::new(), access_log: None, presigned_prefix: None, _dir: dir };
+        let mut registry = Registry {
+            kind,
+            host,
+            http,
+            services: Vec::new(),
+            access_log: None,
+            presigned_prefix: None,
+            owner: None,
+            tokens: Mutex::new(HashMap::new()),
+            _dir: dir,
+        };
         let startup = registry.spawn()?;
         registry.wait_ready(startup)?;
+        if kind != RegistryKind::Distribution {
+            let owner = Credentials::from_file(&registry._dir.path().join("data").join("initial-owner.json"))?;
+            credentials::store(&registry.host, &owner);
+            registry.owner = Some(owner);
+        }
         Ok(registry)
     }
 
@@ -153,7 +171,7 @@ impl Registry {
             RegistryKind::Embedded => {
                 let data = dir.join("data");
                 let mut command = Command::new(existing(berth_bin()));
-                command.arg("serve").arg("--addr").arg(&self.host).arg("--data-dir").arg(&data);
+                command.arg("serve").arg("--addr").arg(&self.host).arg("--data-dir").arg(&data).args(["--name", REGISTRY_NAME]);
                 self.add_service("berth serve", &mut command)?;
                 Ok(Startup::default())
             }
@@ -183,12 +201,15 @@ impl Registry {
                 .env("AWS_EC2_METADATA_DISABLED", "true")
                 .env("BERTH_BUCKET", &name)
                 .env("BERTH_TABLE", &name)
+                .env("BERTH_REGISTRY_NAME", REGISTRY_NAME)
+                .env("BERTH_SIGNING_KEY_SECRET", format!("{name}-signing-key"))
                 .env_remove("AWS_PROFILE")
                 .env_remove("AWS_SESSION_TOKEN")
                 .env_remove("AWS_LAMBDA_RUNTIME_API")
                 .env_remove("BERTH_LOG_JSON");
         };
 
+        self.create_resources(&aws_env, &name)?;
         let table = RoutingTable::from_template();
         let nginx_dir = dir.join("nginx");
         fs::create_dir(&nginx_dir).map_err(|e| e.to_string())?;
@@ -218,20 +239,51 @@ impl Registry {
                 .env("BERTH_HOST", "127.0.0.1")
                 .env("BERTH_MAX_REQUEST_BYTES", LAMBDA_MAX_REQUEST_BYTES)
                 .env("BERTH_PART_SIZE_BYTES", PART_SIZE_BYTES);
-            // As in the template: the token function reads no data, so it is not told where the data is.
+            // As in the template: only the token function reads the signing key, and it reads no blob.
             if function == "token" {
-                command.env_remove("BERTH_BUCKET").env_remove("BERTH_TABLE");
+                command.env_remove("BERTH_BUCKET");
+            } else {
+                command.env_remove("BERTH_SIGNING_KEY_SECRET");
             }
             self.add_service(&format!("{function} function (port {port})"), &mut command)?;
             function_ports.push(*port);
         }
 
+        Ok(Startup { ports: function_ports })
+    }
+
+    /// Runs `berth serve --create-resources` until it answers, then stops it: by then the bucket, the table and the
+    /// signing key's secret exist, the key is published and the first owner's credentials are in `data/`.
+    fn create_resources(&mut self, aws_env: &impl Fn(&mut Command), name: &str) -> Result<(), String> {
         let creator_host = format!("127.0.0.1:{}", free_port()?);
         let mut creator = Command::new(existing(berth_bin()));
         aws_env(&mut creator);
-        creator.args(["serve", "--store", "aws", "--bucket", &name, "--table", &name, "--create-resources", "--addr"]).arg(&creator_host);
+        creator
+            .args(["serve", "--store", "aws", "--bucket", name, "--table", name, "--create-resources", "--data-dir"])
+            .arg(self._dir.path().join("data"))
+            .arg("--addr")
+            .arg(&creator_host);
         self.add_service(&format!("berth serve --create-resources (bucket and table {name})"), &mut creator)?;
-        Ok(Startup { creator: Some((self.services.len() - 1, format!("http://{creator_host}/v2/"))), ports: function_ports })
+        let index = self.services.len() - 1;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.services[index].died() {
+                return Err(format!("{} exited with {status}\n{}", self.services[index].name, self.log_text()));
+            }
+            if let Ok(resp) = self.http.get(format!("http://{creator_host}/v2/")).send()
+                && answers(&resp)
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the resources were not created within {READY_TIMEOUT:?}\n{}", self.log_text()));
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        if !self.services[index].stop(STOP_TIMEOUT) {
+            return Err(format!("{} ignored SIGTERM\n{}", self.services[index].name, self.log_text()));
+        }
+        Ok(())
     }
 
     fn add_service(&mut self, name: &str, command: &mut Command) -> Result<(), String> {
@@ -240,29 +292,18 @@ impl Registry {
         Ok(())
     }
 
-    fn wait_ready(&mut self, mut startup: Startup) -> Result<(), String> {
+    fn wait_ready(&mut self, startup: Startup) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let died = self.services.iter_mut().find_map(|s| s.died().map(|status| format!("{} exited with {status}", s.name)));
             if let Some(died) = died {
                 return Err(format!("{died} before the registry was ready\n{}", self.log_text()));
             }
-            if let Some((index, url)) = &startup.creator
-                && let Ok(resp) = self.http.get(url).send()
-                && resp.status() == StatusCode::OK
-            {
-                let index = *index;
-                if !self.services[index].stop(STOP_TIMEOUT) {
-                    return Err(format!("{} ignored SIGTERM\n{}", self.services[index].name, self.log_text()));
-                }
-                startup.creator = None;
-            }
             let listening =
                 |port: &u16| TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], *port)), Duration::from_millis(200)).is_ok();
-            if startup.creator.is_none()
-                && startup.ports.iter().all(listening)
+            if startup.ports.iter().all(listening)
                 && let Ok(resp) = self.http.get(self.url("/v2/")).send()
-                && resp.status() == StatusCode::OK
+                && answers(&resp)
             {
                 return Ok(());
             }
@@ -301,14 +342,50 @@ impl Registry {
         &self.http
     }
 
+    /// The owner's credentials (none for the reference registry, which runs without authentication).
+    pub fn owner(&self) -> Option<&Credentials> {
+        self.owner.as_ref()
+    }
+
+    /// A request of the owner's: with an access token for every action on what `path` names (repository, mount
+    /// source, catalog, management), from the registry's token endpoint.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match &self.owner {
+            Some(owner) => request.bearer_auth(self.token(owner, &scopes_for(path))),
+            None => request,
+        }
+    }
+
+    fn token(&self, owner: &Credentials, scopes: &[String]) -> String {
+        let key = scopes.join(" ");
+        if let Some(token) = self.tokens.lock().expect("no holder panics").get(&key) {
+            return token.clone();
+        }
+        let mut query: Vec<(&str, &str)> = vec![("service", REGISTRY_NAME)];
+        query.extend(scopes.iter().map(|scope| ("scope", scope.as_str())));
+        let resp = self
+            .http
+            .get(self.url("/token"))
+            .query(&query)
+            .basic_auth(&owner.username, Some(&owner.password))
+            .send()
+            .unwrap_or_else(|e| panic!("GET /token: {e}"));
+        assert_eq!(resp.status(), StatusCode::OK, "the owner's login failed");
+        let body: serde_json::Value = resp.json().expect("token JSON");
+        let token = body["token"].as_str().expect("a token").to_owned();
+        self.tokens.lock().expect("no holder panics").insert(key, token.clone());
+        token
+    }
+
     pub fn get(&self, path: &str) -> Response {
-        self.http.get(self.url(path)).send().unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        self.request(reqwest::Method::GET, path).send().unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// GET a manifest and check the registry's `Docker-Content-Digest` is the digest of the bytes it sent.
     pub fn manifest(&self, repo: &str, reference: &str) -> Manifest {
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let resp = self.http.get(self.url(&path)).header("Accept", MANIFEST_ACCEPT).send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let resp = self.request(reqwest::Method::GET, &path).header("Accept", MANIFEST_ACCEPT).send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = resp.status();
         let digest = header(&resp, "docker-content-digest");
         let media_type = header(&resp, "content-type");
@@ -321,8 +398,7 @@ impl Registry {
 
     /// Status of a manifest GET, for checks that a manifest is (or is no longer) there.
     pub fn manifest_status(&self, repo: &str, reference: &str) -> StatusCode {
-        self.http
-            .get(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+        self.request(reqwest::Method::GET, &format!("/v2/{repo}/manifests/{reference}"))
             .header("Accept", MANIFEST_ACCEPT)
             .send()
             .unwrap_or_else(|e| panic!("GET manifest {repo}:{reference}: {e}"))
@@ -441,6 +517,11 @@ impl Registry {
     }
 }
 
+/// Whether a `GET /v2/` answer comes from a started registry: 200, or 401 asking for a token.
+fn answers(resp: &Response) -> bool {
+    resp.status() == StatusCode::OK || resp.status() == StatusCode::UNAUTHORIZED
+}
+
 /// `GET /v2/<name>/blobs/<digest>` (not an upload path).
 fn is_blob_path(path: &str) -> bool {
     path.rsplit_once("/blobs/").is_some_and(|(repo, rest)| repo.starts_with("/v2/") && rest.starts_with("sha256:") && !rest.contains('/'))
@@ -461,6 +542,27 @@ impl Drop for Registry {
         }
         self.assert_routed_like_cloudfront();
     }
+}
+
+/// The name every Berth registry of the suite runs under.
+pub const REGISTRY_NAME: &str = "berth-e2e";
+
+/// The scopes an owner's request for `path` needs: every action on the repository it names and on a mount's
+/// `from`, the catalog and management.
+fn scopes_for(path: &str) -> Vec<String> {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut scopes = vec!["registry:catalog:*".to_owned(), "registry:manage:*".to_owned()];
+    let rest = route.strip_prefix("/v2/").or_else(|| route.strip_prefix("/berth/v1/repositories/"));
+    let repository = rest.map(|rest| {
+        // The rightmost keyword ends the name, which may itself hold `blobs` or `manifests` segments.
+        let end = ["/blobs/", "/manifests/", "/tags/", "/referrers/"].iter().filter_map(|keyword| rest.rfind(keyword)).max();
+        let end = end.or_else(|| rest.strip_suffix("/manifests").map(str::len));
+        end.map_or(rest, |at| &rest[..at])
+    });
+    scopes.extend(repository.filter(|name| !name.is_empty() && *name != "_catalog").map(|name| format!("repository:{name}:*")));
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    scopes.extend(pairs.iter().filter(|(key, _)| key == "from").map(|(_, from)| format!("repository:{from}:pull")));
+    scopes
 }
 
 fn free_port() -> Result<u16, String> {

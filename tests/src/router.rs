@@ -137,6 +137,8 @@ impl RoutingTable {
              \x20   proxy_buffering off;\n\
              \x20   proxy_redirect off;\n\
              \x20   proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+             \x20   # The template's ViewerHost CloudFront Function: the host the client asked for, for the token realm.\n\
+             \x20   proxy_set_header X-Forwarded-Host $http_host;\n\
              \x20   server {{\n\
              \x20       listen 127.0.0.1:{listen};\n"
         );

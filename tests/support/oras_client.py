@@ -30,8 +30,18 @@ class Client(oras.client.OrasClient):
         return super().upload_manifest(manifest, container)
 
 
+def client_for(host):
+    """A client with the credentials in ORAS_USERNAME and ORAS_PASSWORD, which it sends as Basic auth with every
+    request (oras-py's token backend keeps its first token even when a later request needs more)."""
+    if not os.environ.get("ORAS_USERNAME"):
+        return Client(hostname=host, insecure=True)
+    client = Client(hostname=host, insecure=True, auth_backend="basic")
+    client.auth.set_basic_auth(os.environ["ORAS_USERNAME"], os.environ["ORAS_PASSWORD"])
+    return client
+
+
 def push(args):
-    client = Client(hostname=args.host, insecure=True)
+    client = client_for(args.host)
     client.artifact_type = args.artifact_type
     subject = None
     if args.subject_digest:
@@ -55,7 +65,7 @@ def push(args):
 
 
 def pull(args):
-    client = Client(hostname=args.host, insecure=True)
+    client = client_for(args.host)
     files = client.pull(target=f"{args.host}/{args.target}", outdir=args.outdir)
     return {"files": files}
 

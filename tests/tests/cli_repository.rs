@@ -15,6 +15,7 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// `berth repository <args>` pointed at `registry` by `--registry`, whatever BERTH_REGISTRY the environment holds.
 fn berth(registry: &Registry, args: &[&str]) -> Command {
     let mut command = Command::new(berth_bin());
+    command.env("DOCKER_CONFIG", berth_tests::credentials::docker_config_dir());
     command.env_remove("BERTH_REGISTRY").arg("repository").arg("--registry").arg(registry.url("")).args(args);
     command
 }
@@ -71,7 +72,7 @@ fn lists_repositories_tags_and_manifests_in_both_formats(kind: RegistryKind) {
     assert_eq!(header, ["REPOSITORY"]);
     assert_eq!(rows, repositories.map(|name| strings(&[name])));
     // The registry's address from the environment instead of --registry.
-    let listed = stdout_of(Command::new(berth_bin()).env("BERTH_REGISTRY", registry.url("")).args(["repository", "list", "-o", "json"]));
+    let listed = stdout_of(Command::new(berth_bin()).env("DOCKER_CONFIG", berth_tests::credentials::docker_config_dir()).env("BERTH_REGISTRY", registry.url("")).args(["repository", "list", "-o", "json"]));
     assert_eq!(serde_json::from_str::<Value>(&listed).expect("JSON"), json!(repositories));
 
     assert_eq!(json_of(&registry, &["show-tags", "team/app", "--page-size", "2"]), json!(["v1", "v2", "v3"]));

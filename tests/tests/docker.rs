@@ -5,7 +5,7 @@
 use berth_tests::clients::skopeo;
 use berth_tests::digest::diff_id;
 use berth_tests::dockerd::Dockerd;
-use berth_tests::{OciLayout, Registry, RegistryKind, run, stdout_of};
+use berth_tests::{OciLayout, Registry, RegistryKind, run, run_with_stdin, stdout_of};
 
 const REPO: &str = "docker/app";
 
@@ -24,6 +24,11 @@ fn docker_round_trip_then_containerd(kind: RegistryKind) {
     let inspect_id = |reference: &str| stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{.Id}}", reference]));
     assert_eq!(inspect_id("berth-test/app:v1"), image.config_digest);
 
+    // docker logs in as a service principal (the owner `berth serve` made), with the token flow: the engine asks the
+    // realm for a refresh token and keeps it.
+    if let Some(owner) = registry.owner() {
+        run_with_stdin(dockerd.docker().args(["login", registry.host(), "-u", &owner.username, "--password-stdin"]), owner.password.as_bytes());
+    }
     let reference = registry.image_ref(REPO, "1");
     run(dockerd.docker().args(["tag", "berth-test/app:v1", &reference]));
     let push = stdout_of(dockerd.docker().args(["push", &reference]));
@@ -63,13 +68,14 @@ fn docker_round_trip_then_containerd(kind: RegistryKind) {
 
     // containerd pulls what docker pushed and pushes it back under another tag without changing a byte, so the
     // registry must serve the same manifest digest for both tags.
-    run(dockerd.ctr().args(["images", "pull", "--plain-http", &reference]));
+    let user: Vec<String> = registry.owner().map(|owner| vec!["--user".to_owned(), owner.pair()]).unwrap_or_default();
+    run(dockerd.ctr().args(["images", "pull", "--plain-http"]).args(&user).arg(&reference));
     let listed = stdout_of(dockerd.ctr().args(["images", "ls"]));
     assert!(listed.contains(&manifest.digest), "ctr images ls does not show {}:\n{listed}", manifest.digest);
     registry.assert_blob_downloads_redirected("containerd/", REPO, &pulled_blobs);
     let copy = registry.image_ref(REPO, "from-containerd");
     run(dockerd.ctr().args(["images", "tag", &reference, &copy]));
-    run(dockerd.ctr().args(["images", "push", "--plain-http", &copy]));
+    run(dockerd.ctr().args(["images", "push", "--plain-http"]).args(&user).arg(&copy));
     assert_eq!(registry.manifest(REPO, "from-containerd").bytes, manifest.bytes);
     assert_eq!(registry.tags(REPO), ["1", "from-containerd"]);
 }

@@ -17,9 +17,13 @@ const SIGNATURE_CONFIG_TYPE: &str = "application/vnd.berth.test.signature.config
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// Runs tests/support/oras_client.py with `args` and returns the JSON it prints.
-fn oras(args: &[&str]) -> Value {
-    let out = stdout_of(python().arg(support_file("oras_client.py")).args(args));
+/// Runs tests/support/oras_client.py with `args` as the registry's owner and returns the JSON it prints.
+fn oras(registry: &Registry, args: &[&str]) -> Value {
+    let mut command = python();
+    if let Some(owner) = registry.owner() {
+        command.env("ORAS_USERNAME", &owner.username).env("ORAS_PASSWORD", &owner.password);
+    }
+    let out = stdout_of(command.arg(support_file("oras_client.py")).args(args));
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("oras_client.py printed no JSON ({e}): {out}"))
 }
 
@@ -28,7 +32,7 @@ fn push(registry: &Registry, tag: &str, file: &Path, extra: &[&str]) -> berth_te
     let target = format!("{REPO}:{tag}");
     let mut args = vec!["push", registry.host(), &target, file.to_str().expect("UTF-8 path")];
     args.extend_from_slice(extra);
-    let pushed = oras(&args);
+    let pushed = oras(registry, &args);
     assert_eq!(pushed["status"], 201, "manifest PUT status: {pushed}");
     let manifest = registry.manifest(REPO, tag);
     if let Some(digest) = pushed["digest"].as_str() {
@@ -100,7 +104,7 @@ fn push_pull_and_referrers(kind: RegistryKind) {
 
     let out = work.path().join("pulled");
     fs::create_dir(&out).expect("create pull dir");
-    oras(&["pull", registry.host(), &format!("{REPO}:bundle"), out.to_str().expect("UTF-8 path")]);
+    oras(&registry, &["pull", registry.host(), &format!("{REPO}:bundle"), out.to_str().expect("UTF-8 path")]);
     assert_eq!(fs::read(out.join("bundle.bin")).expect("pulled file"), payload, "pulled bytes");
     registry.assert_blob_downloads_redirected("python-requests/", REPO, &[sha256_digest(&payload)]);
 

@@ -38,7 +38,7 @@ fn repository_named_blobs_works_through_every_function(kind: RegistryKind) {
     assert_eq!(catalog["repositories"], serde_json::json!(["team/app", "team/blobs/app"]));
 
     let path = format!("/v2/{repo}/manifests/{digest}");
-    let resp = registry.http().delete(registry.url(&path)).send().unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+    let resp = registry.request(reqwest::Method::DELETE, &path).send().unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
     assert_eq!(resp.status(), StatusCode::ACCEPTED, "DELETE {path}");
     assert_eq!(registry.manifest_status(repo, "v1"), StatusCode::NOT_FOUND);
     assert_eq!(registry.tags("team/app"), ["v1"]);

@@ -9,6 +9,7 @@ use axum::{
 use super::ranges::{chunk_span, parse_range};
 use super::{CONTENT_DIGEST, Call, UPLOAD_UUID, header_value, routes::Endpoint, upload_range};
 use crate::{
+    identity::access::Action,
     error::Error,
     oci::{Digest, RepositoryName},
     registry::{BlobDownload, Blobs, Chunk},
@@ -83,10 +84,11 @@ async fn delete_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest) -> R
 /// opens an upload session (202).
 async fn start_upload(blobs: &Blobs, name: &RepositoryName, call: &Call<'_>, body: Body) -> Result<Response, Error> {
     if let Some(mount) = call.query("mount") {
-        // A mount the registry cannot make (an invalid or missing `from` or digest included) falls back to an upload
-        // session, as the spec asks.
+        // A mount the registry cannot make (an invalid or missing `from` or digest, or a source the caller may not
+        // pull from) falls back to an upload session, as the spec asks.
         let source = call.query("from").and_then(|from| RepositoryName::parse(&from).ok());
         if let (Ok(digest), Some(from)) = (Digest::parse(&mount), source)
+            && call.granted.allows_repository(&from, Action::Pull)
             && blobs.mount(name, &digest, &from).await?
         {
             return Ok(blob_created(call, name, &digest));

@@ -382,7 +382,7 @@ mod properties {
             if let Some(link) = link {
                 let query = link.strip_prefix("</v2/_catalog?").and_then(|rest| rest.strip_suffix(">; rel=\"next\"")).unwrap();
                 let parts = Request::builder().uri(format!("/v2/_catalog?{query}")).body(()).unwrap().into_parts().0;
-                let call = Call { parts: &parts, public_url: None };
+                let call = Call { parts: &parts, public_url: None, granted: crate::identity::access::Granted::default(), tls: false };
                 let next = page_request(call.query("n").as_deref(), call.query("last").as_deref(), parse).unwrap();
                 prop_assert_eq!(next.n, page.n);
                 prop_assert_eq!(next.last.as_deref(), Some(entries[page.n - 1].as_str()));

@@ -3,6 +3,8 @@
 //! Every request is parsed once into an [`routes::Endpoint`]; the function owning it answers. `berth serve` mounts all
 //! functions on one port, a Lambda binary only its own.
 
+mod access;
+mod auth;
 mod blobs;
 mod body;
 mod error;
@@ -11,7 +13,7 @@ mod ranges;
 pub mod routes;
 mod token;
 
-use std::{io, sync::Arc, time::Instant};
+use std::{io, net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::{
     Router,
@@ -25,19 +27,29 @@ use futures_util::StreamExt;
 
 use crate::{
     error::Error,
+    identity::{Gate, TokenService, access::Granted},
     registry::{Blobs, Manifests},
     store::ByteStream,
     telemetry,
 };
 use routes::Function;
 
-/// The services one process serves (the token endpoint needs none); a service left `None` answers 404 for the
-/// endpoints of the function it belongs to.
-#[derive(Clone, Default)]
+/// The services one process serves; a service left `None` answers 404 for the endpoints of the function it belongs
+/// to. Every process verifies tokens at its [`Gate`]; only the token function's holds the [`TokenService`].
+#[derive(Clone)]
 pub struct Services {
+    pub gate: Arc<Gate>,
+    pub tokens: Option<Arc<TokenService>>,
     pub manifests: Option<Arc<Manifests>>,
     pub blobs: Option<Arc<Blobs>>,
     pub public_url: Option<PublicUrl>,
+}
+
+/// How a request reached this process, as the plain-HTTP server records it (absent under Lambda).
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub tls: bool,
 }
 
 /// The registry's externally visible base URL (`https://registry.example.com`), for absolute `Location` and `Link`
@@ -92,15 +104,17 @@ async fn log_request(request: Request, next: Next) -> Response {
 async fn dispatch(State(services): State<Services>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let (body, leftover) = body::watch(body);
-    let call = Call { parts: &parts, public_url: services.public_url.as_ref() };
+    let mut call = Call { parts: &parts, public_url: services.public_url.as_ref(), granted: Granted::default(), tls: false };
+    call.tls = call.connection().is_some_and(|connection| connection.tls);
     let endpoint = routes::parse(&parts.method, parts.uri.path());
     let function = endpoint.as_ref().ok().map(routes::Endpoint::function);
     let served = match endpoint {
-        Ok(endpoint) => match (endpoint.function(), &services.manifests, &services.blobs) {
-            (Function::Token, _, _) => token::handle(endpoint),
-            (Function::Manifests, Some(manifests), _) => manifests::handle(manifests, endpoint, &call, body).await,
-            (Function::Blobs, _, Some(blobs)) => blobs::handle(blobs, endpoint, &call, body).await,
-            _ => Err(Error::EndpointUnknown(parts.uri.path().to_owned())),
+        Ok(endpoint) => match auth::authorize(&services.gate, &endpoint, &call).await {
+            Ok(granted) => {
+                call.granted = granted;
+                serve(&services, endpoint, &call, body).await
+            }
+            Err(challenge) => Ok(challenge),
         },
         Err(error) => Err(error),
     };
@@ -112,6 +126,18 @@ async fn dispatch(State(services): State<Services>, request: Request) -> Respons
     response.headers_mut().insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     leftover.drain(&mut response).await;
     response
+}
+
+/// Hands an authorized request to the function that owns its endpoint.
+async fn serve(services: &Services, endpoint: routes::Endpoint, call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    let path = call.parts.uri.path().to_owned();
+    match (endpoint, &services.tokens, &services.manifests, &services.blobs) {
+        (routes::Endpoint::Access { method, resource }, Some(tokens), _, _) => access::handle(tokens, method, resource, call, body).await,
+        (endpoint, tokens, _, _) if endpoint.function() == Function::Token => token::handle(tokens.as_deref(), endpoint, call, body).await,
+        (endpoint, _, Some(manifests), _) if endpoint.function() == Function::Manifests => manifests::handle(manifests, endpoint, call, body).await,
+        (endpoint, _, _, Some(blobs)) if endpoint.function() == Function::Blobs => blobs::handle(blobs, endpoint, call, body).await,
+        _ => Err(Error::EndpointUnknown(path)),
+    }
 }
 
 const API_VERSION_HEADER: HeaderName = HeaderName::from_static("docker-distribution-api-version");
@@ -128,13 +154,29 @@ pub(crate) fn upload_range(size: u64) -> HeaderValue {
     header_value(format!("0-{}", size.saturating_sub(1)))
 }
 
-/// What handlers read of a request besides its endpoint and body: its head, and how clients reach the registry.
+/// What handlers read of a request besides its endpoint and body: its head, how clients reach the registry, and what
+/// the caller's token grants.
 struct Call<'a> {
     parts: &'a Parts,
     public_url: Option<&'a PublicUrl>,
+    granted: Granted,
+    tls: bool,
 }
 
 impl Call<'_> {
+    fn connection(&self) -> Option<&Connection> {
+        self.parts.extensions.get::<Connection>()
+    }
+
+    /// The client's address, for rate limits and audit lines: the connection's peer, or behind a proxy (CloudFront
+    /// appends the address it saw) the last `X-Forwarded-For` entry.
+    fn source(&self) -> String {
+        match self.connection() {
+            Some(connection) if !connection.peer.ip().is_loopback() || self.header("x-forwarded-for").is_none() => connection.peer.ip().to_string(),
+            _ => self.header("x-forwarded-for").and_then(|list| list.rsplit(',').next()).map_or_else(|| "unknown".to_owned(), |last| last.trim().to_owned()),
+        }
+    }
+
     fn query(&self, name: &str) -> Option<String> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(self.parts.uri.query().unwrap_or_default()).unwrap_or_default();
         pairs.into_iter().find_map(|(key, value)| (key == name).then_some(value))
@@ -198,7 +240,7 @@ mod properties {
         #[test]
         fn a_parameter_is_its_first_value(pairs in prop::collection::vec((key(), any::<String>()), 0..6), name in key()) {
             let parts = parts(&serde_urlencoded::to_string(&pairs).unwrap()).unwrap();
-            let call = Call { parts: &parts, public_url: None };
+            let call = Call { parts: &parts, public_url: None, granted: Granted::default(), tls: false };
             let expected = pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| value.clone());
             prop_assert_eq!(call.query(&name), expected);
         }
@@ -207,7 +249,7 @@ mod properties {
         #[test]
         fn any_query_reads_without_panic(query in prop_oneof!["[ -~]{0,40}", "([a-z%=&+;]|%[0-9a-fA-F]{2}|%[fF][0-9a-fA-F]){0,12}"], name in key()) {
             if let Some(parts) = parts(&query) {
-                let call = Call { parts: &parts, public_url: None };
+                let call = Call { parts: &parts, public_url: None, granted: Granted::default(), tls: false };
                 let value = call.query(&name);
                 prop_assert!(value.is_none_or(|value| !value.contains('&')) || query.contains("%26"));
             }

@@ -52,12 +52,66 @@ pub enum Endpoint {
     ListManifests { name: RepositoryName },
     /// `DELETE /berth/v1/repositories/<name>` (management: the whole repository)
     DeleteRepository { name: RepositoryName },
+    /// `/berth/v1/access/...` (management: identities and access settings; the method says what to do)
+    Access { method: Method, resource: AccessResource },
+}
+
+/// The identity and settings resources of the management API, under `/berth/v1/access/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessResource {
+    /// `service-principals`
+    Principals,
+    /// `service-principals/<name>`
+    Principal(String),
+    /// `service-principals/<name>/credential`
+    PrincipalCredential(String),
+    /// `role-assignments`
+    RoleAssignments,
+    /// `admin`
+    Admin,
+    /// `admin/passwords/<1|2>`
+    AdminPassword(u8),
+    /// `scope-maps`
+    ScopeMaps,
+    /// `scope-maps/<name>`
+    ScopeMap(String),
+    /// `tokens`
+    Tokens,
+    /// `tokens/<name>`
+    Token(String),
+    /// `tokens/<name>/passwords/<1|2>`
+    TokenPassword(String, u8),
+    /// `registry`: the registry's access settings
+    Registry,
+}
+
+impl AccessResource {
+    fn parse(path: &str) -> Option<Self> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let name = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+        let slot = |text: &str| text.parse::<u8>().ok().filter(|slot| (1..=2).contains(slot));
+        Some(match segments.as_slice() {
+            ["service-principals"] => Self::Principals,
+            ["service-principals", principal] => Self::Principal(name(principal)?),
+            ["service-principals", principal, "credential"] => Self::PrincipalCredential(name(principal)?),
+            ["role-assignments"] => Self::RoleAssignments,
+            ["admin"] => Self::Admin,
+            ["admin", "passwords", number] => Self::AdminPassword(slot(number)?),
+            ["scope-maps"] => Self::ScopeMaps,
+            ["scope-maps", map] => Self::ScopeMap(name(map)?),
+            ["tokens"] => Self::Tokens,
+            ["tokens", token] => Self::Token(name(token)?),
+            ["tokens", token, "passwords", number] => Self::TokenPassword(name(token)?, slot(number)?),
+            ["registry"] => Self::Registry,
+            _ => return None,
+        })
+    }
 }
 
 impl Endpoint {
     pub fn function(&self) -> Function {
         match self {
-            Self::ApiVersion | Self::Token => Function::Token,
+            Self::ApiVersion | Self::Token | Self::Access { .. } => Function::Token,
             Self::GetBlob { .. }
             | Self::DeleteBlob { .. }
             | Self::StartUpload { .. }
@@ -71,6 +125,7 @@ impl Endpoint {
 }
 
 const MANAGEMENT_PREFIX: &str = "/berth/v1/repositories/";
+const ACCESS_PREFIX: &str = "/berth/v1/access/";
 
 pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
     let unknown = || Error::EndpointUnknown(path.chars().take(300).collect());
@@ -80,6 +135,10 @@ pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
             (&Method::DELETE, _) => Ok(Endpoint::DeleteRepository { name: RepositoryName::parse(rest)? }),
             _ => Err(unknown()),
         };
+    }
+    if let Some(rest) = path.strip_prefix(ACCESS_PREFIX) {
+        let resource = AccessResource::parse(rest).ok_or_else(unknown)?;
+        return Ok(Endpoint::Access { method: method.clone(), resource });
     }
     if matches!(path, "/token" | "/oauth2/token") {
         return allow(method, &[Method::GET, Method::POST], Endpoint::Token);
@@ -313,13 +372,14 @@ mod properties {
             Endpoint::CancelUpload { name, id } => (Method::DELETE, format!("/v2/{name}/blobs/uploads/{id}")),
             Endpoint::ListManifests { name } => (Method::GET, format!("{MANAGEMENT_PREFIX}{name}/manifests")),
             Endpoint::DeleteRepository { name } => (Method::DELETE, format!("{MANAGEMENT_PREFIX}{name}")),
+            Endpoint::Access { method, .. } => (method.clone(), format!("{ACCESS_PREFIX}admin")),
         }
     }
 
     /// The repository an endpoint names, and where in its path the name starts.
     fn named(endpoint: &Endpoint) -> Option<(&RepositoryName, usize)> {
         match endpoint {
-            Endpoint::ApiVersion | Endpoint::Token | Endpoint::Catalog => None,
+            Endpoint::ApiVersion | Endpoint::Token | Endpoint::Catalog | Endpoint::Access { .. } => None,
             Endpoint::ListManifests { name } | Endpoint::DeleteRepository { name } => Some((name, MANAGEMENT_PREFIX.len())),
             Endpoint::ListTags { name }
             | Endpoint::GetManifest { name, .. }

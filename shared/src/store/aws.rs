@@ -23,6 +23,7 @@ use {
 use aws_config::BehaviorVersion;
 
 use super::{
+    StoreError,
     dynamodb::DynamoMetadata,
     s3::{S3BlobStore, S3Limits},
 };
@@ -40,12 +41,17 @@ pub struct AwsSettings {
 /// a custom endpoint (an emulator) S3 is addressed path-style, which emulators serve without DNS tricks.
 /// `region`, when given, wins over the environment's.
 pub async fn clients(region: Option<String>) -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
+    clients_from(&sdk_config(region).await)
+}
+
+/// The SDK configuration from the standard environment, `region` winning over it when given.
+pub async fn sdk_config(region: Option<String>) -> aws_config::SdkConfig {
     let loader = aws_config::defaults(BehaviorVersion::latest());
     let loader = match region {
         Some(region) => loader.region(aws_config::Region::new(region)),
         None => loader,
     };
-    clients_from(&loader.load().await)
+    loader.load().await
 }
 
 /// How long one attempt, and one operation with its retries, may take. DynamoDB answers in milliseconds, so a stalled
@@ -155,6 +161,26 @@ impl Intercept for CallCounter {
         }
         Ok(())
     }
+}
+
+/// A Secrets Manager client, for the token function's signing key seed (read once per process).
+pub fn secrets_client(config: &aws_config::SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(config)
+            .timeout_config(timeouts(DYNAMODB_TIMEOUTS))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .interceptor(CallCounter)
+            .build(),
+    )
+}
+
+/// The signing key seed held in secret `secret_id`: the bytes of its string value.
+pub async fn signing_seed(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<Vec<u8>, StoreError> {
+    let output = client.get_secret_value().secret_id(secret_id).send().await.map_err(|error| StoreError::Backend {
+        service: "Secrets Manager",
+        message: aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string(),
+    })?;
+    output.secret_string.map(String::into_bytes).ok_or_else(|| StoreError::Corrupt(format!("secret {secret_id} holds no string")))
 }
 
 /// The S3 blob store and DynamoDB metadata store for `settings`.

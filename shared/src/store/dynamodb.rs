@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
+    BlobIndex, IdentityRecords, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError, TaggedManifest,
+    UploadSession, UploadSessions,
     layout::dynamo::{self as keys, EXPIRES_AT, PK, SK},
 };
 use crate::oci::{Digest, RepositoryName, Tag};
@@ -328,6 +329,40 @@ impl DynamoMetadata {
     /// items it lists, so a crash between leaves a listed repository with less in it, never hidden items.
     async fn list_in_catalog(&self, repository: &RepositoryName) -> Result<(), StoreError> {
         self.put_item(key(keys::CATALOG_PK.to_owned(), repository.to_string())).await
+    }
+}
+
+/// Identity records: one item each under `IDENTITY#<kind>`, the JSON in `record` as a string so a condition can
+/// compare it byte for byte.
+#[async_trait]
+impl IdentityRecords for DynamoMetadata {
+    async fn record(&self, kind: &'static str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let item = self.get(keys::identity_pk(kind), key.to_owned()).await?;
+        item.map(|item| text_of(&item, "record").map(|record| record.as_bytes().to_vec())).transpose()
+    }
+
+    async fn put_record(&self, kind: &'static str, key: &str, value: Vec<u8>, condition: RecordCondition) -> Result<(), StoreError> {
+        let record = String::from_utf8(value).map_err(|_| StoreError::Corrupt("identity record is not UTF-8".to_owned()))?;
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item(keys::identity_pk(kind), key.to_owned(), [("record", text(record))])));
+        let request = match condition {
+            RecordCondition::None => request,
+            RecordCondition::Absent => request.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
+            RecordCondition::Equals(old) => request
+                .condition_expression("#record = :old")
+                .expression_attribute_names("#record", "record")
+                .expression_attribute_values(":old", text(String::from_utf8_lossy(&old).into_owned())),
+        };
+        request.send().await.map_err(dynamo_error)?;
+        Ok(())
+    }
+
+    async fn delete_record(&self, kind: &'static str, key: &str) -> Result<bool, StoreError> {
+        self.delete(keys::identity_pk(kind), key.to_owned()).await
+    }
+
+    async fn records(&self, kind: &'static str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let items = self.query(keys::identity_pk(kind), "", None, usize::MAX).await?;
+        items.iter().map(|item| Ok((text_of(item, SK)?.to_owned(), text_of(item, "record")?.as_bytes().to_vec()))).collect()
     }
 }
 

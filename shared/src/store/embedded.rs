@@ -8,8 +8,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefi
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, StoreError, TaggedManifest, UploadSession, UploadSessions,
-    layout::{BLOB_LINKS, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS},
+    BlobIndex, IdentityRecords, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError, TaggedManifest,
+    UploadSession, UploadSessions,
+    layout::{BLOB_LINKS, IDENTITY, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS},
 };
 use crate::oci::{Digest, RepositoryName, Tag};
 
@@ -44,6 +45,7 @@ impl EmbeddedMetadata {
         txn.open_table(TAGS).map_err(db_error)?;
         txn.open_table(REFERRERS).map_err(db_error)?;
         txn.open_table(UPLOADS).map_err(db_error)?;
+        txn.open_table(IDENTITY).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -151,6 +153,53 @@ fn missing<V: redb::Value + 'static>(
         }
     }
     Ok(absent)
+}
+
+#[async_trait]
+impl IdentityRecords for EmbeddedMetadata {
+    async fn record(&self, kind: &'static str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(IDENTITY).map_err(db_error)?;
+            Ok(table.get((kind, key)).map_err(db_error)?.map(|value| value.value().to_vec()))
+        })
+    }
+
+    async fn put_record(&self, kind: &'static str, key: &str, value: Vec<u8>, condition: RecordCondition) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(move |txn| {
+            let mut table = txn.open_table(IDENTITY).map_err(db_error)?;
+            let stored = table.get((kind, key.as_str())).map_err(db_error)?.map(|value| value.value().to_vec());
+            let holds = match (&condition, &stored) {
+                (RecordCondition::None, _) | (RecordCondition::Absent, None) => true,
+                (RecordCondition::Equals(old), Some(stored)) => old == stored,
+                _ => false,
+            };
+            if !holds {
+                return Err(StoreError::Conflict);
+            }
+            table.insert((kind, key.as_str()), value.as_slice()).map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_record(&self, kind: &'static str, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(move |txn| Ok(txn.open_table(IDENTITY).map_err(db_error)?.remove((kind, key.as_str())).map_err(db_error)?.is_some()))
+            .await
+    }
+
+    async fn records(&self, kind: &'static str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(IDENTITY).map_err(db_error)?;
+            let mut records = Vec::new();
+            scan(&table, kind, "", |key, value| {
+                records.push((key.to_owned(), value.to_vec()));
+                Ok(true)
+            })?;
+            Ok(records)
+        })
+    }
 }
 
 #[async_trait]

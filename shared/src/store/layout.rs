@@ -15,6 +15,7 @@
 //! tags          (<repo>, <tag>)                     -> <digest>
 //! referrers     (<repo>, <subject>, <digest>)       -> ()            manifests whose `subject` is <subject>
 //! uploads       <session-id>                        -> UploadSession (JSON)
+//! identity      (<kind>, <key>)                     -> record (JSON)  identities, settings, signing keys
 //! ```
 //! S3, one bucket:
 //! ```text
@@ -31,7 +32,11 @@
 //! REPO#<repo>     REFERRER#<subject>#<digest>   record (JSON), artifact_type   referrer entry; artifact_type if it has one
 //! REPO#<repo>     TAG#<tag>                     digest, record (JSON)
 //! UPLOAD#<id>     UPLOAD                        session (JSON), size, expires_at (TTL, epoch seconds)
+//! IDENTITY#<kind> <key>                         record (JSON)                  identity record (identity/directory.rs)
 //! ```
+//! Identity record kinds and keys (both stores): `principal/<id>`, `principal-name/<name>` (-> id),
+//! `assignment/<assignee>\n<role>\n<scope>`, `admin/admin`, `scope-map/<name>`, `token/<name>`,
+//! `settings/settings`, `signing-key/<kid>` (a public JWK).
 
 use std::path::PathBuf;
 
@@ -111,6 +116,10 @@ pub mod dynamo {
     pub fn upload_pk(id: &str) -> String {
         format!("UPLOAD#{id}")
     }
+
+    pub fn identity_pk(kind: &str) -> String {
+        format!("IDENTITY#{kind}")
+    }
 }
 
 pub const REPOSITORIES: TableDefinition<&str, ()> = TableDefinition::new("repositories");
@@ -119,6 +128,7 @@ pub const MANIFESTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new
 pub const TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("tags");
 pub const REFERRERS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("referrers");
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+pub const IDENTITY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("identity");
 
 #[cfg(test)]
 mod tests {
@@ -153,6 +163,7 @@ mod tests {
         assert_eq!(dynamo::referrer_sk(&subject, &digest), format!("REFERRER#{subject}#{digest}"));
         assert!(dynamo::referrer_sk(&subject, &digest).starts_with(&dynamo::referrers_of(&subject)));
         assert_eq!(dynamo::upload_pk("u1"), "UPLOAD#u1");
+        assert_eq!(dynamo::identity_pk("principal"), "IDENTITY#principal");
         let mut prefixes = [dynamo::TAG_PREFIX, dynamo::REFERRER_PREFIX, dynamo::BLOB_PREFIX, dynamo::MANIFEST_PREFIX];
         prefixes.sort();
         assert_eq!(prefixes, [dynamo::BLOB_PREFIX, dynamo::MANIFEST_PREFIX, dynamo::REFERRER_PREFIX, dynamo::TAG_PREFIX]);

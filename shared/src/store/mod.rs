@@ -275,6 +275,29 @@ pub trait ManifestIndex: Send + Sync {
     async fn delete_repository(&self, repository: &RepositoryName) -> Result<bool, StoreError>;
 }
 
+/// How a record write depends on what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordCondition {
+    /// Writes whatever is there.
+    None,
+    /// Writes only a new record; [`StoreError::Conflict`] when one exists.
+    Absent,
+    /// Writes only over exactly these bytes (read before); [`StoreError::Conflict`] when they changed.
+    Equals(Vec<u8>),
+}
+
+/// Identity and settings records (`crate::identity::directory` gives them meaning): small JSON documents by kind and
+/// key, few enough per kind to list whole.
+#[async_trait]
+pub trait IdentityRecords: Send + Sync {
+    async fn record(&self, kind: &'static str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn put_record(&self, kind: &'static str, key: &str, value: Vec<u8>, condition: RecordCondition) -> Result<(), StoreError>;
+    /// Removes a record; `false` when there was none.
+    async fn delete_record(&self, kind: &'static str, key: &str) -> Result<bool, StoreError>;
+    /// Every record of a kind, by key.
+    async fn records(&self, kind: &'static str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
 /// Everything a metadata backend provides; one adapter usually implements all roles.
 pub trait MetadataStore: UploadSessions + BlobIndex + ManifestIndex {}
 impl<T: UploadSessions + BlobIndex + ManifestIndex> MetadataStore for T {}

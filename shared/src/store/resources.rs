@@ -198,6 +198,20 @@ pub async fn create_resources(
     create_table(dynamodb, &settings.table, table.properties).await
 }
 
+/// Creates secret `name` holding a random signing key seed unless it exists: what the template's
+/// `SigningKeySecret` (64 generated letters and digits) is on AWS.
+pub async fn create_signing_secret(client: &aws_sdk_secretsmanager::Client, name: &str) -> Result<(), StoreError> {
+    let seed = crate::identity::secrets::generate(0).0;
+    match client.create_secret().name(name).secret_string(seed).send().await {
+        Ok(_) => Ok(()),
+        Err(error) if matches!(error.as_service_error(), Some(service) if service.is_resource_exists_exception()) => Ok(()),
+        Err(error) => Err(StoreError::Backend {
+            service: "Secrets Manager",
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string(),
+        }),
+    }
+}
+
 async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str, properties: BucketProperties) -> Result<(), StoreError> {
     match s3.create_bucket().bucket(bucket).send().await {
         Ok(_) => {}

@@ -9,9 +9,15 @@ use std::{
 };
 
 use berth::{
+    function::{self, FunctionConfig},
     http::routes::Function,
+    store::{aws, resources},
     store::resources::TEMPLATE,
-    telemetry::signed::{self, Signed},
+    telemetry::{
+        self,
+        signed::{self, Signed},
+    },
+    testing,
 };
 use serde_norway::Value;
 
@@ -20,6 +26,8 @@ use serde_norway::Value;
 enum Resource {
     Table,
     Bucket,
+    /// The token signing key's secret.
+    SigningKeySecret,
     /// The bucket's keys whose first segment is this (`blobs/*`).
     Keys(String),
 }
@@ -35,6 +43,7 @@ impl fmt::Display for Grant {
         match &self.resource {
             Resource::Table => write!(f, "{} on the table", self.action),
             Resource::Bucket => write!(f, "{} on the bucket", self.action),
+            Resource::SigningKeySecret => write!(f, "{} on the signing key secret", self.action),
             Resource::Keys(prefix) => write!(f, "{} on {prefix}/*", self.action),
         }
     }
@@ -85,6 +94,7 @@ fn needs(signed: &Signed) -> Vec<Grant> {
         | "DynamoDB.Scan"
         | "DynamoDB.BatchGetItem"
         | "DynamoDB.BatchWriteItem") => on_table(&operation.replace("DynamoDB.", "dynamodb:")),
+        "SecretsManager.GetSecretValue" => vec![grant("secretsmanager:GetSecretValue", Resource::SigningKeySecret)],
         other => panic!("no IAM action is known for {other}: add it to needs()"),
     }
 }
@@ -100,7 +110,10 @@ fn one_or_many(value: &Value) -> Vec<&Value> {
 /// A statement's resource, in the forms the template uses: the table's or bucket's ARN, or the bucket's keys under one
 /// first segment.
 fn resource(value: &Value) -> Resource {
-    let Value::Tagged(tagged) = value else { panic!("a resource that is no !GetAtt or !Sub: {value:?}") };
+    let Value::Tagged(tagged) = value else { panic!("a resource that is no !GetAtt, !Ref or !Sub: {value:?}") };
+    if tagged.tag == "Ref" && tagged.value == "SigningKeySecret" {
+        return Resource::SigningKeySecret;
+    }
     if tagged.tag == "GetAtt" && tagged.value == "RegistryTable.Arn" {
         return Resource::Table;
     }
@@ -133,8 +146,8 @@ fn granted(template: &Value, name: &str) -> BTreeSet<Grant> {
             for action in one_or_many(&statement["Action"]) {
                 let action = action.as_str().unwrap_or_else(|| panic!("{name}: action {action:?}"));
                 assert!(
-                    (action.starts_with("s3:") || action.starts_with("dynamodb:")) && !action.contains('*'),
-                    "{name} grants {action}: this test checks S3 and DynamoDB actions, named one by one"
+                    ["s3:", "dynamodb:", "secretsmanager:"].iter().any(|service| action.starts_with(service)) && !action.contains('*'),
+                    "{name} grants {action}: this test checks S3, DynamoDB and Secrets Manager actions, named one by one"
                 );
                 for resource in one_or_many(&statement["Resource"]) {
                     grants.insert(Grant { action: action.to_owned(), resource: self::resource(resource) });
@@ -149,9 +162,32 @@ fn listed<'a>(grants: impl IntoIterator<Item = &'a Grant>) -> String {
     grants.into_iter().map(Grant::to_string).collect::<Vec<_>>().join(", ")
 }
 
-/// Runs every AWS test of the suite in turn: the IAM actions are those its requests had signed.
+/// Starts each function as a deployment does (over fresh resources on the emulator), recording what its start-up
+/// calls as that function's: the token function reads its signing key and publishes it, the others read it.
+async fn start_each_function() {
+    let settings = testing::fresh_aws_resources().await;
+    let sdk = testing::emulator_config();
+    let secret = format!("{}-signing-key", settings.table);
+    resources::create_signing_secret(&aws::secrets_client(&sdk), &secret).await.unwrap();
+    let variables = [
+        ("BERTH_BUCKET", settings.bucket.as_str()),
+        ("BERTH_TABLE", settings.table.as_str()),
+        ("BERTH_SIGNING_KEY_SECRET", secret.as_str()),
+        ("BERTH_REGISTRY_NAME", "iam-test"),
+    ];
+    for serve in [Function::Token, Function::Manifests, Function::Blobs] {
+        let config = FunctionConfig::from_env(|name| variables.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string()), true, &[serve])
+            .unwrap();
+        let (started, calls) = telemetry::count_backend_calls(function::services(&config, &[serve], &sdk)).await;
+        assert!(started.is_ok(), "{serve:?} did not start");
+        signed::add(serve, calls.signed);
+    }
+}
+
+/// Runs every AWS test of the suite in turn, and each function's start-up: the IAM actions are those they had signed.
 #[tokio::test]
 async fn each_role_grants_exactly_what_its_function_calls() {
+    start_each_function().await;
     super::every_aws_test().await;
     let used: BTreeMap<Function, BTreeSet<Grant>> =
         signed::by_function().into_iter().map(|(function, operations)| (function, operations.iter().flat_map(needs).collect())).collect();

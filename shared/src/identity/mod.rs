@@ -1,0 +1,240 @@
+//! Identity and access: who may do what, and the tokens that carry it.
+//!
+//! - [`access`]: roles, scope-map actions and docker's scopes; a token's access is what was asked for intersected
+//!   with what the identity's rules allow.
+//! - [`directory`]: the identities (service principals, role assignments, admin user, repository-scoped tokens) and
+//!   settings, over the store's identity records.
+//! - [`secrets`]: generated passwords, stored as hashes. [`keys`] and [`tokens`]: the ES256 tokens.
+//! - [`TokenService`] (the token function) proves identities and signs tokens; [`Gate`] (every function) verifies
+//!   them with the public keys alone, fetching published keys only when it meets one it does not know.
+
+pub mod access;
+pub mod bootstrap;
+pub mod directory;
+pub mod keys;
+pub mod secrets;
+pub mod tokens;
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, RwLock},
+    time::{Duration, Instant},
+};
+
+use access::{Access, Granted, Scope};
+use directory::{Directory, DirectoryError, Login, Subject};
+use keys::{PublicKey, SigningKey, VerifyingKeys};
+use tokens::{ACCESS_TOKEN_SECONDS, Claims, Grant, Issued, REFRESH_TOKEN_SECONDS, TokenError, TokenIssuer, TokenVerifier};
+
+/// The least time between two fetches of the published keys for a token with an unknown key id: a flood of forged
+/// key ids must not become a flood of reads.
+const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Verifies access tokens for one registry, and Basic credentials sent to the registry itself (ACR takes them, and
+/// clients such as oras-py send them).
+pub struct Gate {
+    registry: String,
+    verifier: RwLock<TokenVerifier>,
+    directory: Directory,
+    /// Whether keys are read from the directory when a token names a key not yet known; not when they are fixed
+    /// (the token service lives in this process).
+    published: bool,
+    last_fetch: Mutex<Option<Instant>>,
+    failures: FailedLogins,
+}
+
+impl Gate {
+    /// A gate trusting exactly `keys`.
+    pub fn fixed(directory: Directory, keys: &[PublicKey]) -> Result<Self, keys::KeyError> {
+        let registry = directory.registry().to_owned();
+        let verifier = TokenVerifier::new(registry.clone(), VerifyingKeys::new(keys)?);
+        Ok(Self { registry, verifier: RwLock::new(verifier), directory, published: false, last_fetch: Mutex::new(None), failures: FailedLogins::default() })
+    }
+
+    /// A gate trusting the keys the token function publishes in `directory`, read now and again on an unknown key.
+    pub async fn published(directory: Directory) -> Self {
+        let gate = Self {
+            registry: directory.registry().to_owned(),
+            verifier: RwLock::new(TokenVerifier::new(directory.registry().to_owned(), VerifyingKeys::default())),
+            directory,
+            published: true,
+            last_fetch: Mutex::new(None),
+            failures: FailedLogins::default(),
+        };
+        gate.refresh_keys().await;
+        gate
+    }
+
+    /// What Basic credentials sent to the registry grant of `scopes`: the same checks and rate limits as a login at
+    /// the token endpoint.
+    pub async fn basic(&self, username: &str, password: &str, source: &str, scopes: &[Scope]) -> Result<(String, Granted), LoginError> {
+        let login = password_login(&self.directory, &self.failures, username, password, source).await?;
+        Ok((login.subject.to_string(), Granted(login.permissions.grant(scopes))))
+    }
+
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    async fn refresh_keys(&self) -> bool {
+        if !self.published {
+            return false;
+        }
+        let directory = &self.directory;
+        {
+            let mut last = self.last_fetch.lock().expect("lock is not poisoned");
+            if last.is_some_and(|at| at.elapsed() < KEY_REFETCH_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match directory.published_keys().await.map(|keys| VerifyingKeys::new(&keys)) {
+            Ok(Ok(keys)) => {
+                *self.verifier.write().expect("lock is not poisoned") = TokenVerifier::new(self.registry.clone(), keys);
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "a published signing key is invalid");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the published signing keys");
+                false
+            }
+        }
+    }
+
+    /// The access a bearer token grants, once its signature, issuer, audience and lifetime check out.
+    pub async fn verify(&self, token: &str) -> Result<(Claims, Granted), TokenError> {
+        let verified = self.verifier.read().expect("lock is not poisoned").verify(token, Grant::AccessToken);
+        let claims = match verified {
+            Err(TokenError::UnknownKey(kid)) if self.refresh_keys().await => {
+                self.verifier.read().expect("lock is not poisoned").verify(token, Grant::AccessToken).map_err(|_| TokenError::UnknownKey(kid))?
+            }
+            other => other?,
+        };
+        let granted = TokenVerifier::granted(&claims);
+        Ok((claims, granted))
+    }
+}
+
+/// Failed logins allowed per identity and per source within [`FAILURE_WINDOW`], before further attempts are
+/// refused without checking.
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Counts failed logins per key (an identity, a source address) over a fixed window, in this process.
+#[derive(Default)]
+struct FailedLogins(Mutex<HashMap<String, (Instant, u32)>>);
+
+impl FailedLogins {
+    /// How long until `key` may try again, when it has failed too often.
+    fn blocked_for(&self, key: &str) -> Option<Duration> {
+        let failures = self.0.lock().expect("lock is not poisoned");
+        let (started, count) = failures.get(key)?;
+        let left = FAILURE_WINDOW.checked_sub(started.elapsed())?;
+        (*count >= MAX_FAILURES).then_some(left)
+    }
+
+    fn record(&self, key: &str) {
+        let mut failures = self.0.lock().expect("lock is not poisoned");
+        // Windows that ended are dropped, so the map holds only recent offenders.
+        failures.retain(|_, (started, _)| started.elapsed() < FAILURE_WINDOW);
+        let entry = failures.entry(key.to_owned()).or_insert((Instant::now(), 0));
+        entry.1 += 1;
+    }
+}
+
+/// A password login, refused without checking once the identity or the source failed too often.
+async fn password_login(directory: &Directory, failures: &FailedLogins, username: &str, password: &str, source: &str) -> Result<Login, LoginError> {
+    let keys = [format!("user:{username}"), format!("source:{source}")];
+    if let Some(wait) = keys.iter().find_map(|key| failures.blocked_for(key)) {
+        return Err(LoginError::TooManyFailures(wait));
+    }
+    match directory.password_login(username, password).await {
+        Err(error @ DirectoryError::BadCredentials) => {
+            keys.iter().for_each(|key| failures.record(key));
+            Err(error.into())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Why the token service refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("the refresh token is invalid: {0}")]
+    BadRefreshToken(TokenError),
+    #[error("too many failed logins; retry in {} s", .0.as_secs().max(1))]
+    TooManyFailures(Duration),
+}
+
+/// What the token endpoint answers: an access token, and a refresh token when one was asked for.
+pub struct TokenGrant {
+    pub access: Issued,
+    pub refresh: Option<Issued>,
+}
+
+/// The token function's service: proves identities and signs tokens.
+pub struct TokenService {
+    directory: Directory,
+    issuer: TokenIssuer,
+    refresh_verifier: TokenVerifier,
+    failures: FailedLogins,
+}
+
+impl TokenService {
+    pub fn new(directory: Directory, key: SigningKey) -> Self {
+        let public = key.public_key().clone();
+        let registry = directory.registry().to_owned();
+        let refresh_verifier = TokenVerifier::new(registry.clone(), VerifyingKeys::new(&[public]).expect("the key's own public key is valid"));
+        Self { directory, issuer: TokenIssuer::new(registry, key), refresh_verifier, failures: FailedLogins::default() }
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        self.issuer.key().public_key()
+    }
+
+    /// A login with a user name and password from `source`: rate-limited per identity and per source; a
+    /// refresh token given as the password under ACR's null user name counts as a refresh.
+    pub async fn password_login(&self, username: &str, password: &str, source: &str) -> Result<Login, LoginError> {
+        if username == directory::REFRESH_TOKEN_USERNAME {
+            return self.refresh_login(password).await;
+        }
+        password_login(&self.directory, &self.failures, username, password, source).await
+    }
+
+    /// What a refresh token's identity may do now.
+    pub async fn refresh_login(&self, refresh_token: &str) -> Result<Login, LoginError> {
+        let claims = self.refresh_verifier.verify(refresh_token, Grant::RefreshToken).map_err(LoginError::BadRefreshToken)?;
+        let subject = Subject::parse(&claims.sub).ok_or(LoginError::BadRefreshToken(TokenError::Invalid))?;
+        Ok(self.directory.current_login(&subject, claims.credential.as_deref()).await?)
+    }
+
+    /// A caller without credentials.
+    pub async fn anonymous_login(&self) -> Result<Login, LoginError> {
+        let permissions = self.directory.anonymous_permissions().await?;
+        Ok(Login { subject: Subject::Anonymous, permissions, credential: None })
+    }
+
+    /// Signs what `login` may do of `scopes`, with a refresh token when `offline` (never for anonymous callers).
+    pub fn grant(&self, login: &Login, scopes: &[Scope], offline: bool) -> TokenGrant {
+        let access: Vec<Access> = login.permissions.grant(scopes);
+        let subject = login.subject.to_string();
+        let access = self.issuer.issue(&subject, Grant::AccessToken, access, None, ACCESS_TOKEN_SECONDS);
+        let refresh = (offline && login.subject != Subject::Anonymous)
+            .then(|| self.issuer.issue(&subject, Grant::RefreshToken, Vec::new(), login.credential.clone(), REFRESH_TOKEN_SECONDS));
+        TokenGrant { access, refresh }
+    }
+
+    /// A refresh token for an identity proven some other way (IAM, OIDC).
+    pub fn refresh_token_for(&self, login: &Login) -> Issued {
+        self.issuer.issue(&login.subject.to_string(), Grant::RefreshToken, Vec::new(), login.credential.clone(), REFRESH_TOKEN_SECONDS)
+    }
+}

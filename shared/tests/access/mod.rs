@@ -1,0 +1,370 @@
+//! Access control over HTTP, on both stores: docker's challenge, the token endpoint's GET and POST flows, what each
+//! kind of identity is granted, and every token or credential that must not work.
+
+use axum::{
+    body::Body,
+    http::{Method, StatusCode},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use berth::identity::{TokenService, directory::Directory, keys::SigningKey};
+use serde_json::{Value, json};
+
+use super::{Api, REGISTRY, Reply, Store, sha256};
+
+fn basic(username: &str, password: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{username}:{password}")))
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+impl Api {
+    /// Calls the management API as the owner, asserting `expected`.
+    async fn manage(&self, method: Method, path: &str, body: Value, expected: StatusCode) -> Value {
+        let reply = self.send(method, &format!("/berth/v1/access/{path}"), &[("content-type", "application/json")], body.to_string()).await;
+        assert_eq!(reply.status, expected, "{path}: {}", String::from_utf8_lossy(&reply.body));
+        if reply.body.is_empty() { Value::Null } else { reply.json() }
+    }
+
+    /// A new service principal with `roles` over `scope`: its id and password.
+    async fn principal(&self, name: &str, roles: &[&str], scope: Option<&str>) -> (String, String) {
+        let created = self.manage(Method::POST, "service-principals", json!({"name": name, "roles": roles, "scope": scope}), StatusCode::CREATED).await;
+        (created["id"].as_str().unwrap().to_owned(), created["password"].as_str().unwrap().to_owned())
+    }
+
+    /// `GET /token` with Basic credentials for `scopes`.
+    async fn login(&self, username: &str, password: &str, scopes: &[&str]) -> Reply {
+        let query: String = scopes.iter().map(|scope| format!("&scope={scope}")).collect();
+        let authorization = basic(username, password);
+        self.send(Method::GET, &format!("/token?service={REGISTRY}{query}"), &[("authorization", &authorization)], Body::empty()).await
+    }
+
+    /// The access token of a login that must succeed.
+    async fn token_for(&self, username: &str, password: &str, scopes: &[&str]) -> String {
+        let reply = self.login(username, password, scopes).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+        reply.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn send_with(&self, token: &str, method: Method, path: &str, body: impl Into<Body>) -> Reply {
+        self.send(method, path, &[("authorization", &bearer(token))], body).await
+    }
+
+    /// `POST /token` with a form.
+    async fn token_form(&self, form: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        self.send(Method::POST, "/token", &[("content-type", "application/x-www-form-urlencoded")], body).await
+    }
+}
+
+fn assert_challenge(reply: &Reply, scope: Option<&str>, error: Option<&str>) {
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", String::from_utf8_lossy(&reply.body));
+    let challenge = reply.header("www-authenticate");
+    assert!(challenge.starts_with(r#"Bearer realm="http://"#) && challenge.contains(r#"/token",service="berth-test""#), "{challenge}");
+    match scope {
+        Some(scope) => assert!(challenge.contains(&format!(r#"scope="{scope}""#)), "{challenge} should ask for {scope}"),
+        None => assert!(!challenge.contains("scope="), "{challenge}"),
+    }
+    match error {
+        Some(error) => assert!(challenge.contains(&format!(r#"error="{error}""#)), "{challenge} should say {error}"),
+        None => assert!(!challenge.contains("error="), "{challenge}"),
+    }
+    let code = if error == Some("insufficient_scope") { "DENIED" } else { "UNAUTHORIZED" };
+    // A HEAD answer has no body to carry the code.
+    if !reply.body.is_empty() {
+        assert_eq!(reply.json()["errors"][0]["code"], code);
+    }
+}
+
+pub async fn requests_without_a_token_are_challenged(store: Store) {
+    let api = Api::new(store).await;
+    let host = [("host", "registry.example:5000")];
+    let reply = api.send_raw(Method::GET, "/v2/", &host, Body::empty()).await;
+    assert_challenge(&reply, None, None);
+    assert!(reply.header("www-authenticate").starts_with(r#"Bearer realm="http://registry.example:5000/token""#));
+    let cases = [
+        (Method::GET, "/v2/team/app/manifests/v1", "repository:team/app:pull"),
+        (Method::HEAD, "/v2/team/app/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000", "repository:team/app:pull"),
+        (Method::POST, "/v2/team/app/blobs/uploads/", "repository:team/app:pull,push"),
+        (Method::PUT, "/v2/team/app/manifests/v1", "repository:team/app:pull,push"),
+        (Method::DELETE, "/v2/team/app/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000", "repository:team/app:delete"),
+        (Method::GET, "/v2/_catalog", "registry:catalog:*"),
+        (Method::GET, "/berth/v1/access/service-principals", "registry:manage:*"),
+        (Method::DELETE, "/berth/v1/repositories/team/app", "repository:team/app:delete"),
+    ];
+    for (method, path, scope) in cases {
+        assert_challenge(&api.send_raw(method.clone(), path, &host, Body::empty()).await, Some(scope), None);
+    }
+    // Nothing was stored by the refused push.
+    let reply = api.send(Method::GET, "/v2/_catalog", &[], Body::empty()).await;
+    assert_eq!(reply.json()["repositories"], json!([]));
+    // The proxy's headers name the host and scheme clients use.
+    let proxied = [("host", "function.internal"), ("x-forwarded-host", "registry.example"), ("x-forwarded-proto", "https")];
+    let reply = api.send_raw(Method::GET, "/v2/", &proxied, Body::empty()).await;
+    assert!(reply.header("www-authenticate").starts_with(r#"Bearer realm="https://registry.example/token""#));
+}
+
+pub async fn the_token_endpoint_takes_basic_get_and_oauth_post(store: Store) {
+    let api = Api::new(store).await;
+    let (id, password) = api.principal("ci", &["acrpush"], None).await;
+    let reply = api.login(&id, &password, &["repository:app:pull,push", "registry:catalog:*", "&offline_token=true&client_id=docker"]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    let body = reply.json();
+    assert_eq!(body["token"], body["access_token"]);
+    assert!(body["expires_in"].as_u64().unwrap() >= 60);
+    assert!(body["issued_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(body["scope"], "repository:app:pull,push registry:catalog:*");
+    let refresh = body["refresh_token"].as_str().expect("offline_token=true gives a refresh token").to_owned();
+    let token = body["token"].as_str().unwrap();
+    let digest = sha256(b"layer");
+    let pushed = api.send_with(token, Method::POST, &format!("/v2/app/blobs/uploads/?digest={digest}"), b"layer".to_vec()).await;
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    assert_eq!(api.send_with(token, Method::GET, "/v2/", Body::empty()).await.status, StatusCode::OK);
+
+    // docker's POST with the refresh token: one space-joined scope; no new refresh token (a login lasts 3 hours).
+    let form = [("grant_type", "refresh_token"), ("refresh_token", &refresh), ("service", REGISTRY), ("client_id", "docker"), ("scope", "repository:app:pull repository:other:push")];
+    let reply = api.token_form(&form).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.json()["scope"], "repository:app:pull repository:other:push");
+    assert!(reply.json().get("refresh_token").is_none());
+    let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(api.send_with(&token, Method::GET, &format!("/v2/app/blobs/{digest}"), Body::empty()).await.body, b"layer");
+
+    // The OAuth2 password grant, and ACR's null user name with a refresh token as the password.
+    let reply = api.token_form(&[("grant_type", "password"), ("username", &id), ("password", &password), ("scope", "repository:app:pull")]).await;
+    assert_eq!(reply.json()["scope"], "repository:app:pull");
+    let reply = api.login("00000000-0000-0000-0000-000000000000", &refresh, &["repository:app:pull"]).await;
+    assert_eq!(reply.json()["scope"], "repository:app:pull");
+
+    for bad in [vec![("grant_type", "client_credentials")], vec![("grant_type", "password"), ("username", &id)], vec![]] {
+        assert_eq!(api.token_form(&bad).await.status, StatusCode::BAD_REQUEST);
+    }
+    let reply = api.send(Method::GET, "/token?service=other-registry", &[("authorization", &basic(&id, &password))], Body::empty()).await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "UNSUPPORTED");
+    api.send(Method::DELETE, "/token", &[], Body::empty()).await.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
+}
+
+pub async fn granted_access_is_the_intersection_of_asked_and_allowed(store: Store) {
+    let api = Api::new(store).await;
+    api.push_image("team/app", "v1", b"layer").await;
+    let (puller, pull_password) = api.principal("puller", &["acrpull"], None).await;
+    let reply = api.login(&puller, &pull_password, &["repository:team/app:pull,push,delete", "registry:catalog:*", "registry:manage:*"]).await;
+    assert_eq!(reply.json()["scope"], "repository:team/app:pull registry:catalog:*");
+    let token = reply.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(api.send_with(&token, Method::GET, "/v2/team/app/manifests/v1", Body::empty()).await.status, StatusCode::OK);
+    assert_eq!(api.send_with(&token, Method::GET, "/v2/_catalog", Body::empty()).await.json()["repositories"], json!(["team/app"]));
+    let push = api.send_with(&token, Method::POST, "/v2/team/app/blobs/uploads/", Body::empty()).await;
+    assert_challenge(&push, Some("repository:team/app:pull,push"), Some("insufficient_scope"));
+    let delete = api.send_with(&token, Method::DELETE, "/v2/team/app/manifests/v1", Body::empty()).await;
+    assert_challenge(&delete, Some("repository:team/app:delete"), Some("insufficient_scope"));
+    assert_eq!(api.send_with(&token, Method::GET, "/berth/v1/access/admin", Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.get("/v2/team/app/tags/list").await.json()["tags"], json!(["v1"]), "nothing was untagged");
+
+    // A principal scoped to other repositories gets nothing here, and no catalog.
+    let (scoped, scoped_password) = api.principal("scoped", &["acrpush", "acrdelete"], Some("other/*")).await;
+    let reply = api.login(&scoped, &scoped_password, &["repository:team/app:pull", "repository:other/x:push,delete", "registry:catalog:*"]).await;
+    assert_eq!(reply.json()["scope"], "repository:other/x:delete,push");
+
+    // acrdelete deletes, and nothing else.
+    let (deleter, delete_password) = api.principal("deleter", &["acrdelete"], None).await;
+    let token = api.token_for(&deleter, &delete_password, &["repository:team/app:pull,delete"]).await;
+    assert_eq!(api.send_with(&token, Method::GET, "/v2/team/app/manifests/v1", Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.send_with(&token, Method::DELETE, "/v2/team/app/manifests/v1", Body::empty()).await.status, StatusCode::ACCEPTED);
+}
+
+pub async fn tokens_that_must_not_work_are_refused(store: Store) {
+    let api = Api::new(store).await;
+    let (id, password) = api.principal("ci", &["owner"], None).await;
+    let path = "/v2/app/tags/list";
+    let good = api.token_for(&id, &password, &["repository:app:pull"]).await;
+    assert_eq!(api.send_with(&good, Method::GET, path, Body::empty()).await.status, StatusCode::NOT_FOUND);
+
+    // Another registry's token service, with its own key; and this registry's key under another name.
+    let records = Directory::new(std::sync::Arc::new(berth::store::embedded::EmbeddedMetadata::open(&tempfile::tempdir().unwrap().path().join("m")).unwrap()), "other".into(), None);
+    let other = TokenService::new(records, SigningKey::from_seed(&[9u8; 32]).unwrap());
+    let owner = berth::identity::directory::Login {
+        subject: berth::identity::directory::Subject::Admin,
+        permissions: berth::identity::access::Permissions::everything(),
+        credential: None,
+    };
+    let foreign = other.grant(&owner, &berth::identity::access::Scope::parse_all(["repository:app:pull"]), true);
+    let (head, rest) = good.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let forged_claims = {
+        let mut claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(rest.split_once('.').unwrap().0).unwrap()).unwrap();
+        claims["access"][0]["actions"] = json!(["pull", "push", "delete"]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string())
+    };
+    let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let refused = [
+        ("another registry's token", foreign.access.token.clone()),
+        ("a refresh token", foreign.refresh.unwrap().token),
+        ("tampered claims", format!("{head}.{forged_claims}.{signature}")),
+        ("alg none", format!("{none_header}.{}.", rest.split_once('.').unwrap().0)),
+        ("garbage", "not-a-token".to_owned()),
+    ];
+    for (what, token) in refused {
+        let reply = api.send_with(&token, Method::GET, path, Body::empty()).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}");
+        assert!(reply.header("www-authenticate").contains(r#"error="invalid_token""#), "{what}");
+    }
+    // Our own refresh token is not an access token either.
+    let reply = api.login(&id, &password, &["repository:app:pull", "&offline_token=true"]).await;
+    let refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(api.send_with(&refresh, Method::GET, path, Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+    // Wrong passwords, unknown users, a bad refresh token.
+    for (username, password) in [(id.as_str(), "wrong"), ("00000000-0000-4000-8000-000000000000", password.as_str()), ("nobody", "x")] {
+        api.login(username, password, &[]).await.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+    api.token_form(&[("grant_type", "refresh_token"), ("refresh_token", &good)]).await.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}
+
+pub async fn revoked_credentials_stop_new_tokens_at_once(store: Store) {
+    let api = Api::new(store).await;
+    let (id, password) = api.principal("ci", &["acrpull"], None).await;
+    let reply = api.login(&id, &password, &["&offline_token=true"]).await;
+    let refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
+    let reset = api.manage(Method::POST, "service-principals/ci/credential", Value::Null, StatusCode::OK).await;
+    assert_eq!(reset["id"], id);
+    let new_password = reset["password"].as_str().unwrap().to_owned();
+    assert_ne!(new_password, password);
+    api.login(&id, &password, &[]).await.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let ended = api.token_form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    ended.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert!(ended.json()["errors"][0]["message"].as_str().unwrap().contains("log in again"));
+    assert_eq!(api.login(&id, &new_password, &[]).await.status, StatusCode::OK);
+
+    let listed = api.manage(Method::GET, "service-principals", Value::Null, StatusCode::OK).await;
+    assert_eq!(listed["servicePrincipals"][0]["name"], "ci");
+    assert!(!listed.to_string().contains(&new_password), "listings never show a password");
+    api.manage(Method::DELETE, "service-principals/ci", Value::Null, StatusCode::NO_CONTENT).await;
+    api.login(&id, &new_password, &[]).await.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    api.manage(Method::GET, "service-principals/ci", Value::Null, StatusCode::NOT_FOUND).await;
+
+    // An expired principal is told so.
+    let created = api.manage(Method::POST, "service-principals", json!({"name": "old", "roles": ["acrpull"], "expiresAt": 1}), StatusCode::CREATED).await;
+    let reply = api.login(created["id"].as_str().unwrap(), created["password"].as_str().unwrap(), &[]).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert!(reply.json()["errors"][0]["message"].as_str().unwrap().contains("expired"));
+    // Names are unique; roles must exist.
+    api.manage(Method::POST, "service-principals", json!({"name": "old", "roles": ["acrpull"]}), StatusCode::CONFLICT).await;
+    api.manage(Method::POST, "service-principals", json!({"name": "x", "roles": ["reader"]}), StatusCode::BAD_REQUEST).await;
+}
+
+pub async fn the_admin_user_is_off_by_default(store: Store) {
+    let api = Api::new(store).await;
+    let shown = api.manage(Method::GET, "admin", Value::Null, StatusCode::OK).await;
+    assert_eq!((shown["username"].as_str(), shown["enabled"].as_bool()), (Some(REGISTRY), Some(false)));
+    let first = api.manage(Method::POST, "admin/passwords/1", Value::Null, StatusCode::OK).await["password"].as_str().unwrap().to_owned();
+    let reply = api.login(REGISTRY, &first, &[]).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert!(reply.json()["errors"][0]["message"].as_str().unwrap().contains("disabled"));
+    api.manage(Method::PATCH, "admin", json!({"enabled": true}), StatusCode::OK).await;
+    let reply = api.login(REGISTRY, &first, &["repository:any/repo:pull,push,delete", "registry:manage:*"]).await;
+    assert_eq!(reply.json()["scope"], "repository:any/repo:delete,pull,push registry:manage:*");
+    let second = api.manage(Method::POST, "admin/passwords/2", Value::Null, StatusCode::OK).await["password"].as_str().unwrap().to_owned();
+    assert_eq!(api.login(REGISTRY, &first, &[]).await.status, StatusCode::OK);
+    assert_eq!(api.login(REGISTRY, &second, &[]).await.status, StatusCode::OK);
+    let renewed = api.manage(Method::POST, "admin/passwords/1", Value::Null, StatusCode::OK).await["password"].as_str().unwrap().to_owned();
+    assert_eq!(api.login(REGISTRY, &first, &[]).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.login(REGISTRY, &renewed, &[]).await.status, StatusCode::OK);
+    let shown = api.manage(Method::GET, "admin", Value::Null, StatusCode::OK).await;
+    assert!(shown["passwords"][0]["createdAt"].is_u64() && shown["passwords"][1]["createdAt"].is_u64());
+    assert!(!shown.to_string().contains(&renewed) && !shown.to_string().contains(&second));
+    api.manage(Method::POST, "admin/passwords/3", Value::Null, StatusCode::NOT_FOUND).await;
+    api.manage(Method::PATCH, "admin", json!({"enabled": false}), StatusCode::OK).await;
+    assert_eq!(api.login(REGISTRY, &second, &[]).await.status, StatusCode::UNAUTHORIZED);
+}
+
+pub async fn scoped_tokens_reach_only_their_repositories(store: Store) {
+    let api = Api::new(store).await;
+    api.push_image("team/app", "v1", b"layer").await;
+    api.push_image("other", "v1", b"layer").await;
+    let map = json!({"name": "team-rw", "repository": "team/*", "actions": ["content/read", "content/write"]});
+    api.manage(Method::POST, "scope-maps", map, StatusCode::CREATED).await;
+    api.manage(Method::POST, "scope-maps", json!({"name": "bad", "repository": "x", "actions": ["content/all"]}), StatusCode::BAD_REQUEST).await;
+    let created = api.manage(Method::POST, "tokens", json!({"name": "ci-token", "scopeMap": "team-rw"}), StatusCode::CREATED).await;
+    assert_eq!(created["username"], "ci-token");
+    let passwords: Vec<String> = created["passwords"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect();
+    assert_eq!(passwords.len(), 2);
+    for password in &passwords {
+        let reply = api.login("ci-token", password, &["repository:team/app:pull,push,delete", "repository:other:pull", "registry:catalog:*"]).await;
+        assert_eq!(reply.json()["scope"], "repository:team/app:pull,push");
+    }
+    let token = api.token_for("ci-token", &passwords[0], &["repository:team/app:pull", "repository:other:pull"]).await;
+    assert_eq!(api.send_with(&token, Method::GET, "/v2/team/app/manifests/v1", Body::empty()).await.status, StatusCode::OK);
+    assert_eq!(api.send_with(&token, Method::GET, "/v2/other/manifests/v1", Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+    api.manage(Method::DELETE, "scope-maps/team-rw", Value::Null, StatusCode::BAD_REQUEST).await;
+    let renewed = api.manage(Method::POST, "tokens/ci-token/passwords/2", Value::Null, StatusCode::OK).await;
+    assert_eq!(api.login("ci-token", &passwords[1], &[]).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.login("ci-token", renewed["password"].as_str().unwrap(), &[]).await.status, StatusCode::OK);
+    api.manage(Method::DELETE, "tokens/ci-token", Value::Null, StatusCode::NO_CONTENT).await;
+    assert_eq!(api.login("ci-token", &passwords[0], &[]).await.status, StatusCode::UNAUTHORIZED);
+    api.manage(Method::DELETE, "scope-maps/team-rw", Value::Null, StatusCode::NO_CONTENT).await;
+}
+
+pub async fn a_mount_needs_pull_on_its_source(store: Store) {
+    let api = Api::new(store).await;
+    let digest = api.push_blob("source", b"shared layer").await;
+    let mount = format!("/v2/target/blobs/uploads/?mount={digest}&from=source");
+    let (scoped, scoped_password) = api.principal("scoped", &["acrpush"], Some("target")).await;
+    let token = api.token_for(&scoped, &scoped_password, &["repository:target:pull,push", "repository:source:pull"]).await;
+    let reply = api.send_with(&token, Method::POST, &mount, Body::empty()).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "without pull on the source the mount falls back to an upload");
+    let check = api.send_with(&token, Method::HEAD, &format!("/v2/target/blobs/{digest}"), Body::empty()).await;
+    assert_eq!(check.status, StatusCode::NOT_FOUND);
+    let (pusher, push_password) = api.principal("pusher", &["acrpush"], None).await;
+    let token = api.token_for(&pusher, &push_password, &["repository:target:pull,push", "repository:source:pull"]).await;
+    assert_eq!(api.send_with(&token, Method::POST, &mount, Body::empty()).await.status, StatusCode::CREATED);
+}
+
+async fn anonymous_token(api: &Api) -> Value {
+    api.send(Method::GET, &format!("/token?service={REGISTRY}&scope=repository:public/app:pull,push"), &[], Body::empty()).await.json()
+}
+
+pub async fn anonymous_pull_is_off_by_default(store: Store) {
+    let api = Api::new(store).await;
+    api.push_image("public/app", "v1", b"layer").await;
+    let token = anonymous_token(&api).await;
+    assert_eq!(token["scope"], "");
+    assert!(token.get("refresh_token").is_none());
+    let pull = api.send_with(token["token"].as_str().unwrap(), Method::GET, "/v2/public/app/manifests/v1", Body::empty()).await;
+    assert_eq!(pull.status, StatusCode::UNAUTHORIZED);
+    let shown = api.manage(Method::PATCH, "registry", json!({"anonymousPull": true}), StatusCode::OK).await;
+    assert_eq!(shown, json!({"name": REGISTRY, "anonymousPull": true}));
+    let token = anonymous_token(&api).await;
+    assert_eq!(token["scope"], "repository:public/app:pull");
+    let token = token["token"].as_str().unwrap();
+    assert_eq!(api.send_with(token, Method::GET, "/v2/public/app/manifests/v1", Body::empty()).await.status, StatusCode::OK);
+    assert_eq!(api.send_with(token, Method::POST, "/v2/public/app/blobs/uploads/", Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.send_with(token, Method::GET, "/v2/_catalog", Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+}
+
+pub async fn failed_logins_are_rate_limited(store: Store) {
+    let api = Api::new(store).await;
+    let (id, password) = api.principal("ci", &["acrpull"], None).await;
+    for _ in 0..10 {
+        assert_eq!(api.login(&id, "wrong", &[]).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let reply = api.login(&id, &password, &[]).await;
+    reply.assert_error(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS");
+    assert!(reply.header("retry-after").parse::<u64>().unwrap() >= 1);
+    // The source is limited as well: another identity from the same address is refused too.
+    let (other, other_password) = api.principal("other", &["acrpull"], None).await;
+    assert_eq!(api.login(&other, &other_password, &[]).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+pub async fn basic_credentials_work_on_the_registry_itself(store: Store) {
+    let api = Api::new(store).await;
+    api.push_image("team/app", "v1", b"layer").await;
+    let (puller, password) = api.principal("puller", &["acrpull"], None).await;
+    let authorization = basic(&puller, &password);
+    let headers = [("authorization", authorization.as_str())];
+    assert_eq!(api.send(Method::GET, "/v2/team/app/manifests/v1", &headers, Body::empty()).await.status, StatusCode::OK);
+    let push = api.send(Method::POST, "/v2/team/app/blobs/uploads/", &headers, Body::empty()).await;
+    assert_challenge(&push, Some("repository:team/app:pull,push"), Some("insufficient_scope"));
+    let wrong = basic(&puller, "wrong");
+    let reply = api.send(Method::GET, "/v2/team/app/manifests/v1", &[("authorization", &wrong)], Body::empty()).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}
