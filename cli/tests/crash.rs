@@ -18,8 +18,8 @@ async fn a_kill_during_an_upload_loses_nothing_and_shows_nothing_half_written() 
     let port = common::free_port();
     let data_dir = data.path().to_str().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
     let mut server = common::serve(port, &["--data-dir", data_dir], &[]).await;
+    let http = common::owner_client(&base, data.path(), "crash/app", reqwest::Client::builder()).await;
 
     // Something stored before the crash.
     let kept = vec![7u8; 1 << 20];

@@ -22,9 +22,12 @@ async fn serves_the_registry_over_s3_and_dynamodb() {
         ("AWS_REGION", "us-east-1"),
         ("BERTH_BUCKET", name.as_str()),
     ];
-    let mut server = common::serve(port, &["--store", "aws", "--table", &name, "--create-resources"], &environment).await;
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let mut server = common::serve(port, &["--store", "aws", "--table", &name, "--create-resources", "--data-dir", data_dir], &environment).await;
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    let http = common::owner_client(&base, data.path(), "cli/aws", no_redirects).await;
 
     let layer: Vec<u8> = (0..300_000u32).map(|index| (index % 251) as u8).collect();
     for blob in [&b"{}"[..], &layer] {

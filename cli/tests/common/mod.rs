@@ -29,3 +29,22 @@ pub async fn serve(port: u16, args: &[&str], envs: &[(&str, &str)]) -> Child {
     }
     child
 }
+
+/// A client sending the owner's token (for every action on `repository`) with each request: the owner `berth serve`
+/// made in `data_dir` on first start logs in at `base`.
+pub async fn owner_client(base: &str, data_dir: &std::path::Path, repository: &str, builder: reqwest::ClientBuilder) -> reqwest::Client {
+    let owner: serde_json::Value = serde_json::from_slice(&std::fs::read(data_dir.join("initial-owner.json")).unwrap()).unwrap();
+    let answer: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/token"))
+        .query(&[("scope", format!("repository:{repository}:*"))])
+        .basic_auth(owner["username"].as_str().unwrap(), owner["password"].as_str())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", answer["token"].as_str().unwrap()).parse().unwrap());
+    builder.default_headers(headers).build().unwrap()
+}

@@ -94,7 +94,7 @@ fn needs(signed: &Signed) -> Vec<Grant> {
         | "DynamoDB.Scan"
         | "DynamoDB.BatchGetItem"
         | "DynamoDB.BatchWriteItem") => on_table(&operation.replace("DynamoDB.", "dynamodb:")),
-        "SecretsManager.GetSecretValue" => vec![grant("secretsmanager:GetSecretValue", Resource::SigningKeySecret)],
+        "Secrets Manager.GetSecretValue" => vec![grant("secretsmanager:GetSecretValue", Resource::SigningKeySecret)],
         other => panic!("no IAM action is known for {other}: add it to needs()"),
     }
 }
