@@ -37,6 +37,8 @@ pub enum Error {
     PaginationInvalid(String),
     #[error("no such endpoint: {0}")]
     EndpointUnknown(String),
+    #[error("requested access to the resource is denied: {0}")]
+    Denied(String),
     #[error("the operation is unsupported: {0}")]
     Unsupported(String),
     #[error("storage failure: {0}")]

@@ -46,6 +46,9 @@ pub struct FunctionConfig {
     pub signing_key_secret: Option<String>,
     /// The IAM principal ARN the deployment makes its first owner (`BERTH_OWNER`).
     pub owner: Option<String>,
+    /// The origin header values CloudFront sends (`BERTH_ORIGIN_SECRET`, and `BERTH_PREVIOUS_ORIGIN_SECRET` during a
+    /// rotation); requests without one are refused. None: every request is served (local runs).
+    pub origin_secrets: Vec<String>,
     pub limits: Limits,
     /// The registry's public base URL, where a proxy hides the host clients use (`BERTH_PUBLIC_URL`).
     pub public_url: Option<PublicUrl>,
@@ -83,6 +86,8 @@ impl FunctionConfig {
             problems.push(format!("BERTH_REGISTRY_NAME: {error}"));
         }
         let owner = lookup("BERTH_OWNER").filter(|value| !value.is_empty());
+        let origin_secrets: Vec<String> =
+            ["BERTH_ORIGIN_SECRET", "BERTH_PREVIOUS_ORIGIN_SECRET"].iter().filter_map(|name| lookup(name).filter(|value| !value.is_empty())).collect();
         let mut number = |name: &str, default: Option<u64>| match lookup(name) {
             None => default,
             Some(text) => text.parse::<u64>().map(Some).unwrap_or_else(|_| {
@@ -131,6 +136,7 @@ impl FunctionConfig {
             aws,
             signing_key_secret: signing_key_secret.filter(|_| issues_tokens),
             owner,
+            origin_secrets,
             limits: Limits { max_manifest_bytes, max_request_bytes },
             public_url,
             host,
@@ -154,11 +160,22 @@ pub async fn services(config: &FunctionConfig, serve: &[Function], sdk: &aws_con
         }
         None => AccessControl { gate: Arc::new(Gate::published(directory).await), tokens: None },
     };
-    let Some(settings) = &config.aws else {
-        return Ok(Services { gate: access.gate, tokens: access.tokens, manifests: None, blobs: None, public_url: config.public_url.clone() });
+    let mut services = match &config.aws {
+        None => Services {
+            gate: access.gate,
+            tokens: access.tokens,
+            manifests: None,
+            blobs: None,
+            public_url: config.public_url.clone(),
+            origin_secrets: Vec::new(),
+        },
+        // Nothing in a function's process subscribes yet: events are logged.
+        Some(settings) => {
+            services::over_aws(settings, s3, dynamodb, serve, config.limits, Arc::new(EventBus::new(64)), config.public_url.clone(), access)
+        }
     };
-    // Nothing in a function's process subscribes yet: events are logged.
-    Ok(services::over_aws(settings, s3, dynamodb, serve, config.limits, Arc::new(EventBus::new(64)), config.public_url.clone(), access))
+    services.origin_secrets = config.origin_secrets.clone();
+    Ok(services)
 }
 
 /// The whole life of one function's process: the `main` of `functions/<name>`. A function may serve more than its

@@ -105,6 +105,8 @@ pub struct Registry {
     presigned_prefix: Option<String>,
     /// The owner `berth serve` made on first start (Berth's kinds; the reference registry runs without auth).
     owner: Option<Credentials>,
+    /// Where each function listens behind nginx (`aws-functions`), to check that nothing gets around it.
+    function_ports: HashMap<String, u16>,
     /// Access tokens the harness got for its own requests, by scope.
     tokens: Mutex<HashMap<String, String>>,
     // Held for its Drop: the data directory lives exactly as long as the servers.
@@ -152,6 +154,7 @@ impl Registry {
             access_log: None,
             presigned_prefix: None,
             owner: None,
+            function_ports: HashMap::new(),
             tokens: Mutex::new(HashMap::new()),
             _dir: dir,
         };
@@ -224,7 +227,8 @@ impl Registry {
         }
         let listen: u16 = self.host.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or("host without port")?;
         let config = nginx_dir.join("nginx.conf");
-        fs::write(&config, table.nginx_config(&nginx_dir, listen, &ports)).map_err(|e| e.to_string())?;
+        let origin_secret = random_token();
+        fs::write(&config, table.nginx_config(&nginx_dir, listen, &ports, &origin_secret)).map_err(|e| e.to_string())?;
         self.access_log = Some(nginx_dir.join("access.log"));
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(&nginx_dir).arg("-c").arg(&config).args(["-e", "stderr", "-g", "daemon off;"]);
@@ -238,7 +242,8 @@ impl Registry {
                 .env("PORT", port.to_string())
                 .env("BERTH_HOST", "127.0.0.1")
                 .env("BERTH_MAX_REQUEST_BYTES", LAMBDA_MAX_REQUEST_BYTES)
-                .env("BERTH_PART_SIZE_BYTES", PART_SIZE_BYTES);
+                .env("BERTH_PART_SIZE_BYTES", PART_SIZE_BYTES)
+                .env("BERTH_ORIGIN_SECRET", &origin_secret);
             // As in the template: only the token function reads the signing key, and it reads no blob.
             if function == "token" {
                 command.env_remove("BERTH_BUCKET");
@@ -249,6 +254,7 @@ impl Registry {
             function_ports.push(*port);
         }
 
+        self.function_ports = ports;
         Ok(Startup { ports: function_ports })
     }
 
@@ -340,6 +346,11 @@ impl Registry {
     /// The blocking HTTP client, for requests the helpers below do not cover.
     pub fn http(&self) -> &Client {
         &self.http
+    }
+
+    /// The function URLs behind the router (`aws-functions`): `http://127.0.0.1:PORT` by function.
+    pub fn function_urls(&self) -> HashMap<String, String> {
+        self.function_ports.iter().map(|(function, port)| (function.clone(), format!("http://127.0.0.1:{port}"))).collect()
     }
 
     /// The owner's credentials (none for the reference registry, which runs without authentication).

@@ -70,3 +70,31 @@ fn repository_named_blobs_works_through_every_function(kind: RegistryKind) {
 }
 
 berth_tests::registry_tests!(repository_named_blobs_works_through_every_function);
+
+/// Nobody gets around the edge: each function refuses a request that did not come through the router (no origin
+/// header, or a wrong one), even with a valid token, while the same request through the router succeeds. Only the
+/// functions have an edge to get around.
+fn functions_refuse_requests_that_bypass_the_edge(kind: RegistryKind) {
+    let registry = Registry::start(kind);
+    let path = "/v2/team/app/tags/list";
+    let token_of = |request: reqwest::blocking::RequestBuilder| request.build().unwrap().headers()["authorization"].to_str().unwrap().to_owned();
+    let authorization = token_of(registry.request(reqwest::Method::GET, path));
+    assert_eq!(registry.get(path).status(), StatusCode::NOT_FOUND, "through the router the token works (no such repository)");
+    for (function, url) in registry.function_urls() {
+        for origin in [None, Some("not-the-secret")] {
+            let mut request = registry.http().get(format!("{url}{path}")).header("authorization", &authorization);
+            if let Some(origin) = origin {
+                request = request.header("x-berth-origin-secret", origin);
+            }
+            let resp = request.send().unwrap();
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{function} with origin header {origin:?}");
+            let body: serde_json::Value = resp.json().unwrap();
+            assert_eq!(body["errors"][0]["code"], "DENIED", "{function}: {body}");
+        }
+    }
+}
+
+#[test]
+fn the_functions_refuse_requests_that_bypass_the_edge() {
+    RegistryKind::AwsFunctions.run(functions_refuse_requests_that_bypass_the_edge);
+}

@@ -46,6 +46,7 @@ impl Error {
             Self::PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             Self::EndpointUnknown(_) => ("UNSUPPORTED", StatusCode::NOT_FOUND),
             Self::Unsupported(_) => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
+            Self::Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
             // A race the store could not settle in time: nothing changed, and the same request can succeed shortly.
             Self::Store(StoreError::Busy(_) | StoreError::Conflict) => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Self::Store(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),

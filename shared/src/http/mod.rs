@@ -43,6 +43,22 @@ pub struct Services {
     pub manifests: Option<Arc<Manifests>>,
     pub blobs: Option<Arc<Blobs>>,
     pub public_url: Option<PublicUrl>,
+    /// The values of [`ORIGIN_HEADER`] accepted (the current secret and, during a rotation, the previous one); when
+    /// any are set, a request without one did not come through the registry's CloudFront endpoint and is refused.
+    pub origin_secrets: Vec<String>,
+}
+
+/// The header CloudFront adds to every request it sends the functions (the template's `OriginCustomHeaders`).
+pub const ORIGIN_HEADER: &str = "x-berth-origin-secret";
+
+/// Whether `parts` carries one of `secrets` in [`ORIGIN_HEADER`], compared as SHA-256 digests in constant time.
+fn from_the_edge(parts: &Parts, secrets: &[String]) -> bool {
+    use subtle::ConstantTimeEq;
+    let digest = |text: &[u8]| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text);
+    let Some(presented) = parts.headers.get(ORIGIN_HEADER).map(|value| digest(value.as_bytes())) else {
+        return false;
+    };
+    secrets.iter().fold(false, |found, secret| found | bool::from(digest(secret.as_bytes()).as_ref().ct_eq(presented.as_ref())))
 }
 
 /// How a request reached this process, as the plain-HTTP server records it (absent under Lambda).
@@ -108,7 +124,9 @@ async fn dispatch(State(services): State<Services>, request: Request) -> Respons
     call.tls = call.connection().is_some_and(|connection| connection.tls);
     let endpoint = routes::parse(&parts.method, parts.uri.path());
     let function = endpoint.as_ref().ok().map(routes::Endpoint::function);
+    let bypassed = !services.origin_secrets.is_empty() && !from_the_edge(&parts, &services.origin_secrets);
     let served = match endpoint {
+        _ if bypassed => Err(Error::Denied("requests must come through the registry's endpoint, not the function URL".to_owned())),
         Ok(endpoint) => match auth::authorize(&services.gate, &endpoint, &call).await {
             Ok(granted) => {
                 call.granted = granted;
