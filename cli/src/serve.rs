@@ -72,6 +72,12 @@ pub struct ServeArgs {
     /// Largest manifest accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BERTH_MAX_MANIFEST_BYTES", default_value_t = DEFAULT_MAX_MANIFEST_BYTES)]
     max_manifest_bytes: u64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "BERTH_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "BERTH_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "BERTH_LOG_JSON")]
     log_json: bool,
@@ -145,11 +151,15 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             services::over_aws(&settings, s3, dynamodb, &[Function::Manifests, Function::Blobs], limits, events, args.public_url, access)
         }
     };
-    if !args.addr.ip().is_loopback() {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::tls_config(cert, key)?),
+        _ => None,
+    };
+    if tls.is_none() && !args.addr.ip().is_loopback() {
         tracing::warn!(addr = %args.addr, "serving plain HTTP on a non-loopback address: credentials and tokens travel in clear unless a TLS proxy fronts this registry");
     }
     let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| format!("cannot listen on {}: {error}", args.addr))?;
-    tracing::info!(addr = %args.addr, "berth registry listening");
-    server::serve(listener, http::router(services)).await?;
+    tracing::info!(addr = %args.addr, tls = tls.is_some(), "berth registry listening");
+    server::serve(listener, http::router(services), tls).await?;
     Ok(())
 }

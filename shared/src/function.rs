@@ -207,7 +207,7 @@ pub async fn run(functions: &[Function]) -> ExitCode {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
                 tracing::info!(%addr, ?functions, "serving over HTTP");
-                server::serve(listener, router).await.map_err(|error| error.to_string())
+                server::serve(listener, router, None).await.map_err(|error| error.to_string())
             }
             Err(error) => Err(format!("cannot listen on {addr}: {error}")),
         }

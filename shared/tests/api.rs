@@ -287,7 +287,7 @@ impl Api {
     async fn listen(&self) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(berth::server::serve_until(listener, self.router.clone(), std::future::pending()));
+        tokio::spawn(berth::server::serve_until(listener, self.router.clone(), None, std::future::pending()));
         addr
     }
 }

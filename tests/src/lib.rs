@@ -15,7 +15,7 @@ pub mod dockerd;
 pub mod fixture;
 pub mod registry;
 pub mod router;
-mod service;
+pub mod service;
 
 pub use cmd::{run, run_failing, run_with_stdin, stdout_of};
 pub use digest::sha256_digest;

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A process started for a test, with stdout and stderr going to `log`.
-pub(crate) struct Service {
+pub struct Service {
     pub name: String,
     pub child: Child,
     pub log: PathBuf,
