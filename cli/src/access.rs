@@ -54,21 +54,35 @@ pub struct LoginArgs {
     /// ... whose password is read from standard input.
     #[arg(long, requires = "username")]
     password_stdin: bool,
+    /// Log in with an OIDC ID token read from this file (single sign-on) ...
+    #[arg(long, conflicts_with_all = ["username", "oidc_token_env"])]
+    oidc_token_file: Option<std::path::PathBuf>,
+    /// ... or from this environment variable (CI systems that mint ID tokens).
+    #[arg(long, conflicts_with = "username")]
+    oidc_token_env: Option<String>,
     /// Print the login's token as JSON instead of configuring docker (for CI).
     #[arg(long)]
     expose_token: bool,
 }
 
 pub async fn login(args: LoginArgs) -> Result<(), Box<dyn Error>> {
-    let Some(username) = args.username else {
-        return Err("give --username and --password-stdin (identity logins with --aws and --oidc-token-file are not built yet)".into());
+    let id_token = match (&args.oidc_token_file, &args.oidc_token_env) {
+        (Some(file), _) => Some(std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?),
+        (None, Some(variable)) => Some(std::env::var(variable).map_err(|_| format!("{variable} is not set"))?),
+        (None, None) => None,
     };
-    let mut password = String::new();
-    std::io::stdin().read_to_string(&mut password)?;
-    let password = password.trim_end_matches(['\r', '\n']).to_owned();
-    let client = RegistryClient::with_credentials(args.registry.clone(), Some(Credentials { username, password }));
-    let answer = client.request_token(&[], true).await?;
-    let refresh = answer.refresh_token.ok_or("the registry gave no refresh token for this login")?;
+    let refresh = match (id_token, args.username) {
+        (Some(id_token), _) => RegistryClient::with_credentials(args.registry.clone(), None).exchange_id_token(id_token.trim()).await?,
+        (None, Some(username)) => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let client = RegistryClient::with_credentials(args.registry.clone(), Some(Credentials { username, password }));
+            let answer = client.request_token(&[], true).await?;
+            answer.refresh_token.ok_or("the registry gave no refresh token for this login")?
+        }
+        (None, None) => return Err("give --username with --password-stdin, or --oidc-token-file / --oidc-token-env (--aws is not built yet)".into()),
+    };
     let expires = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(LOGIN_HOURS * 3600)).to_string();
     let login_server = auth::config_key(&args.registry);
     if args.expose_token {

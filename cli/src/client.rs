@@ -136,6 +136,15 @@ impl RegistryClient {
         self.fetch_token(&challenge, scopes, offline).await
     }
 
+    /// Exchanges an OIDC ID token for a refresh token at the token function's `/oauth2/exchange`.
+    pub async fn exchange_id_token(&self, id_token: &str) -> Result<String, ClientError> {
+        let url = self.url("/oauth2/exchange");
+        let form = [("grant_type", "id_token"), ("id_token", id_token)];
+        let response = self.http.post(url.clone()).form(&form).send().await.map_err(|e| transport_error(&url, e))?;
+        let answer: TokenAnswer = json(url.clone(), check(url.clone(), response).await?).await?;
+        answer.refresh_token.ok_or_else(|| unexpected(&url, "no refresh_token in the answer"))
+    }
+
     async fn fetch_token(&self, challenge: &Challenge, scopes: &[&str], offline: bool) -> Result<TokenAnswer, ClientError> {
         let realm = Url::parse(&challenge.realm).map_err(|e| unexpected(&self.base, format!("bad realm {}: {e}", challenge.realm)))?;
         let mut query: Vec<(&str, &str)> = Vec::new();

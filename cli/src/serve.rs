@@ -8,6 +8,7 @@ use berth::{
         TokenService, bootstrap,
         directory::{Directory, check_registry_name},
         keys::SigningKey,
+        oidc::OidcConfig,
     },
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
     server,
@@ -72,6 +73,12 @@ pub struct ServeArgs {
     /// Largest manifest accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BERTH_MAX_MANIFEST_BYTES", default_value_t = DEFAULT_MAX_MANIFEST_BYTES)]
     max_manifest_bytes: u64,
+    /// Accept OIDC ID tokens of this issuer as logins (`berth login --oidc-token-file`); with --oidc-audience.
+    #[arg(long, env = "BERTH_OIDC_ISSUER", requires = "oidc_audience")]
+    oidc_issuer: Option<String>,
+    /// The audience those ID tokens must name (the registry's own, never a shared default).
+    #[arg(long, env = "BERTH_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    oidc_audience: Option<String>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "BERTH_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -90,6 +97,7 @@ async fn access_control(
     name: &str,
     seed: &[u8],
     data_dir: &std::path::Path,
+    oidc: Option<OidcConfig>,
 ) -> Result<AccessControl, Box<dyn std::error::Error>> {
     let directory = Directory::new(records, name.to_owned(), None);
     let key = SigningKey::from_seed(seed)?;
@@ -103,7 +111,15 @@ async fn access_control(
             path.display()
         );
     }
-    Ok(AccessControl::issuing(TokenService::new(directory, key)))
+    let tokens = TokenService::new(directory, key);
+    Ok(AccessControl::issuing(match oidc {
+        Some(config) => tokens.with_oidc(config),
+        None => tokens,
+    }))
+}
+
+fn oidc(args: &ServeArgs) -> Option<OidcConfig> {
+    args.oidc_issuer.clone().zip(args.oidc_audience.clone()).map(|(issuer, audience)| OidcConfig { issuer, audience })
 }
 
 /// Subscribers of registry events (the scanner, webhooks) will listen here; until then events are only logged.
@@ -118,6 +134,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // `berth serve` takes requests of any size: nothing in front of it caps them as Lambda does.
     let limits = Limits { max_manifest_bytes: args.max_manifest_bytes, max_request_bytes: None };
     let events = Arc::new(EventBus::new(EVENT_BUFFER));
+    let oidc = oidc(&args);
     std::fs::create_dir_all(&args.data_dir).map_err(|error| format!("cannot create {}: {error}", args.data_dir.display()))?;
     let services = match args.store {
         Store::Embedded => {
@@ -125,7 +142,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             store.clone().sweep_in_background();
             tracing::info!(data_dir = %args.data_dir.display(), "embedded store");
             let seed = bootstrap::local_signing_seed(&args.data_dir)?;
-            let access = access_control(store.metadata.clone(), &args.name, &seed, &args.data_dir).await?;
+            let access = access_control(store.metadata.clone(), &args.name, &seed, &args.data_dir, oidc.clone()).await?;
             services::over_embedded(&store, limits, events, args.public_url, access)
         }
         Store::Aws => {
@@ -147,7 +164,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 None => bootstrap::local_signing_seed(&args.data_dir)?,
             };
             let records = Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table));
-            let access = access_control(records, &args.name, &seed, &args.data_dir).await?;
+            let access = access_control(records, &args.name, &seed, &args.data_dir, oidc.clone()).await?;
             services::over_aws(&settings, s3, dynamodb, &[Function::Manifests, Function::Blobs], limits, events, args.public_url, access)
         }
     };

@@ -14,6 +14,7 @@ use crate::{
         Gate, TokenService,
         directory::{Directory, check_registry_name},
         keys::SigningKey,
+        oidc::OidcConfig,
     },
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
     server,
@@ -46,6 +47,8 @@ pub struct FunctionConfig {
     pub signing_key_secret: Option<String>,
     /// The IAM principal ARN the deployment makes its first owner (`BERTH_OWNER`).
     pub owner: Option<String>,
+    /// The OIDC issuer whose ID tokens are logins (`BERTH_OIDC_ISSUER`, `BERTH_OIDC_AUDIENCE`; the token function).
+    pub oidc: Option<OidcConfig>,
     /// The origin header values CloudFront sends (`BERTH_ORIGIN_SECRET`, and `BERTH_PREVIOUS_ORIGIN_SECRET` during a
     /// rotation); requests without one are refused. None: every request is served (local runs).
     pub origin_secrets: Vec<String>,
@@ -86,6 +89,11 @@ impl FunctionConfig {
             problems.push(format!("BERTH_REGISTRY_NAME: {error}"));
         }
         let owner = lookup("BERTH_OWNER").filter(|value| !value.is_empty());
+        let (issuer, audience) = (lookup("BERTH_OIDC_ISSUER").filter(|v| !v.is_empty()), lookup("BERTH_OIDC_AUDIENCE").filter(|v| !v.is_empty()));
+        if issuer.is_some() != audience.is_some() {
+            problems.push("BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE go together".to_owned());
+        }
+        let oidc = issuer.zip(audience).map(|(issuer, audience)| OidcConfig { issuer, audience });
         let origin_secrets: Vec<String> =
             ["BERTH_ORIGIN_SECRET", "BERTH_PREVIOUS_ORIGIN_SECRET"].iter().filter_map(|name| lookup(name).filter(|value| !value.is_empty())).collect();
         let mut number = |name: &str, default: Option<u64>| match lookup(name) {
@@ -136,6 +144,7 @@ impl FunctionConfig {
             aws,
             signing_key_secret: signing_key_secret.filter(|_| issues_tokens),
             owner,
+            oidc,
             origin_secrets,
             limits: Limits { max_manifest_bytes, max_request_bytes },
             public_url,
@@ -156,7 +165,11 @@ pub async fn services(config: &FunctionConfig, serve: &[Function], sdk: &aws_con
             let seed = aws::signing_seed(&aws::secrets_client(sdk), secret).await.map_err(|error| format!("cannot read the signing key: {error}"))?;
             let key = SigningKey::from_seed(&seed).map_err(|error| format!("secret {secret}: {error}"))?;
             directory.publish_key(key.public_key()).await.map_err(|error| format!("cannot publish the signing key: {error}"))?;
-            AccessControl::issuing(TokenService::new(directory, key))
+            let tokens = TokenService::new(directory, key);
+            AccessControl::issuing(match &config.oidc {
+                Some(oidc) => tokens.with_oidc(oidc.clone()),
+                None => tokens,
+            })
         }
         None => AccessControl { gate: Arc::new(Gate::published(directory).await), tokens: None },
     };

@@ -15,6 +15,7 @@ use berth::{
         access::{Permissions, Scope},
         directory::{Directory, Login, Subject},
         keys::SigningKey,
+        oidc::OidcConfig,
     },
     oci::{Algorithm, Digest},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus, RegistryEvent},
@@ -49,9 +50,11 @@ struct Limits {
     max_manifest_bytes: u64,
     max_request_bytes: Option<u64>,
     public_url: Option<PublicUrl>,
+    /// The OIDC issuer whose ID tokens the token service takes.
+    oidc: Option<OidcConfig>,
 }
 
-const DEFAULT_LIMITS: Limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: None, public_url: None };
+const DEFAULT_LIMITS: Limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: None, public_url: None, oidc: None };
 
 struct Api {
     router: Router,
@@ -104,7 +107,11 @@ impl Api {
         let public_url = limits.public_url.clone();
         let access = |records: Arc<dyn IdentityRecords>| {
             let key = SigningKey::from_seed(uuid::Uuid::new_v4().as_bytes().repeat(2).as_slice()).unwrap();
-            AccessControl::issuing(TokenService::new(Directory::new(records, REGISTRY.to_owned(), None), key))
+            let tokens = TokenService::new(Directory::new(records, REGISTRY.to_owned(), None), key);
+            AccessControl::issuing(match limits.oidc.clone() {
+                Some(config) => tokens.with_oidc(config),
+                None => tokens,
+            })
         };
         let services = match store {
             Store::Embedded => {
@@ -1208,6 +1215,7 @@ on_both_stores!(
     anonymous_pull_is_off_by_default,
     failed_logins_are_rate_limited,
     basic_credentials_work_on_the_registry_itself,
+    oidc_id_tokens_are_logins_for_assigned_subjects,
     locations_use_the_public_url_when_configured,
     monolithic_upload_then_download_with_ranges,
     chunked_upload_in_order_with_status_and_final_chunk,

@@ -35,7 +35,7 @@ pub(super) fn need(endpoint: &Endpoint) -> Need {
     use Action::*;
     let repository = |name: &RepositoryName, actions| Need::Repository(name.clone(), actions);
     match endpoint {
-        Endpoint::Token => Need::Nothing,
+        Endpoint::Token | Endpoint::TokenExchange => Need::Nothing,
         Endpoint::ApiVersion => Need::AnyToken,
         Endpoint::Catalog => Need::Catalog,
         Endpoint::Access { .. } => Need::Manage,

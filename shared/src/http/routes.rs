@@ -22,6 +22,8 @@ pub enum Endpoint {
     ApiVersion,
     /// `GET|POST /token` (and `/oauth2/token`): docker's token endpoint
     Token,
+    /// `POST /oauth2/exchange`: an identity proof (an OIDC ID token) for a refresh token
+    TokenExchange,
     /// `GET /v2/_catalog`
     Catalog,
     /// `GET /v2/<name>/tags/list`
@@ -111,7 +113,7 @@ impl AccessResource {
 impl Endpoint {
     pub fn function(&self) -> Function {
         match self {
-            Self::ApiVersion | Self::Token | Self::Access { .. } => Function::Token,
+            Self::ApiVersion | Self::Token | Self::TokenExchange | Self::Access { .. } => Function::Token,
             Self::GetBlob { .. }
             | Self::DeleteBlob { .. }
             | Self::StartUpload { .. }
@@ -139,6 +141,9 @@ pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
     if let Some(rest) = path.strip_prefix(ACCESS_PREFIX) {
         let resource = AccessResource::parse(rest).ok_or_else(unknown)?;
         return Ok(Endpoint::Access { method: method.clone(), resource });
+    }
+    if path == "/oauth2/exchange" {
+        return allow(method, &[Method::POST], Endpoint::TokenExchange);
     }
     if matches!(path, "/token" | "/oauth2/token") {
         return allow(method, &[Method::GET, Method::POST], Endpoint::Token);
@@ -373,13 +378,14 @@ mod properties {
             Endpoint::ListManifests { name } => (Method::GET, format!("{MANAGEMENT_PREFIX}{name}/manifests")),
             Endpoint::DeleteRepository { name } => (Method::DELETE, format!("{MANAGEMENT_PREFIX}{name}")),
             Endpoint::Access { method, .. } => (method.clone(), format!("{ACCESS_PREFIX}admin")),
+            Endpoint::TokenExchange => (Method::POST, "/oauth2/exchange".into()),
         }
     }
 
     /// The repository an endpoint names, and where in its path the name starts.
     fn named(endpoint: &Endpoint) -> Option<(&RepositoryName, usize)> {
         match endpoint {
-            Endpoint::ApiVersion | Endpoint::Token | Endpoint::Catalog | Endpoint::Access { .. } => None,
+            Endpoint::ApiVersion | Endpoint::Token | Endpoint::TokenExchange | Endpoint::Catalog | Endpoint::Access { .. } => None,
             Endpoint::ListManifests { name } | Endpoint::DeleteRepository { name } => Some((name, MANAGEMENT_PREFIX.len())),
             Endpoint::ListTags { name }
             | Endpoint::GetManifest { name, .. }

@@ -26,6 +26,7 @@ pub(super) async fn handle(tokens: Option<&TokenService>, endpoint: Endpoint, ca
     match (endpoint, tokens) {
         (Endpoint::ApiVersion, _) => Ok(api_version()),
         (Endpoint::Token, Some(tokens)) => Ok(token(tokens, call, body).await),
+        (Endpoint::TokenExchange, Some(tokens)) => Ok(exchange(tokens, call, body).await),
         (other, _) => Err(Error::EndpointUnknown(format!("{other:?}"))),
     }
 }
@@ -86,6 +87,36 @@ async fn token(tokens: &TokenService, call: &Call<'_>, body: Body) -> Response {
     let grant = tokens.grant(&login, &scopes, offline);
     audit_issued(&login, &grant.access, &source);
     respond(&grant.access, grant.refresh.as_ref())
+}
+
+/// `POST /oauth2/exchange` — ACR's exchange of an identity proof for a refresh token (a 3-hour login): here an OIDC
+/// ID token (`grant_type=id_token`, `id_token`).
+async fn exchange(tokens: &TokenService, call: &Call<'_>, body: Body) -> Response {
+    let source = call.source();
+    let form = match axum::body::to_bytes(body, MAX_FORM_BYTES).await.ok().and_then(|bytes| serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes).ok()) {
+        Some(form) => form,
+        None => return refusal(StatusCode::BAD_REQUEST, "UNSUPPORTED", "the exchange takes a URL-encoded form"),
+    };
+    let field = |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let id_token = match (field("grant_type"), field("id_token")) {
+        (Some("id_token"), Some(id_token)) => id_token,
+        _ => return refusal(StatusCode::BAD_REQUEST, "UNSUPPORTED", "the exchange takes grant_type=id_token with an id_token"),
+    };
+    match tokens.oidc_login(id_token).await {
+        Ok(login) => {
+            let refresh = tokens.refresh_token_for(&login);
+            tracing::info!(target: "berth::audit", identity = %login.subject, source, jti = %refresh.claims.jti, outcome = "issued", "refresh token");
+            let issued_at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(refresh.claims.iat)).to_string();
+            let body = serde_json::json!({"refresh_token": refresh.token, "expires_in": refresh.claims.exp - refresh.claims.iat, "issued_at": issued_at});
+            let mut response = Json(body).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, header_value("no-store"));
+            response
+        }
+        Err(error) => {
+            tracing::info!(target: "berth::audit", identity = "oidc", source, outcome = %error, "login refused");
+            login_refusal(error)
+        }
+    }
 }
 
 fn respond(access: &Issued, refresh: Option<&Issued>) -> Response {

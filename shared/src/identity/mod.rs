@@ -12,6 +12,7 @@ pub mod access;
 pub mod bootstrap;
 pub mod directory;
 pub mod keys;
+pub mod oidc;
 pub mod secrets;
 pub mod tokens;
 
@@ -24,6 +25,7 @@ use std::{
 use access::{Access, Granted, Scope};
 use directory::{Directory, DirectoryError, Login, Subject};
 use keys::{PublicKey, SigningKey, VerifyingKeys};
+use oidc::{OidcConfig, OidcError, OidcVerifier};
 use tokens::{ACCESS_TOKEN_SECONDS, Claims, Grant, Issued, REFRESH_TOKEN_SECONDS, TokenError, TokenIssuer, TokenVerifier};
 
 /// The least time between two fetches of the published keys for a token with an unknown key id: a flood of forged
@@ -169,6 +171,12 @@ pub enum LoginError {
     BadRefreshToken(TokenError),
     #[error("too many failed logins; retry in {} s", .0.as_secs().max(1))]
     TooManyFailures(Duration),
+    #[error("{0}")]
+    Oidc(#[from] OidcError),
+    #[error("this registry accepts no OIDC ID tokens (no issuer is configured)")]
+    NoOidcIssuer,
+    #[error("{0} has no role on this registry; an owner can assign one with `berth role assignment create`")]
+    NoRole(String),
 }
 
 /// What the token endpoint answers: an access token, and a refresh token when one was asked for.
@@ -183,6 +191,7 @@ pub struct TokenService {
     issuer: TokenIssuer,
     refresh_verifier: TokenVerifier,
     failures: FailedLogins,
+    oidc: Option<OidcVerifier>,
 }
 
 impl TokenService {
@@ -190,7 +199,24 @@ impl TokenService {
         let public = key.public_key().clone();
         let registry = directory.registry().to_owned();
         let refresh_verifier = TokenVerifier::new(registry.clone(), VerifyingKeys::new(&[public]).expect("the key's own public key is valid"));
-        Self { directory, issuer: TokenIssuer::new(registry, key), refresh_verifier, failures: FailedLogins::default() }
+        Self { directory, issuer: TokenIssuer::new(registry, key), refresh_verifier, failures: FailedLogins::default(), oidc: None }
+    }
+
+    /// Also accepts ID tokens of `config`'s issuer as logins.
+    pub fn with_oidc(mut self, config: OidcConfig) -> Self {
+        self.oidc = Some(OidcVerifier::new(config));
+        self
+    }
+
+    /// A login with an OIDC ID token: its subject, with the roles assigned to it (one at least).
+    pub async fn oidc_login(&self, id_token: &str) -> Result<Login, LoginError> {
+        let verifier = self.oidc.as_ref().ok_or(LoginError::NoOidcIssuer)?;
+        let subject = verifier.verify(id_token).await?;
+        let permissions = self.directory.assigned_permissions(&subject).await?;
+        if permissions.0.is_empty() {
+            return Err(LoginError::NoRole(subject));
+        }
+        Ok(Login { subject: Subject::External(subject), permissions, credential: None })
     }
 
     pub fn directory(&self) -> &Directory {

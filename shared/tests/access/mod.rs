@@ -368,3 +368,142 @@ pub async fn basic_credentials_work_on_the_registry_itself(store: Store) {
     let reply = api.send(Method::GET, "/v2/team/app/manifests/v1", &[("authorization", &wrong)], Body::empty()).await;
     reply.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
+
+/// An OIDC issuer of the test's own: discovery and JWKS over HTTP, with keys it can add (a rotation) and counting the
+/// fetches of its key set.
+struct Issuer {
+    url: String,
+    keys: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>, Value)>>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Issuer {
+    async fn start() -> Issuer {
+        use std::sync::{Arc, Mutex, atomic::AtomicUsize};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let keys: Arc<Mutex<Vec<(String, Vec<u8>, Value)>>> = Arc::default();
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (discovery, jwks, counter) = (json!({"issuer": url, "jwks_uri": format!("{url}/jwks")}), keys.clone(), fetches.clone());
+        let app = axum::Router::new()
+            .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(discovery) }))
+            .route(
+                "/jwks",
+                axum::routing::get(move || async move {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let keys: Vec<Value> = jwks.lock().unwrap().iter().map(|(_, _, jwk)| jwk.clone()).collect();
+                    axum::Json(json!({"keys": keys}))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let issuer = Issuer { url, keys, fetches };
+        issuer.add_key();
+        issuer
+    }
+
+    /// A new P-256 key in the published set; returns its key id.
+    fn add_key(&self) -> String {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new()).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let kid = uuid::Uuid::new_v4().to_string();
+        let jwk = json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid, "x": b64(&point[1..33]), "y": b64(&point[33..])});
+        self.keys.lock().unwrap().push((kid.clone(), pkcs8.as_ref().to_vec(), jwk));
+        kid
+    }
+
+    /// An ID token for `sub`, with `changes` applied to the standard claims, signed with the key `kid` (the first
+    /// key when `None`).
+    fn id_token(&self, sub: &str, kid: Option<&str>, changes: Value) -> String {
+        let now = berth::identity::tokens::now_seconds();
+        let mut claims = json!({"iss": self.url, "aud": "berth-test-audience", "sub": sub, "iat": now, "nbf": now, "exp": now + 300});
+        for (key, value) in changes.as_object().unwrap() {
+            claims[key] = value.clone();
+        }
+        let keys = self.keys.lock().unwrap();
+        let (kid, pkcs8, _) = kid.map_or(&keys[0], |kid| keys.iter().find(|(id, _, _)| id == kid).unwrap());
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(pkcs8)).unwrap()
+    }
+}
+
+impl Api {
+    async fn exchange(&self, id_token: &str) -> Reply {
+        let body = serde_urlencoded::to_string([("grant_type", "id_token"), ("id_token", id_token)]).unwrap();
+        self.send(Method::POST, "/oauth2/exchange", &[("content-type", "application/x-www-form-urlencoded")], body).await
+    }
+}
+
+pub async fn oidc_id_tokens_are_logins_for_assigned_subjects(store: Store) {
+    let issuer = Issuer::start().await;
+    let oidc = berth::identity::oidc::OidcConfig { issuer: issuer.url.clone(), audience: "berth-test-audience".to_owned() };
+    let api = Api::with_limits(store, super::Limits { oidc: Some(oidc), ..super::DEFAULT_LIMITS }).await;
+    api.push_image("team/app", "v1", b"layer").await;
+    let subject = "repo:org/app:ref:refs/heads/main";
+
+    let unassigned = api.exchange(&issuer.id_token(subject, None, json!({}))).await;
+    unassigned.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert!(unassigned.json()["errors"][0]["message"].as_str().unwrap().contains("has no role"));
+    api.manage(Method::POST, "role-assignments", json!({"assignee": subject, "role": "acrpull", "scope": "team/*"}), StatusCode::CREATED).await;
+
+    let reply = api.exchange(&issuer.id_token(subject, None, json!({}))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    let refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(reply.json()["expires_in"], 3 * 3600, "a login lasts 3 hours");
+    let token = api.token_form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("scope", "repository:team/app:pull,push")]).await;
+    assert_eq!(token.json()["scope"], "repository:team/app:pull");
+    let token = token.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(api.send_with(&token, Method::GET, "/v2/team/app/manifests/v1", Body::empty()).await.status, StatusCode::OK);
+
+    // Everything that must not be a login.
+    let now = berth::identity::tokens::now_seconds();
+    let refused = [
+        ("another audience", issuer.id_token(subject, None, json!({"aud": "someone-else"}))),
+        ("another issuer", issuer.id_token(subject, None, json!({"iss": "https://evil.example"}))),
+        ("expired", issuer.id_token(subject, None, json!({"exp": now - 600}))),
+        ("not valid yet", issuer.id_token(subject, None, json!({"nbf": now + 600}))),
+        ("issued in the future", issuer.id_token(subject, None, json!({"iat": now + 600}))),
+        ("tampered", {
+            let token = issuer.id_token(subject, None, json!({}));
+            let parts: Vec<&str> = token.split('.').collect();
+            let other = issuer.id_token("repo:org/other:ref:refs/heads/main", None, json!({}));
+            format!("{}.{}.{}", parts[0], other.split('.').nth(1).unwrap(), parts[2])
+        }),
+        ("alg none", {
+            let payload = issuer.id_token(subject, None, json!({})).split('.').nth(1).unwrap().to_owned();
+            format!("{}.{payload}.", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"x"}"#))
+        }),
+        ("HS256", {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            header.kid = Some(issuer.keys.lock().unwrap()[0].0.clone());
+            let claims = json!({"iss": issuer.url, "aud": "berth-test-audience", "sub": subject, "iat": now, "exp": now + 300});
+            jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(b"guessable").unwrap()).unwrap()
+        }),
+    ];
+    for (what, id_token) in refused {
+        let reply = api.exchange(&id_token).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {}", String::from_utf8_lossy(&reply.body));
+    }
+
+    // A key added by the issuer (a rotation) is fetched when a token names it, once the last fetch is 10 s old;
+    // unknown key ids do not make the registry fetch again and again.
+    let fetched = issuer.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    let rotated = issuer.add_key();
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    assert_eq!(api.exchange(&issuer.id_token(subject, Some(&rotated), json!({}))).await.status, StatusCode::OK);
+    let after_rotation = issuer.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(after_rotation, fetched + 1);
+    let forged_kid = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("no-such-key".to_owned());
+        let keys = issuer.keys.lock().unwrap();
+        jsonwebtoken::encode(&header, &json!({"iss": issuer.url, "aud": "berth-test-audience", "sub": subject, "iat": now, "exp": now + 300}), &jsonwebtoken::EncodingKey::from_ec_der(&keys[0].1)).unwrap()
+    };
+    for _ in 0..5 {
+        assert_eq!(api.exchange(&forged_kid).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(issuer.fetches.load(std::sync::atomic::Ordering::SeqCst), after_rotation, "no fetch for a burst of unknown key ids right after one");
+}
