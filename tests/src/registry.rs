@@ -515,14 +515,23 @@ impl Registry {
     /// The output of every process of the registry so far (and the router's access log), shown when a test fails so
     /// the server's side of the story is in the report.
     pub fn log_text(&self) -> String {
+        self.logs(200)
+    }
+
+    /// Everything every process of the registry logged so far, and the router's whole access log.
+    pub fn full_logs(&self) -> String {
+        self.logs(usize::MAX)
+    }
+
+    fn logs(&self, lines: usize) -> String {
         let mut text = format!("=== {} registry at {} ===", self.kind.name(), self.host);
         for service in &self.services {
             text.push('\n');
-            text.push_str(&service.log_tail(200));
+            text.push_str(&service.log_tail(lines));
         }
         if let Some(log) = &self.access_log {
             let requests = fs::read_to_string(log).unwrap_or_default();
-            text.push_str(&format!("\n--- nginx access log (function, method, URI, status, user agent) ---\n{}", tail(&requests, 200)));
+            text.push_str(&format!("\n--- nginx access log (function, method, URI, status, user agent) ---\n{}", tail(&requests, lines)));
         }
         text
     }
