@@ -6,6 +6,8 @@ use std::error::Error;
 use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_credential_types::provider::ProvideCredentials;
+use berth::identity::sts;
 use clap::{Args, Subcommand};
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
@@ -60,6 +62,9 @@ pub struct LoginArgs {
     /// ... or from this environment variable (CI systems that mint ID tokens).
     #[arg(long, conflicts_with = "username")]
     oidc_token_env: Option<String>,
+    /// Log in with your AWS identity (the SDK's default credential chain: environment, profile, SSO, instance role).
+    #[arg(long, conflicts_with_all = ["username", "oidc_token_file", "oidc_token_env"])]
+    aws: bool,
     /// Print the login's token as JSON instead of configuring docker (for CI).
     #[arg(long)]
     expose_token: bool,
@@ -71,8 +76,10 @@ pub async fn login(args: LoginArgs) -> Result<(), Box<dyn Error>> {
         (None, Some(variable)) => Some(std::env::var(variable).map_err(|_| format!("{variable} is not set"))?),
         (None, None) => None,
     };
+    let anonymous = RegistryClient::with_credentials(args.registry.clone(), None);
     let refresh = match (id_token, args.username) {
-        (Some(id_token), _) => RegistryClient::with_credentials(args.registry.clone(), None).exchange_id_token(id_token.trim()).await?,
+        _ if args.aws => aws_login(&anonymous).await?,
+        (Some(id_token), _) => anonymous.exchange(&[("grant_type", "id_token"), ("id_token", id_token.trim())]).await?,
         (None, Some(username)) => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
@@ -81,7 +88,7 @@ pub async fn login(args: LoginArgs) -> Result<(), Box<dyn Error>> {
             let answer = client.request_token(&[], true).await?;
             answer.refresh_token.ok_or("the registry gave no refresh token for this login")?
         }
-        (None, None) => return Err("give --username with --password-stdin, or --oidc-token-file / --oidc-token-env (--aws is not built yet)".into()),
+        (None, None) => return Err("give --aws, --oidc-token-file / --oidc-token-env, or --username with --password-stdin".into()),
     };
     let expires = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(LOGIN_HOURS * 3600)).to_string();
     let login_server = auth::config_key(&args.registry);
@@ -95,6 +102,29 @@ pub async fn login(args: LoginArgs) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Proves the caller's AWS identity to the registry: signs sts:GetCallerIdentity for the STS endpoint, region and
+/// registry name the registry names, with the SDK's default credentials, and exchanges the signature.
+async fn aws_login(registry: &RegistryClient) -> Result<String, Box<dyn Error>> {
+    let options = registry
+        .exchange_options()
+        .await?
+        .aws_iam
+        .ok_or("this registry does not accept AWS IAM logins (its token service has no STS endpoint)")?;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let provider =
+        sdk.credentials_provider().ok_or("no AWS credentials: configure them as for the AWS CLI (aws configure, AWS_PROFILE, SSO, ...)")?;
+    let credentials = provider.provide_credentials().await.map_err(|error| format!("cannot load AWS credentials: {error}"))?;
+    let endpoint =
+        Url::parse(&options.sts_endpoint).map_err(|error| format!("the registry's STS endpoint {}: {error}", options.sts_endpoint))?;
+    let proof = sts::sign_caller_identity(&endpoint, &options.region, credentials, &options.registry, SystemTime::now())?;
+    let mut form =
+        vec![("grant_type", "aws_iam"), ("authorization", proof.authorization.as_str()), ("x_amz_date", proof.amz_date.as_str())];
+    if let Some(token) = &proof.security_token {
+        form.push(("x_amz_security_token", token));
+    }
+    Ok(registry.exchange(&form).await?)
+}
+
 /// RFC 3339 to unix seconds, for `--expiration`.
 fn unix_seconds(text: &str) -> Result<u64, String> {
     let time = humantime::parse_rfc3339_weak(text).map_err(|e| format!("{text}: {e} (expected RFC 3339, e.g. 2027-01-31T00:00:00Z)"))?;
@@ -102,7 +132,9 @@ fn unix_seconds(text: &str) -> Result<u64, String> {
 }
 
 fn time_of(value: &Value) -> String {
-    value.as_u64().map_or_else(|| "-".to_owned(), |seconds| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(seconds)).to_string())
+    value
+        .as_u64()
+        .map_or_else(|| "-".to_owned(), |seconds| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(seconds)).to_string())
 }
 
 fn text(value: &Value) -> String {
@@ -168,7 +200,13 @@ enum SpCredential {
 fn principal_table(principals: &[Value]) -> String {
     let mut table = Table::new(vec!["NAME", "ID", "ROLES", "SCOPE", "EXPIRES"]);
     for principal in principals {
-        table.row(vec![text(&principal["name"]), text(&principal["id"]), text(&principal["roles"]), text(&principal["scope"]), time_of(&principal["expiresAt"])]);
+        table.row(vec![
+            text(&principal["name"]),
+            text(&principal["id"]),
+            text(&principal["roles"]),
+            text(&principal["scope"]),
+            time_of(&principal["expiresAt"]),
+        ]);
     }
     table.render()
 }
@@ -181,7 +219,12 @@ pub async fn sp(args: SpArgs) -> Result<(), Box<dyn Error>> {
             let body = json!({"name": name, "roles": roles, "scope": scope, "expiresAt": expiration});
             let created = client.manage(Method::POST, "/berth/v1/access/service-principals", &[], Some(&body)).await?;
             target.emit(&created, |created| {
-                format!("{}\nid (docker user name): {}\npassword (shown only now): {}", principal_table(std::slice::from_ref(created)), text(&created["id"]), text(&created["password"]))
+                format!(
+                    "{}\nid (docker user name): {}\npassword (shown only now): {}",
+                    principal_table(std::slice::from_ref(created)),
+                    text(&created["id"]),
+                    text(&created["password"])
+                )
             })
         }
         SpCommand::List => {
@@ -251,8 +294,11 @@ pub async fn role(args: RoleArgs) -> Result<(), Box<dyn Error>> {
     let RoleCommand::Assignment { command } = args.command;
     match command {
         AssignmentCommand::Create { assignee, role, scope } => {
-            let created = client.manage(Method::POST, ASSIGNMENTS, &[], Some(&json!({"assignee": assignee, "role": role, "scope": scope}))).await?;
-            target.emit(&created, |created| format!("Assigned {} to {} over {}", text(&created["role"]), text(&created["assignee"]), text(&created["scope"])))
+            let created =
+                client.manage(Method::POST, ASSIGNMENTS, &[], Some(&json!({"assignee": assignee, "role": role, "scope": scope}))).await?;
+            target.emit(&created, |created| {
+                format!("Assigned {} to {} over {}", text(&created["role"]), text(&created["assignee"]), text(&created["scope"]))
+            })
         }
         AssignmentCommand::List => {
             let listed = client.manage(Method::GET, ASSIGNMENTS, &[], None).await?;
@@ -330,7 +376,9 @@ pub async fn admin(args: AdminArgs) -> Result<(), Box<dyn Error>> {
         }
         AdminCommand::Credential { command: AdminCredential::Renew { password } } => {
             let renewed = client.manage(Method::POST, &format!("/berth/v1/access/admin/passwords/{password}"), &[], None).await?;
-            target.emit(&renewed, |renewed| format!("username: {}\npassword{password} (shown only now): {}", text(&renewed["username"]), text(&renewed["password"])))
+            target.emit(&renewed, |renewed| {
+                format!("username: {}\npassword{password} (shown only now): {}", text(&renewed["username"]), text(&renewed["password"]))
+            })
         }
     }
 }
@@ -460,7 +508,12 @@ pub async fn token(args: TokenArgs) -> Result<(), Box<dyn Error>> {
             target.emit(&listed["tokens"], |tokens| {
                 let mut table = Table::new(vec!["USERNAME", "SCOPE MAP", "CREATED", "EXPIRES"]);
                 for token in tokens.as_array().into_iter().flatten() {
-                    table.row(vec![text(&token["username"]), text(&token["scopeMap"]), time_of(&token["createdAt"]), time_of(&token["expiresAt"])]);
+                    table.row(vec![
+                        text(&token["username"]),
+                        text(&token["scopeMap"]),
+                        time_of(&token["createdAt"]),
+                        time_of(&token["expiresAt"]),
+                    ]);
                 }
                 table.render()
             })
@@ -471,7 +524,9 @@ pub async fn token(args: TokenArgs) -> Result<(), Box<dyn Error>> {
         }
         TokenCommand::Credential { command: TokenCredential::Renew { name, password } } => {
             let renewed = client.manage(Method::POST, &format!("/berth/v1/access/tokens/{name}/passwords/{password}"), &[], None).await?;
-            target.emit(&renewed, |renewed| format!("username: {}\npassword{password} (shown only now): {}", text(&renewed["username"]), text(&renewed["password"])))
+            target.emit(&renewed, |renewed| {
+                format!("username: {}\npassword{password} (shown only now): {}", text(&renewed["username"]), text(&renewed["password"]))
+            })
         }
     }
 }

@@ -100,6 +100,20 @@ pub fn parse_registry_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// `GET /oauth2/exchange`'s answer.
+#[derive(Debug, Deserialize)]
+pub struct ExchangeOptions {
+    pub aws_iam: Option<AwsIamOptions>,
+}
+
+/// Where a registry checks AWS logins: proofs are signed for this STS endpoint and region, for this registry.
+#[derive(Debug, Deserialize)]
+pub struct AwsIamOptions {
+    pub sts_endpoint: String,
+    pub region: String,
+    pub registry: String,
+}
+
 pub struct RegistryClient {
     base: Url,
     http: reqwest::Client,
@@ -136,13 +150,20 @@ impl RegistryClient {
         self.fetch_token(&challenge, scopes, offline).await
     }
 
-    /// Exchanges an OIDC ID token for a refresh token at the token function's `/oauth2/exchange`.
-    pub async fn exchange_id_token(&self, id_token: &str) -> Result<String, ClientError> {
+    /// Exchanges an identity proof (`form`: an OIDC ID token, a signed sts:GetCallerIdentity) for a refresh token at
+    /// the token function's `/oauth2/exchange`.
+    pub async fn exchange(&self, form: &[(&str, &str)]) -> Result<String, ClientError> {
         let url = self.url("/oauth2/exchange");
-        let form = [("grant_type", "id_token"), ("id_token", id_token)];
-        let response = self.http.post(url.clone()).form(&form).send().await.map_err(|e| transport_error(&url, e))?;
+        let response = self.http.post(url.clone()).form(form).send().await.map_err(|e| transport_error(&url, e))?;
         let answer: TokenAnswer = json(url.clone(), check(url.clone(), response).await?).await?;
         answer.refresh_token.ok_or_else(|| unexpected(&url, "no refresh_token in the answer"))
+    }
+
+    /// Which identity proofs the registry's exchange takes, and where AWS proofs are signed for.
+    pub async fn exchange_options(&self) -> Result<ExchangeOptions, ClientError> {
+        let url = self.url("/oauth2/exchange");
+        let response = self.http.get(url.clone()).send().await.map_err(|e| transport_error(&url, e))?;
+        json(url.clone(), check(url, response).await?).await
     }
 
     async fn fetch_token(&self, challenge: &Challenge, scopes: &[&str], offline: bool) -> Result<TokenAnswer, ClientError> {
@@ -184,7 +205,13 @@ impl RegistryClient {
     }
 
     /// A call of the management API: `body` as JSON, the answer's JSON (`null` for none).
-    pub async fn manage(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&serde_json::Value>) -> Result<serde_json::Value, ClientError> {
+    pub async fn manage(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
         let mut url = self.url(path);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use berth::{
     http::{self, PublicUrl, routes::Function},
     identity::{
-        TokenService, bootstrap,
+        ExternalLogins, TokenService, bootstrap,
         directory::{Directory, check_registry_name},
         keys::SigningKey,
         oidc::OidcConfig,
@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// The audience those ID tokens must name (the registry's own, never a shared default).
     #[arg(long, env = "BERTH_OIDC_AUDIENCE", requires = "oidc_issuer")]
     oidc_audience: Option<String>,
+    /// Accept AWS IAM logins (`berth login --aws`), checking them with the STS at this URL
+    /// (https://sts.<region>.amazonaws.com).
+    #[arg(long, env = "BERTH_STS_ENDPOINT")]
+    sts_endpoint: Option<reqwest::Url>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "BERTH_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -97,7 +101,7 @@ async fn access_control(
     name: &str,
     seed: &[u8],
     data_dir: &std::path::Path,
-    oidc: Option<OidcConfig>,
+    external: &ExternalLogins,
 ) -> Result<AccessControl, Box<dyn std::error::Error>> {
     let directory = Directory::new(records, name.to_owned(), None);
     let key = SigningKey::from_seed(seed)?;
@@ -111,15 +115,14 @@ async fn access_control(
             path.display()
         );
     }
-    let tokens = TokenService::new(directory, key);
-    Ok(AccessControl::issuing(match oidc {
-        Some(config) => tokens.with_oidc(config),
-        None => tokens,
-    }))
+    Ok(AccessControl::issuing(TokenService::new(directory, key, external)))
 }
 
-fn oidc(args: &ServeArgs) -> Option<OidcConfig> {
-    args.oidc_issuer.clone().zip(args.oidc_audience.clone()).map(|(issuer, audience)| OidcConfig { issuer, audience })
+fn external_logins(args: &ServeArgs) -> ExternalLogins {
+    ExternalLogins {
+        oidc: args.oidc_issuer.clone().zip(args.oidc_audience.clone()).map(|(issuer, audience)| OidcConfig { issuer, audience }),
+        sts_endpoint: args.sts_endpoint.clone(),
+    }
 }
 
 /// Subscribers of registry events (the scanner, webhooks) will listen here; until then events are only logged.
@@ -134,7 +137,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // `berth serve` takes requests of any size: nothing in front of it caps them as Lambda does.
     let limits = Limits { max_manifest_bytes: args.max_manifest_bytes, max_request_bytes: None };
     let events = Arc::new(EventBus::new(EVENT_BUFFER));
-    let oidc = oidc(&args);
+    let external = external_logins(&args);
     std::fs::create_dir_all(&args.data_dir).map_err(|error| format!("cannot create {}: {error}", args.data_dir.display()))?;
     let services = match args.store {
         Store::Embedded => {
@@ -142,7 +145,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             store.clone().sweep_in_background();
             tracing::info!(data_dir = %args.data_dir.display(), "embedded store");
             let seed = bootstrap::local_signing_seed(&args.data_dir)?;
-            let access = access_control(store.metadata.clone(), &args.name, &seed, &args.data_dir, oidc.clone()).await?;
+            let access = access_control(store.metadata.clone(), &args.name, &seed, &args.data_dir, &external).await?;
             services::over_embedded(&store, limits, events, args.public_url, access)
         }
         Store::Aws => {
@@ -164,7 +167,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 None => bootstrap::local_signing_seed(&args.data_dir)?,
             };
             let records = Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table));
-            let access = access_control(records, &args.name, &seed, &args.data_dir, oidc.clone()).await?;
+            let access = access_control(records, &args.name, &seed, &args.data_dir, &external).await?;
             services::over_aws(&settings, s3, dynamodb, &[Function::Manifests, Function::Blobs], limits, events, args.public_url, access)
         }
     };

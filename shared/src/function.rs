@@ -11,7 +11,7 @@ use std::{
 use crate::{
     http::{self, PublicUrl, Services, routes::Function},
     identity::{
-        Gate, TokenService,
+        ExternalLogins, Gate, TokenService,
         directory::{Directory, check_registry_name},
         keys::SigningKey,
         oidc::OidcConfig,
@@ -47,8 +47,10 @@ pub struct FunctionConfig {
     pub signing_key_secret: Option<String>,
     /// The IAM principal ARN the deployment makes its first owner (`BERTH_OWNER`).
     pub owner: Option<String>,
-    /// The OIDC issuer whose ID tokens are logins (`BERTH_OIDC_ISSUER`, `BERTH_OIDC_AUDIENCE`; the token function).
-    pub oidc: Option<OidcConfig>,
+    /// The token function's outside logins: the OIDC issuer whose ID tokens are logins (`BERTH_OIDC_ISSUER`,
+    /// `BERTH_OIDC_AUDIENCE`), and the STS endpoint AWS IAM logins are checked with (`BERTH_STS_ENDPOINT`, by default
+    /// the function's regional one).
+    pub external: ExternalLogins,
     /// The origin header values CloudFront sends (`BERTH_ORIGIN_SECRET`, and `BERTH_PREVIOUS_ORIGIN_SECRET` during a
     /// rotation); requests without one are refused. None: every request is served (local runs).
     pub origin_secrets: Vec<String>,
@@ -89,13 +91,23 @@ impl FunctionConfig {
             problems.push(format!("BERTH_REGISTRY_NAME: {error}"));
         }
         let owner = lookup("BERTH_OWNER").filter(|value| !value.is_empty());
-        let (issuer, audience) = (lookup("BERTH_OIDC_ISSUER").filter(|v| !v.is_empty()), lookup("BERTH_OIDC_AUDIENCE").filter(|v| !v.is_empty()));
+        let (issuer, audience) =
+            (lookup("BERTH_OIDC_ISSUER").filter(|v| !v.is_empty()), lookup("BERTH_OIDC_AUDIENCE").filter(|v| !v.is_empty()));
         if issuer.is_some() != audience.is_some() {
             problems.push("BERTH_OIDC_ISSUER and BERTH_OIDC_AUDIENCE go together".to_owned());
         }
         let oidc = issuer.zip(audience).map(|(issuer, audience)| OidcConfig { issuer, audience });
-        let origin_secrets: Vec<String> =
-            ["BERTH_ORIGIN_SECRET", "BERTH_PREVIOUS_ORIGIN_SECRET"].iter().filter_map(|name| lookup(name).filter(|value| !value.is_empty())).collect();
+        let sts_endpoint = lookup("BERTH_STS_ENDPOINT")
+            .filter(|value| !value.is_empty())
+            .or_else(|| {
+                lookup("AWS_REGION").filter(|region| !region.is_empty()).map(|region| format!("https://sts.{region}.amazonaws.com"))
+            })
+            .filter(|_| issues_tokens)
+            .and_then(|text| reqwest::Url::parse(&text).map_err(|error| problems.push(format!("BERTH_STS_ENDPOINT={text}: {error}"))).ok());
+        let origin_secrets: Vec<String> = ["BERTH_ORIGIN_SECRET", "BERTH_PREVIOUS_ORIGIN_SECRET"]
+            .iter()
+            .filter_map(|name| lookup(name).filter(|value| !value.is_empty()))
+            .collect();
         let mut number = |name: &str, default: Option<u64>| match lookup(name) {
             None => default,
             Some(text) => text.parse::<u64>().map(Some).unwrap_or_else(|_| {
@@ -144,7 +156,7 @@ impl FunctionConfig {
             aws,
             signing_key_secret: signing_key_secret.filter(|_| issues_tokens),
             owner,
-            oidc,
+            external: ExternalLogins { oidc, sts_endpoint },
             origin_secrets,
             limits: Limits { max_manifest_bytes, max_request_bytes },
             public_url,
@@ -159,17 +171,16 @@ impl FunctionConfig {
 /// unknown key ids.
 pub async fn services(config: &FunctionConfig, serve: &[Function], sdk: &aws_config::SdkConfig) -> Result<Services, String> {
     let (s3, dynamodb) = aws::clients_from(sdk);
-    let directory = Directory::new(Arc::new(DynamoMetadata::new(dynamodb.clone(), &config.table)), config.registry_name.clone(), config.owner.clone());
+    let directory =
+        Directory::new(Arc::new(DynamoMetadata::new(dynamodb.clone(), &config.table)), config.registry_name.clone(), config.owner.clone());
     let access = match &config.signing_key_secret {
         Some(secret) => {
-            let seed = aws::signing_seed(&aws::secrets_client(sdk), secret).await.map_err(|error| format!("cannot read the signing key: {error}"))?;
+            let seed = aws::signing_seed(&aws::secrets_client(sdk), secret)
+                .await
+                .map_err(|error| format!("cannot read the signing key: {error}"))?;
             let key = SigningKey::from_seed(&seed).map_err(|error| format!("secret {secret}: {error}"))?;
             directory.publish_key(key.public_key()).await.map_err(|error| format!("cannot publish the signing key: {error}"))?;
-            let tokens = TokenService::new(directory, key);
-            AccessControl::issuing(match &config.oidc {
-                Some(oidc) => tokens.with_oidc(oidc.clone()),
-                None => tokens,
-            })
+            AccessControl::issuing(TokenService::new(directory, key, &config.external))
         }
         None => AccessControl { gate: Arc::new(Gate::published(directory).await), tokens: None },
     };
@@ -281,15 +292,39 @@ mod tests {
 
     #[test]
     fn only_the_token_function_reads_the_signing_key_and_only_the_others_the_bucket() {
-        let variables = |name: &str| ["BERTH_TABLE", "BERTH_REGISTRY_NAME", "BERTH_SIGNING_KEY_SECRET"].contains(&name).then(|| "x".to_owned());
+        let variables =
+            |name: &str| ["BERTH_TABLE", "BERTH_REGISTRY_NAME", "BERTH_SIGNING_KEY_SECRET"].contains(&name).then(|| "x".to_owned());
         let token = FunctionConfig::from_env(variables, true, &[Function::Token]).unwrap();
         assert!(token.aws.is_none());
         assert_eq!(token.signing_key_secret.as_deref(), Some("x"));
         let manifests = FunctionConfig::from_env(variables, true, &[Function::Manifests]).unwrap_err();
         assert!(manifests.to_string().contains("BERTH_BUCKET is not set"), "{manifests}");
-        let no_secret = FunctionConfig::from_env(|name| (name != "BERTH_SIGNING_KEY_SECRET").then(|| "x".to_owned()), true, &[Function::Token]);
+        let no_secret =
+            FunctionConfig::from_env(|name| (name != "BERTH_SIGNING_KEY_SECRET").then(|| "x".to_owned()), true, &[Function::Token]);
         assert!(no_secret.unwrap_err().to_string().contains("BERTH_SIGNING_KEY_SECRET is not set"));
-        let bad_name = FunctionConfig::from_env(|name| Some(if name == "BERTH_REGISTRY_NAME" { "a:b".to_owned() } else { "x".to_owned() }), true, &[Function::Blobs]);
+        let bad_name = FunctionConfig::from_env(
+            |name| Some(if name == "BERTH_REGISTRY_NAME" { "a:b".to_owned() } else { "x".to_owned() }),
+            true,
+            &[Function::Blobs],
+        );
         assert!(bad_name.unwrap_err().to_string().contains("invalid registry name"));
+    }
+
+    #[test]
+    fn the_token_function_checks_aws_logins_with_its_regional_sts() {
+        let variables = |extra: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                let base = [("BERTH_TABLE", "t"), ("BERTH_REGISTRY_NAME", "reg"), ("BERTH_SIGNING_KEY_SECRET", "s"), ("AWS_REGION", "eu-west-1")];
+                base.iter().chain(extra).find(|(key, _)| *key == name).map(|(_, value)| value.to_string())
+            }
+        };
+        let regional = FunctionConfig::from_env(variables(&[]), true, &[Function::Token]).unwrap();
+        assert_eq!(regional.external.sts_endpoint.unwrap().as_str(), "https://sts.eu-west-1.amazonaws.com/");
+        let chosen = FunctionConfig::from_env(variables(&[("BERTH_STS_ENDPOINT", "http://127.0.0.1:4566")]), true, &[Function::Token]).unwrap();
+        assert_eq!(chosen.external.sts_endpoint.unwrap().as_str(), "http://127.0.0.1:4566/");
+        let manifests = FunctionConfig::from_env(variables(&[("BERTH_BUCKET", "b")]), true, &[Function::Manifests]).unwrap();
+        assert!(manifests.external.sts_endpoint.is_none(), "only the token function checks logins");
+        let wrong = FunctionConfig::from_env(variables(&[("BERTH_STS_ENDPOINT", "not a url")]), true, &[Function::Token]);
+        assert!(wrong.unwrap_err().to_string().contains("BERTH_STS_ENDPOINT"));
     }
 }

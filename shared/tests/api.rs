@@ -11,11 +11,10 @@ use axum::{
 use berth::{
     http::{PublicUrl, router, routes::Function},
     identity::{
-        TokenService,
+        ExternalLogins, TokenService,
         access::{Permissions, Scope},
         directory::{Directory, Login, Subject},
         keys::SigningKey,
-        oidc::OidcConfig,
     },
     oci::{Algorithm, Digest},
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus, RegistryEvent},
@@ -51,10 +50,15 @@ struct Limits {
     max_request_bytes: Option<u64>,
     public_url: Option<PublicUrl>,
     /// The OIDC issuer whose ID tokens the token service takes.
-    oidc: Option<OidcConfig>,
+    external: ExternalLogins,
 }
 
-const DEFAULT_LIMITS: Limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: None, public_url: None, oidc: None };
+const DEFAULT_LIMITS: Limits = Limits {
+    max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+    max_request_bytes: None,
+    public_url: None,
+    external: ExternalLogins { oidc: None, sts_endpoint: None },
+};
 
 struct Api {
     router: Router,
@@ -107,11 +111,7 @@ impl Api {
         let public_url = limits.public_url.clone();
         let access = |records: Arc<dyn IdentityRecords>| {
             let key = SigningKey::from_seed(uuid::Uuid::new_v4().as_bytes().repeat(2).as_slice()).unwrap();
-            let tokens = TokenService::new(Directory::new(records, REGISTRY.to_owned(), None), key);
-            AccessControl::issuing(match limits.oidc.clone() {
-                Some(config) => tokens.with_oidc(config),
-                None => tokens,
-            })
+            AccessControl::issuing(TokenService::new(Directory::new(records, REGISTRY.to_owned(), None), key, &limits.external))
         };
         let services = match store {
             Store::Embedded => {
@@ -168,13 +168,14 @@ impl Api {
         }
         let response = self.router.clone().oneshot(request.body(body.into()).unwrap()).await.unwrap();
         let (parts, body) = response.into_parts();
-        assert!(!parts.status.is_server_error(), "{path} answered {}", parts.status);
+        let body = body.collect().await.unwrap().to_bytes().to_vec();
+        assert!(!parts.status.is_server_error(), "{path} answered {}: {}", parts.status, String::from_utf8_lossy(&body));
         assert_eq!(parts.headers["docker-distribution-api-version"], "registry/2.0");
         if parts.status == StatusCode::TEMPORARY_REDIRECT {
             let range = headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("range")).map(|(_, value)| *value);
             return self.follow(&parts.headers, range).await;
         }
-        Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes().to_vec(), redirected: false }
+        Reply { status: parts.status, headers: parts.headers, body, redirected: false }
     }
 
     /// Follows a blob download's redirect to the backend with the request's `Range`, as every client does. The reply
@@ -1153,8 +1154,13 @@ async fn slow_and_idle_connections_do_not_starve_others() {
     let digest = sha256(&content);
     let started = std::time::Instant::now();
     let token = api.owner_token("/v2/busy/blobs/uploads/");
-    let pushed =
-        client.post(format!("http://{addr}/v2/busy/blobs/uploads/?digest={digest}")).bearer_auth(&token).body(content.clone()).send().await.unwrap();
+    let pushed = client
+        .post(format!("http://{addr}/v2/busy/blobs/uploads/?digest={digest}"))
+        .bearer_auth(&token)
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pushed.status().as_u16(), 201);
     for _ in 0..20 {
         let pulled = client.get(format!("http://{addr}/v2/busy/blobs/{digest}")).bearer_auth(&token).send().await.unwrap();
@@ -1216,6 +1222,8 @@ on_both_stores!(
     failed_logins_are_rate_limited,
     basic_credentials_work_on_the_registry_itself,
     oidc_id_tokens_are_logins_for_assigned_subjects,
+    aws_identities_log_in_through_the_emulators_sts,
+    aws_proofs_reach_sts_exactly_as_signed,
     locations_use_the_public_url_when_configured,
     monolithic_upload_then_download_with_ranges,
     chunked_upload_in_order_with_status_and_final_chunk,

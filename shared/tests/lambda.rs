@@ -35,7 +35,11 @@ impl LambdaFunction {
         let limits = Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_request_bytes: Some(LAMBDA_MAX_REQUEST_BYTES) };
         let (s3, dynamodb) = aws::clients_from(&testing::emulator_config());
         let directory = Directory::new(Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table)), "lambda-test".into(), None);
-        let tokens = TokenService::new(directory.clone(), SigningKey::from_seed(uuid::Uuid::new_v4().as_bytes().repeat(2).as_slice()).unwrap());
+        let tokens = TokenService::new(
+            directory.clone(),
+            SigningKey::from_seed(uuid::Uuid::new_v4().as_bytes().repeat(2).as_slice()).unwrap(),
+            &Default::default(),
+        );
         directory.publish_key(tokens.public_key()).await.unwrap();
         let owner = Login { subject: Subject::Admin, permissions: Permissions::everything(), credential: None };
         let scopes = Scope::parse_all(["repository:lambda/app:* repository:lambda/web:* repository:lambda/big:*"]);

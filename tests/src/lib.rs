@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod digest;
 pub mod dockerd;
 pub mod fixture;
+pub mod oidc;
 pub mod registry;
 pub mod router;
 pub mod service;

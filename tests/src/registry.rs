@@ -15,10 +15,10 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::sync::Mutex;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,8 @@ pub struct Registry {
     function_ports: HashMap<String, u16>,
     /// Access tokens the harness got for its own requests, by scope.
     tokens: Mutex<HashMap<String, String>>,
+    /// Settings given to every process of the registry (`berth serve` and the functions read the same variables).
+    environment: Vec<(String, String)>,
     // Held for its Drop: the data directory lives exactly as long as the servers.
     _dir: TempDir,
 }
@@ -129,12 +131,22 @@ struct Startup {
 }
 
 impl Registry {
-    /// Starts a registry of `kind` on a free loopback port and waits until `GET /v2/` answers 200.
+    /// Starts a registry of `kind` on a free loopback port and waits until `GET /v2/` answers 200. Berth's kinds
+    /// check AWS IAM logins with the emulator's STS.
     pub fn start(kind: RegistryKind) -> Registry {
+        Self::start_with(kind, &[])
+    }
+
+    /// [`Registry::start`] with more settings (`BERTH_*` variables) for every process of the registry.
+    pub fn start_with(kind: RegistryKind, settings: &[(&str, &str)]) -> Registry {
+        let mut environment: Vec<(String, String)> = settings.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        if let Ok(endpoint) = std::env::var(AWS_ENDPOINT_VARIABLE) {
+            environment.push(("BERTH_STS_ENDPOINT".into(), endpoint));
+        }
         // A port is free when we look but may be taken before the server binds it; a retry covers that race.
         let mut last_failure = String::new();
         for _ in 0..3 {
-            match Self::try_start(kind) {
+            match Self::try_start(kind, &environment) {
                 Ok(registry) => return registry,
                 Err(failure) => last_failure = failure,
             }
@@ -142,7 +154,7 @@ impl Registry {
         panic!("{} registry did not start:\n{last_failure}", kind.name());
     }
 
-    fn try_start(kind: RegistryKind) -> Result<Registry, String> {
+    fn try_start(kind: RegistryKind, environment: &[(String, String)]) -> Result<Registry, String> {
         let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().map_err(|e| e.to_string())?;
         let host = format!("127.0.0.1:{}", free_port()?);
         let http = Client::builder().timeout(Duration::from_secs(60)).user_agent(HARNESS_USER_AGENT).build().map_err(|e| e.to_string())?;
@@ -156,6 +168,7 @@ impl Registry {
             owner: None,
             function_ports: HashMap::new(),
             tokens: Mutex::new(HashMap::new()),
+            environment: environment.to_vec(),
             _dir: dir,
         };
         let startup = registry.spawn()?;
@@ -175,6 +188,7 @@ impl Registry {
                 let data = dir.join("data");
                 let mut command = Command::new(existing(berth_bin()));
                 command.arg("serve").arg("--addr").arg(&self.host).arg("--data-dir").arg(&data).args(["--name", REGISTRY_NAME]);
+                command.envs(self.environment.iter().cloned());
                 self.add_service("berth serve", &mut command)?;
                 Ok(Startup::default())
             }
@@ -195,8 +209,10 @@ impl Registry {
         // Bucket names: 3-63 characters of lowercase letters, digits and hyphens; one bucket and table per test.
         let name = format!("berth-e2e-{}", random_token());
         self.presigned_prefix = Some(format!("{}/{name}/", endpoint.trim_end_matches('/')));
+        let environment = self.environment.clone();
         let aws_env = |command: &mut Command| {
             command
+                .envs(environment.iter().cloned())
                 .env("AWS_ENDPOINT_URL", &endpoint)
                 .env("AWS_ACCESS_KEY_ID", "test")
                 .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -396,7 +412,11 @@ impl Registry {
     /// GET a manifest and check the registry's `Docker-Content-Digest` is the digest of the bytes it sent.
     pub fn manifest(&self, repo: &str, reference: &str) -> Manifest {
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let resp = self.request(reqwest::Method::GET, &path).header("Accept", MANIFEST_ACCEPT).send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let resp = self
+            .request(reqwest::Method::GET, &path)
+            .header("Accept", MANIFEST_ACCEPT)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = resp.status();
         let digest = header(&resp, "docker-content-digest");
         let media_type = header(&resp, "content-type");

@@ -85,7 +85,12 @@ fn login_then_push_with_what_it_stored(kind: RegistryKind) {
     let creds = format!("{}:{}", puller["id"].as_str().unwrap(), puller["password"].as_str().unwrap());
     let inspected = stdout_of(skopeo().args(["inspect", "--tls-verify=false", "--creds", &creds]).arg(&target));
     assert!(inspected.contains(&image.manifest_digest));
-    let denied = run_failing(skopeo().args(["copy", "--dest-tls-verify=false", "--dest-creds", &creds]).arg(image.oci_ref()).arg(registry.docker_ref("login/app", "v2")));
+    let denied = run_failing(
+        skopeo()
+            .args(["copy", "--dest-tls-verify=false", "--dest-creds", &creds])
+            .arg(image.oci_ref())
+            .arg(registry.docker_ref("login/app", "v2")),
+    );
     let stderr = String::from_utf8_lossy(&denied.stderr).to_lowercase();
     assert!(stderr.contains("denied") || stderr.contains("unauthorized"), "skopeo should report the refusal: {stderr}");
     assert_eq!(manage(&["sp", "list"])[1]["name"], "puller");
@@ -103,7 +108,14 @@ fn login_then_push_with_what_it_stored(kind: RegistryKind) {
 
     // Not one secret of this run reached a log line of the registry's processes (or the router's access log).
     let logs = registry.full_logs();
-    let secrets = [&owner.password, refresh, shown["refreshToken"].as_str().unwrap(), puller["password"].as_str().unwrap(), reset["password"].as_str().unwrap(), renewed["password"].as_str().unwrap()];
+    let secrets = [
+        &owner.password,
+        refresh,
+        shown["refreshToken"].as_str().unwrap(),
+        puller["password"].as_str().unwrap(),
+        reset["password"].as_str().unwrap(),
+        renewed["password"].as_str().unwrap(),
+    ];
     for secret in secrets {
         assert!(!logs.contains(secret), "a secret appears in the logs");
     }
@@ -111,3 +123,84 @@ fn login_then_push_with_what_it_stored(kind: RegistryKind) {
 }
 
 berth_tests::registry_tests!(login_then_push_with_what_it_stored);
+
+/// Temporary credentials of a session of `role` from the emulator's STS, as `aws sts assume-role` gives them.
+fn assume_role(role: &str) -> [(String, String); 3] {
+    let endpoint = std::env::var("BERTH_TEST_AWS_ENDPOINT").expect("tests/run starts the AWS emulator");
+    let form = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", role), ("RoleSessionName", "e2e")];
+    // The emulator routes by the credential scope of the Authorization header and checks no signature.
+    let routing = "AWS4-HMAC-SHA256 Credential=AKIDTEST/20261201/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00";
+    let answer =
+        reqwest::blocking::Client::new().post(&endpoint).header("authorization", routing).form(&form).send().unwrap().text().unwrap();
+    let element = |name: &str| {
+        let start = answer.find(&format!("<{name}>")).unwrap_or_else(|| panic!("no {name} in {answer}")) + name.len() + 2;
+        answer[start..start + answer[start..].find('<').unwrap()].to_owned()
+    };
+    [
+        ("AWS_ACCESS_KEY_ID".into(), element("AccessKeyId")),
+        ("AWS_SECRET_ACCESS_KEY".into(), element("SecretAccessKey")),
+        ("AWS_SESSION_TOKEN".into(), element("SessionToken")),
+    ]
+}
+
+/// `berth login --aws` as an assumed role with acrpush, then docker pushes and pulls with that login alone; `berth
+/// login --oidc-token-file` as a CI job with acrpull, then docker pulls and its push is denied; a role with no
+/// assignment is told so.
+fn iam_and_oidc_logins_then_docker_pushes_and_pulls(kind: RegistryKind) {
+    let issuer = berth_tests::oidc::OidcIssuer::start();
+    let registry = Registry::start_with(kind, &[("BERTH_OIDC_ISSUER", &issuer.url), ("BERTH_OIDC_AUDIENCE", "berth-e2e")]);
+    if registry.owner().is_none() {
+        return;
+    }
+    let url = registry.url("");
+    let owner_config = berth_tests::credentials::docker_config_dir();
+    let role = format!("arn:aws:iam::123456789012:role/pusher-{}", berth_tests::digest::random_token());
+    let ci_job = "repo:org/app:ref:refs/heads/main";
+    for (assignee, role_name) in [(role.as_str(), "acrpush"), (ci_job, "acrpull")] {
+        stdout_of(&mut berth(
+            &owner_config,
+            &["role", "assignment", "create", "--assignee", assignee, "--role", role_name, "--registry", &url],
+        ));
+    }
+    let aws_login = |config: &std::path::Path, role: &str| {
+        let mut login = berth(config, &["login", url.as_str(), "--aws"]);
+        login.envs(assume_role(role)).env("AWS_REGION", "us-east-1").env("AWS_EC2_METADATA_DISABLED", "true");
+        login.env_remove("AWS_PROFILE").env_remove("AWS_ENDPOINT_URL");
+        login
+    };
+    let unassigned = tempfile::tempdir().unwrap();
+    let refused = run_failing(&mut aws_login(unassigned.path(), "arn:aws:iam::123456789012:role/nobody"));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("arn:aws:iam::123456789012:role/nobody has no role"), "{stderr}");
+
+    let iam = tempfile::tempdir().unwrap();
+    assert!(stdout_of(&mut aws_login(iam.path(), &role)).contains("Login Succeeded"));
+    let layout = OciLayout::new();
+    let image = layout.add_image("v1", "amd64", true);
+    let dockerd = berth_tests::dockerd::Dockerd::start();
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("image.tar");
+    berth_tests::run(skopeo().arg("copy").arg(image.oci_ref()).arg(format!("docker-archive:{}:berth-test/app:v1", archive.display())));
+    berth_tests::run(dockerd.docker().arg("load").arg("-i").arg(&archive));
+    let reference = registry.image_ref("iam/app", "v1");
+    berth_tests::run(dockerd.docker().args(["tag", "berth-test/app:v1", &reference]));
+    berth_tests::run(dockerd.docker().env("DOCKER_CONFIG", iam.path()).args(["push", &reference]));
+    assert_eq!(registry.manifest("iam/app", "v1").json["config"]["digest"], image.config_digest);
+
+    let oidc = tempfile::tempdir().unwrap();
+    let token_file = oidc.path().join("id-token");
+    std::fs::write(&token_file, issuer.id_token(ci_job, "berth-e2e")).unwrap();
+    let mut login = berth(oidc.path(), &["login", url.as_str(), "--oidc-token-file"]);
+    assert!(stdout_of(login.arg(&token_file)).contains("Login Succeeded"));
+    berth_tests::run(dockerd.docker().args(["rmi", &reference]));
+    berth_tests::run(dockerd.docker().env("DOCKER_CONFIG", oidc.path()).args(["pull", &reference]));
+    let pulled = stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{.Id}}", &reference]));
+    assert_eq!(pulled, image.config_digest);
+    let other = registry.image_ref("iam/app", "v2");
+    berth_tests::run(dockerd.docker().args(["tag", "berth-test/app:v1", &other]));
+    let denied = run_failing(dockerd.docker().env("DOCKER_CONFIG", oidc.path()).args(["push", &other]));
+    let output = String::from_utf8_lossy(&denied.stderr).to_lowercase() + &String::from_utf8_lossy(&denied.stdout).to_lowercase();
+    assert!(output.contains("denied") || output.contains("unauthorized"), "docker should report the refusal: {output}");
+}
+
+berth_tests::registry_tests!(iam_and_oidc_logins_then_docker_pushes_and_pulls);

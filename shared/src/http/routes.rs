@@ -22,7 +22,8 @@ pub enum Endpoint {
     ApiVersion,
     /// `GET|POST /token` (and `/oauth2/token`): docker's token endpoint
     Token,
-    /// `POST /oauth2/exchange`: an identity proof (an OIDC ID token) for a refresh token
+    /// `POST /oauth2/exchange`: an identity proof (an OIDC ID token, a signed sts:GetCallerIdentity) for a refresh token;
+    /// `GET` says which proofs are taken
     TokenExchange,
     /// `GET /v2/_catalog`
     Catalog,
@@ -143,7 +144,7 @@ pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
         return Ok(Endpoint::Access { method: method.clone(), resource });
     }
     if path == "/oauth2/exchange" {
-        return allow(method, &[Method::POST], Endpoint::TokenExchange);
+        return allow(method, &[Method::GET, Method::POST], Endpoint::TokenExchange);
     }
     if matches!(path, "/token" | "/oauth2/token") {
         return allow(method, &[Method::GET, Method::POST], Endpoint::Token);

@@ -1,6 +1,7 @@
 //! The token function's endpoints: the version check every client starts with, and docker's token endpoint
 //! (distribution's token spec): `GET` with Basic credentials and repeated `scope`s, and the OAuth2 `POST` form with
-//! `grant_type=password|refresh_token` and one space-joined `scope`.
+//! `grant_type=password|refresh_token` and one space-joined `scope`; and the exchange of identity proofs (OIDC, AWS IAM)
+//! for a login.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -16,7 +17,13 @@ use serde::Serialize;
 use super::{Call, header_value, routes::Endpoint};
 use crate::{
     error::Error,
-    identity::{LoginError, TokenService, access::Scope, directory::Login, tokens::Issued},
+    identity::{
+        LoginError, TokenService,
+        access::Scope,
+        directory::Login,
+        sts::{CallerIdentityProof, REGISTRY_HEADER, StsError},
+        tokens::Issued,
+    },
 };
 
 /// The largest token request form read; real ones are a few hundred bytes.
@@ -69,7 +76,11 @@ async fn token(tokens: &TokenService, call: &Call<'_>, body: Body) -> Response {
     };
     let registry = tokens.directory().registry();
     if let Some(service) = request.service.as_deref().filter(|service| *service != registry) {
-        return refusal(StatusCode::BAD_REQUEST, "UNSUPPORTED", format!("tokens for service {service} are not issued here; this registry is {registry}"));
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "UNSUPPORTED",
+            format!("tokens for service {service} are not issued here; this registry is {registry}"),
+        );
     }
     let source = call.source();
     let login = match &request.credentials {
@@ -83,26 +94,59 @@ async fn token(tokens: &TokenService, call: &Call<'_>, body: Body) -> Response {
     };
     let scopes = Scope::parse_all(request.scopes.iter().map(String::as_str));
     // A refresh token is given for a login with credentials, never renewed by a refresh: a login lasts 3 hours.
-    let offline = request.offline && matches!(request.credentials, Credentials::Password { ref username, .. } if username != crate::identity::directory::REFRESH_TOKEN_USERNAME);
+    let offline = request.offline
+        && matches!(request.credentials, Credentials::Password { ref username, .. } if username != crate::identity::directory::REFRESH_TOKEN_USERNAME);
     let grant = tokens.grant(&login, &scopes, offline);
     audit_issued(&login, &grant.access, &source);
     respond(&grant.access, grant.refresh.as_ref())
 }
 
-/// `POST /oauth2/exchange` — ACR's exchange of an identity proof for a refresh token (a 3-hour login): here an OIDC
-/// ID token (`grant_type=id_token`, `id_token`).
+/// `GET /oauth2/exchange` — which identity proofs this registry takes, and for AWS where to sign them: the STS
+/// endpoint and region the token service checks with, and the registry name the proof's signed header carries.
+fn exchange_options(tokens: &TokenService) -> Response {
+    let aws = tokens.sts().map(|sts| {
+        serde_json::json!({"sts_endpoint": sts.endpoint().as_str(), "region": sts.region(), "signed_header": REGISTRY_HEADER, "registry": tokens.directory().registry()})
+    });
+    let grant_types: Vec<&str> =
+        [(tokens.accepts_oidc(), "id_token"), (aws.is_some(), "aws_iam")].into_iter().filter_map(|(on, name)| on.then_some(name)).collect();
+    Json(serde_json::json!({"grant_types": grant_types, "aws_iam": aws})).into_response()
+}
+
+/// `POST /oauth2/exchange` — ACR's exchange of an identity proof for a refresh token (a 3-hour login): an OIDC ID
+/// token (`grant_type=id_token`, `id_token`) or a signed sts:GetCallerIdentity (`grant_type=aws_iam`,
+/// `authorization`, `x_amz_date`, optional `x_amz_security_token`: its signature headers).
 async fn exchange(tokens: &TokenService, call: &Call<'_>, body: Body) -> Response {
+    if call.parts.method == Method::GET {
+        return exchange_options(tokens);
+    }
     let source = call.source();
-    let form = match axum::body::to_bytes(body, MAX_FORM_BYTES).await.ok().and_then(|bytes| serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes).ok()) {
+    let form = match axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .ok()
+        .and_then(|bytes| serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes).ok())
+    {
         Some(form) => form,
         None => return refusal(StatusCode::BAD_REQUEST, "UNSUPPORTED", "the exchange takes a URL-encoded form"),
     };
-    let field = |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
-    let id_token = match (field("grant_type"), field("id_token")) {
-        (Some("id_token"), Some(id_token)) => id_token,
-        _ => return refusal(StatusCode::BAD_REQUEST, "UNSUPPORTED", "the exchange takes grant_type=id_token with an id_token"),
+    let field = |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+    let (kind, login) = match (field("grant_type").as_deref(), field("id_token")) {
+        (Some("id_token"), Some(id_token)) => ("oidc", tokens.oidc_login(&id_token).await),
+        (Some("aws_iam"), _) => match (field("authorization"), field("x_amz_date")) {
+            (Some(authorization), Some(amz_date)) => {
+                let proof = CallerIdentityProof { authorization, amz_date, security_token: field("x_amz_security_token") };
+                ("aws", tokens.aws_login(&proof).await)
+            }
+            _ => return refusal(StatusCode::BAD_REQUEST, "UNSUPPORTED", "grant_type=aws_iam takes authorization and x_amz_date"),
+        },
+        _ => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                "the exchange takes grant_type=id_token with an id_token, or grant_type=aws_iam",
+            );
+        }
     };
-    match tokens.oidc_login(id_token).await {
+    match login {
         Ok(login) => {
             let refresh = tokens.refresh_token_for(&login);
             tracing::info!(target: "berth::audit", identity = %login.subject, source, jti = %refresh.claims.jti, outcome = "issued", "refresh token");
@@ -113,7 +157,7 @@ async fn exchange(tokens: &TokenService, call: &Call<'_>, body: Body) -> Respons
             response
         }
         Err(error) => {
-            tracing::info!(target: "berth::audit", identity = "oidc", source, outcome = %error, "login refused");
+            tracing::info!(target: "berth::audit", identity = kind, source, outcome = %error, "login refused");
             login_refusal(error)
         }
     }
@@ -143,8 +187,11 @@ fn respond(access: &Issued, refresh: Option<&Issued>) -> Response {
 
 async fn read_request(call: &Call<'_>, body: Body) -> Result<TokenRequest, String> {
     if call.parts.method == Method::POST {
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| format!("the token form is larger than {MAX_FORM_BYTES} bytes"))?;
-        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|error| format!("the token form is not a URL-encoded form: {error}"))?;
+        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+            .await
+            .map_err(|_| format!("the token form is larger than {MAX_FORM_BYTES} bytes"))?;
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&bytes).map_err(|error| format!("the token form is not a URL-encoded form: {error}"))?;
         let field = |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
         let scopes = form.iter().filter(|(key, _)| key == "scope").map(|(_, value)| value.clone()).collect();
         let credentials = match field("grant_type").as_deref() {
@@ -152,11 +199,18 @@ async fn read_request(call: &Call<'_>, body: Body) -> Result<TokenRequest, Strin
                 username: field("username").ok_or("grant_type=password needs username")?,
                 password: field("password").ok_or("grant_type=password needs password")?,
             },
-            Some("refresh_token") => Credentials::RefreshToken(field("refresh_token").ok_or("grant_type=refresh_token needs refresh_token")?),
+            Some("refresh_token") => {
+                Credentials::RefreshToken(field("refresh_token").ok_or("grant_type=refresh_token needs refresh_token")?)
+            }
             Some(other) => return Err(format!("unsupported grant_type {other}: expected password or refresh_token")),
             None => return Err("the token form needs grant_type".to_owned()),
         };
-        return Ok(TokenRequest { credentials, service: field("service"), scopes, offline: field("access_type").as_deref() == Some("offline") });
+        return Ok(TokenRequest {
+            credentials,
+            service: field("service"),
+            scopes,
+            offline: field("access_type").as_deref() == Some("offline"),
+        });
     }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(call.parts.uri.query().unwrap_or_default()).unwrap_or_default();
     let scopes = pairs.iter().filter(|(key, _)| key == "scope").map(|(_, value)| value.clone()).collect();
@@ -164,7 +218,12 @@ async fn read_request(call: &Call<'_>, body: Body) -> Result<TokenRequest, Strin
         None => Credentials::None,
         Some(value) => basic_credentials(value).ok_or("the Authorization header is not valid Basic credentials")?,
     };
-    Ok(TokenRequest { credentials, service: call.query("service"), scopes, offline: call.query("offline_token").as_deref() == Some("true") })
+    Ok(TokenRequest {
+        credentials,
+        service: call.query("service"),
+        scopes,
+        offline: call.query("offline_token").as_deref() == Some("true"),
+    })
 }
 
 fn basic_credentials(value: &str) -> Option<Credentials> {
@@ -202,12 +261,18 @@ pub(super) fn login_refusal(error: LoginError) -> Response {
             response
         }
         LoginError::Directory(crate::identity::directory::DirectoryError::Store(store)) => Error::Store(store).into_response(),
+        LoginError::Sts(StsError::Unavailable(why)) => refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            format!("STS cannot be reached to check the AWS login, retry later: {why}"),
+        ),
         other => refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", other.to_string()),
     }
 }
 
 fn audit_issued(login: &Login, access: &Issued, source: &str) {
-    let granted: Vec<String> = access.claims.access.iter().map(|entry| format!("{}:{}:{}", entry.kind, entry.name, entry.actions.join(","))).collect();
+    let granted: Vec<String> =
+        access.claims.access.iter().map(|entry| format!("{}:{}:{}", entry.kind, entry.name, entry.actions.join(","))).collect();
     tracing::info!(target: "berth::audit", identity = %login.subject, source, granted = ?granted, jti = %access.claims.jti, outcome = "issued", "token");
 }
 

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod keys;
 pub mod oidc;
 pub mod secrets;
+pub mod sts;
 pub mod tokens;
 
 use std::{
@@ -26,6 +27,7 @@ use access::{Access, Granted, Scope};
 use directory::{Directory, DirectoryError, Login, Subject};
 use keys::{PublicKey, SigningKey, VerifyingKeys};
 use oidc::{OidcConfig, OidcError, OidcVerifier};
+use sts::{CallerIdentityProof, StsError, StsLogin};
 use tokens::{ACCESS_TOKEN_SECONDS, Claims, Grant, Issued, REFRESH_TOKEN_SECONDS, TokenError, TokenIssuer, TokenVerifier};
 
 /// The least time between two fetches of the published keys for a token with an unknown key id: a flood of forged
@@ -50,7 +52,14 @@ impl Gate {
     pub fn fixed(directory: Directory, keys: &[PublicKey]) -> Result<Self, keys::KeyError> {
         let registry = directory.registry().to_owned();
         let verifier = TokenVerifier::new(registry.clone(), VerifyingKeys::new(keys)?);
-        Ok(Self { registry, verifier: RwLock::new(verifier), directory, published: false, last_fetch: Mutex::new(None), failures: FailedLogins::default() })
+        Ok(Self {
+            registry,
+            verifier: RwLock::new(verifier),
+            directory,
+            published: false,
+            last_fetch: Mutex::new(None),
+            failures: FailedLogins::default(),
+        })
     }
 
     /// A gate trusting the keys the token function publishes in `directory`, read now and again on an unknown key.
@@ -110,9 +119,12 @@ impl Gate {
     pub async fn verify(&self, token: &str) -> Result<(Claims, Granted), TokenError> {
         let verified = self.verifier.read().expect("lock is not poisoned").verify(token, Grant::AccessToken);
         let claims = match verified {
-            Err(TokenError::UnknownKey(kid)) if self.refresh_keys().await => {
-                self.verifier.read().expect("lock is not poisoned").verify(token, Grant::AccessToken).map_err(|_| TokenError::UnknownKey(kid))?
-            }
+            Err(TokenError::UnknownKey(kid)) if self.refresh_keys().await => self
+                .verifier
+                .read()
+                .expect("lock is not poisoned")
+                .verify(token, Grant::AccessToken)
+                .map_err(|_| TokenError::UnknownKey(kid))?,
             other => other?,
         };
         let granted = TokenVerifier::granted(&claims);
@@ -148,7 +160,13 @@ impl FailedLogins {
 }
 
 /// A password login, refused without checking once the identity or the source failed too often.
-async fn password_login(directory: &Directory, failures: &FailedLogins, username: &str, password: &str, source: &str) -> Result<Login, LoginError> {
+async fn password_login(
+    directory: &Directory,
+    failures: &FailedLogins,
+    username: &str,
+    password: &str,
+    source: &str,
+) -> Result<Login, LoginError> {
     let keys = [format!("user:{username}"), format!("source:{source}")];
     if let Some(wait) = keys.iter().find_map(|key| failures.blocked_for(key)) {
         return Err(LoginError::TooManyFailures(wait));
@@ -175,6 +193,10 @@ pub enum LoginError {
     Oidc(#[from] OidcError),
     #[error("this registry accepts no OIDC ID tokens (no issuer is configured)")]
     NoOidcIssuer,
+    #[error("{0}")]
+    Sts(#[from] StsError),
+    #[error("this registry accepts no AWS IAM logins (no STS endpoint is configured)")]
+    NoStsEndpoint,
     #[error("{0} has no role on this registry; an owner can assign one with `berth role assignment create`")]
     NoRole(String),
 }
@@ -185,6 +207,15 @@ pub struct TokenGrant {
     pub refresh: Option<Issued>,
 }
 
+/// The outside identities a registry accepts as logins besides its own credentials.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalLogins {
+    /// An OIDC issuer whose ID tokens are logins.
+    pub oidc: Option<OidcConfig>,
+    /// The STS endpoint AWS IAM login proofs are checked with.
+    pub sts_endpoint: Option<reqwest::Url>,
+}
+
 /// The token function's service: proves identities and signs tokens.
 pub struct TokenService {
     directory: Directory,
@@ -192,26 +223,49 @@ pub struct TokenService {
     refresh_verifier: TokenVerifier,
     failures: FailedLogins,
     oidc: Option<OidcVerifier>,
+    sts: Option<StsLogin>,
 }
 
 impl TokenService {
-    pub fn new(directory: Directory, key: SigningKey) -> Self {
+    pub fn new(directory: Directory, key: SigningKey, external: &ExternalLogins) -> Self {
         let public = key.public_key().clone();
         let registry = directory.registry().to_owned();
-        let refresh_verifier = TokenVerifier::new(registry.clone(), VerifyingKeys::new(&[public]).expect("the key's own public key is valid"));
-        Self { directory, issuer: TokenIssuer::new(registry, key), refresh_verifier, failures: FailedLogins::default(), oidc: None }
-    }
-
-    /// Also accepts ID tokens of `config`'s issuer as logins.
-    pub fn with_oidc(mut self, config: OidcConfig) -> Self {
-        self.oidc = Some(OidcVerifier::new(config));
-        self
+        let refresh_verifier =
+            TokenVerifier::new(registry.clone(), VerifyingKeys::new(&[public]).expect("the key's own public key is valid"));
+        Self {
+            directory,
+            issuer: TokenIssuer::new(registry, key),
+            refresh_verifier,
+            failures: FailedLogins::default(),
+            oidc: external.oidc.clone().map(OidcVerifier::new),
+            sts: external.sts_endpoint.clone().map(StsLogin::new),
+        }
     }
 
     /// A login with an OIDC ID token: its subject, with the roles assigned to it (one at least).
     pub async fn oidc_login(&self, id_token: &str) -> Result<Login, LoginError> {
         let verifier = self.oidc.as_ref().ok_or(LoginError::NoOidcIssuer)?;
-        let subject = verifier.verify(id_token).await?;
+        self.external_login(verifier.verify(id_token).await?).await
+    }
+
+    /// A login with an AWS identity: the IAM principal (an assumed role's role) STS confirms the proof was signed by,
+    /// with the roles assigned to it (one at least).
+    pub async fn aws_login(&self, proof: &CallerIdentityProof) -> Result<Login, LoginError> {
+        let sts = self.sts.as_ref().ok_or(LoginError::NoStsEndpoint)?;
+        self.external_login(sts.verify(proof, self.directory.registry()).await?).await
+    }
+
+    /// Where this registry checks AWS login proofs, for clients to sign theirs for.
+    pub fn sts(&self) -> Option<&StsLogin> {
+        self.sts.as_ref()
+    }
+
+    /// Whether ID tokens are accepted.
+    pub fn accepts_oidc(&self) -> bool {
+        self.oidc.is_some()
+    }
+
+    async fn external_login(&self, subject: String) -> Result<Login, LoginError> {
         let permissions = self.directory.assigned_permissions(&subject).await?;
         if permissions.0.is_empty() {
             return Err(LoginError::NoRole(subject));

@@ -29,7 +29,9 @@ impl Api {
 
     /// A new service principal with `roles` over `scope`: its id and password.
     async fn principal(&self, name: &str, roles: &[&str], scope: Option<&str>) -> (String, String) {
-        let created = self.manage(Method::POST, "service-principals", json!({"name": name, "roles": roles, "scope": scope}), StatusCode::CREATED).await;
+        let created = self
+            .manage(Method::POST, "service-principals", json!({"name": name, "roles": roles, "scope": scope}), StatusCode::CREATED)
+            .await;
         (created["id"].as_str().unwrap().to_owned(), created["password"].as_str().unwrap().to_owned())
     }
 
@@ -85,10 +87,18 @@ pub async fn requests_without_a_token_are_challenged(store: Store) {
     assert!(reply.header("www-authenticate").starts_with(r#"Bearer realm="http://registry.example:5000/token""#));
     let cases = [
         (Method::GET, "/v2/team/app/manifests/v1", "repository:team/app:pull"),
-        (Method::HEAD, "/v2/team/app/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000", "repository:team/app:pull"),
+        (
+            Method::HEAD,
+            "/v2/team/app/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "repository:team/app:pull",
+        ),
         (Method::POST, "/v2/team/app/blobs/uploads/", "repository:team/app:pull,push"),
         (Method::PUT, "/v2/team/app/manifests/v1", "repository:team/app:pull,push"),
-        (Method::DELETE, "/v2/team/app/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000", "repository:team/app:delete"),
+        (
+            Method::DELETE,
+            "/v2/team/app/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "repository:team/app:delete",
+        ),
         (Method::GET, "/v2/_catalog", "registry:catalog:*"),
         (Method::GET, "/berth/v1/access/service-principals", "registry:manage:*"),
         (Method::DELETE, "/berth/v1/repositories/team/app", "repository:team/app:delete"),
@@ -108,7 +118,8 @@ pub async fn requests_without_a_token_are_challenged(store: Store) {
 pub async fn the_token_endpoint_takes_basic_get_and_oauth_post(store: Store) {
     let api = Api::new(store).await;
     let (id, password) = api.principal("ci", &["acrpush"], None).await;
-    let reply = api.login(&id, &password, &["repository:app:pull,push", "registry:catalog:*", "&offline_token=true&client_id=docker"]).await;
+    let reply =
+        api.login(&id, &password, &["repository:app:pull,push", "registry:catalog:*", "&offline_token=true&client_id=docker"]).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
     let body = reply.json();
     assert_eq!(body["token"], body["access_token"]);
@@ -123,7 +134,13 @@ pub async fn the_token_endpoint_takes_basic_get_and_oauth_post(store: Store) {
     assert_eq!(api.send_with(token, Method::GET, "/v2/", Body::empty()).await.status, StatusCode::OK);
 
     // docker's POST with the refresh token: one space-joined scope; no new refresh token (a login lasts 3 hours).
-    let form = [("grant_type", "refresh_token"), ("refresh_token", &refresh), ("service", REGISTRY), ("client_id", "docker"), ("scope", "repository:app:pull repository:other:push")];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh),
+        ("service", REGISTRY),
+        ("client_id", "docker"),
+        ("scope", "repository:app:pull repository:other:push"),
+    ];
     let reply = api.token_form(&form).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
     assert_eq!(reply.json()["scope"], "repository:app:pull repository:other:push");
@@ -132,7 +149,8 @@ pub async fn the_token_endpoint_takes_basic_get_and_oauth_post(store: Store) {
     assert_eq!(api.send_with(&token, Method::GET, &format!("/v2/app/blobs/{digest}"), Body::empty()).await.body, b"layer");
 
     // The OAuth2 password grant, and ACR's null user name with a refresh token as the password.
-    let reply = api.token_form(&[("grant_type", "password"), ("username", &id), ("password", &password), ("scope", "repository:app:pull")]).await;
+    let reply =
+        api.token_form(&[("grant_type", "password"), ("username", &id), ("password", &password), ("scope", "repository:app:pull")]).await;
     assert_eq!(reply.json()["scope"], "repository:app:pull");
     let reply = api.login("00000000-0000-0000-0000-000000000000", &refresh, &["repository:app:pull"]).await;
     assert_eq!(reply.json()["scope"], "repository:app:pull");
@@ -149,7 +167,8 @@ pub async fn granted_access_is_the_intersection_of_asked_and_allowed(store: Stor
     let api = Api::new(store).await;
     api.push_image("team/app", "v1", b"layer").await;
     let (puller, pull_password) = api.principal("puller", &["acrpull"], None).await;
-    let reply = api.login(&puller, &pull_password, &["repository:team/app:pull,push,delete", "registry:catalog:*", "registry:manage:*"]).await;
+    let reply =
+        api.login(&puller, &pull_password, &["repository:team/app:pull,push,delete", "registry:catalog:*", "registry:manage:*"]).await;
     assert_eq!(reply.json()["scope"], "repository:team/app:pull registry:catalog:*");
     let token = reply.json()["token"].as_str().unwrap().to_owned();
     assert_eq!(api.send_with(&token, Method::GET, "/v2/team/app/manifests/v1", Body::empty()).await.status, StatusCode::OK);
@@ -163,7 +182,8 @@ pub async fn granted_access_is_the_intersection_of_asked_and_allowed(store: Stor
 
     // A principal scoped to other repositories gets nothing here, and no catalog.
     let (scoped, scoped_password) = api.principal("scoped", &["acrpush", "acrdelete"], Some("other/*")).await;
-    let reply = api.login(&scoped, &scoped_password, &["repository:team/app:pull", "repository:other/x:push,delete", "registry:catalog:*"]).await;
+    let reply =
+        api.login(&scoped, &scoped_password, &["repository:team/app:pull", "repository:other/x:push,delete", "registry:catalog:*"]).await;
     assert_eq!(reply.json()["scope"], "repository:other/x:delete,push");
 
     // acrdelete deletes, and nothing else.
@@ -181,8 +201,12 @@ pub async fn tokens_that_must_not_work_are_refused(store: Store) {
     assert_eq!(api.send_with(&good, Method::GET, path, Body::empty()).await.status, StatusCode::NOT_FOUND);
 
     // Another registry's token service, with its own key; and this registry's key under another name.
-    let records = Directory::new(std::sync::Arc::new(berth::store::embedded::EmbeddedMetadata::open(&tempfile::tempdir().unwrap().path().join("m")).unwrap()), "other".into(), None);
-    let other = TokenService::new(records, SigningKey::from_seed(&[9u8; 32]).unwrap());
+    let records = Directory::new(
+        std::sync::Arc::new(berth::store::embedded::EmbeddedMetadata::open(&tempfile::tempdir().unwrap().path().join("m")).unwrap()),
+        "other".into(),
+        None,
+    );
+    let other = TokenService::new(records, SigningKey::from_seed(&[9u8; 32]).unwrap(), &Default::default());
     let owner = berth::identity::directory::Login {
         subject: berth::identity::directory::Subject::Admin,
         permissions: berth::identity::access::Permissions::everything(),
@@ -192,7 +216,9 @@ pub async fn tokens_that_must_not_work_are_refused(store: Store) {
     let (head, rest) = good.split_once('.').unwrap();
     let (_, signature) = rest.split_once('.').unwrap();
     let forged_claims = {
-        let mut claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(rest.split_once('.').unwrap().0).unwrap()).unwrap();
+        let mut claims: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(rest.split_once('.').unwrap().0).unwrap())
+                .unwrap();
         claims["access"][0]["actions"] = json!(["pull", "push", "delete"]);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string())
     };
@@ -217,7 +243,9 @@ pub async fn tokens_that_must_not_work_are_refused(store: Store) {
     for (username, password) in [(id.as_str(), "wrong"), ("00000000-0000-4000-8000-000000000000", password.as_str()), ("nobody", "x")] {
         api.login(username, password, &[]).await.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     }
-    api.token_form(&[("grant_type", "refresh_token"), ("refresh_token", &good)]).await.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    api.token_form(&[("grant_type", "refresh_token"), ("refresh_token", &good)])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
 
 pub async fn revoked_credentials_stop_new_tokens_at_once(store: Store) {
@@ -243,7 +271,9 @@ pub async fn revoked_credentials_stop_new_tokens_at_once(store: Store) {
     api.manage(Method::GET, "service-principals/ci", Value::Null, StatusCode::NOT_FOUND).await;
 
     // An expired principal is told so.
-    let created = api.manage(Method::POST, "service-principals", json!({"name": "old", "roles": ["acrpull"], "expiresAt": 1}), StatusCode::CREATED).await;
+    let created = api
+        .manage(Method::POST, "service-principals", json!({"name": "old", "roles": ["acrpull"], "expiresAt": 1}), StatusCode::CREATED)
+        .await;
     let reply = api.login(created["id"].as_str().unwrap(), created["password"].as_str().unwrap(), &[]).await;
     reply.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     assert!(reply.json()["errors"][0]["message"].as_str().unwrap().contains("expired"));
@@ -283,13 +313,15 @@ pub async fn scoped_tokens_reach_only_their_repositories(store: Store) {
     api.push_image("other", "v1", b"layer").await;
     let map = json!({"name": "team-rw", "repository": "team/*", "actions": ["content/read", "content/write"]});
     api.manage(Method::POST, "scope-maps", map, StatusCode::CREATED).await;
-    api.manage(Method::POST, "scope-maps", json!({"name": "bad", "repository": "x", "actions": ["content/all"]}), StatusCode::BAD_REQUEST).await;
+    api.manage(Method::POST, "scope-maps", json!({"name": "bad", "repository": "x", "actions": ["content/all"]}), StatusCode::BAD_REQUEST)
+        .await;
     let created = api.manage(Method::POST, "tokens", json!({"name": "ci-token", "scopeMap": "team-rw"}), StatusCode::CREATED).await;
     assert_eq!(created["username"], "ci-token");
     let passwords: Vec<String> = created["passwords"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect();
     assert_eq!(passwords.len(), 2);
     for password in &passwords {
-        let reply = api.login("ci-token", password, &["repository:team/app:pull,push,delete", "repository:other:pull", "registry:catalog:*"]).await;
+        let reply =
+            api.login("ci-token", password, &["repository:team/app:pull,push,delete", "repository:other:pull", "registry:catalog:*"]).await;
         assert_eq!(reply.json()["scope"], "repository:team/app:pull,push");
     }
     let token = api.token_for("ci-token", &passwords[0], &["repository:team/app:pull", "repository:other:pull"]).await;
@@ -409,7 +441,8 @@ impl Issuer {
         let point = pair.public_key().as_ref();
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let kid = uuid::Uuid::new_v4().to_string();
-        let jwk = json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid, "x": b64(&point[1..33]), "y": b64(&point[33..])});
+        let jwk =
+            json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid, "x": b64(&point[1..33]), "y": b64(&point[33..])});
         self.keys.lock().unwrap().push((kid.clone(), pkcs8.as_ref().to_vec(), jwk));
         kid
     }
@@ -440,20 +473,26 @@ impl Api {
 pub async fn oidc_id_tokens_are_logins_for_assigned_subjects(store: Store) {
     let issuer = Issuer::start().await;
     let oidc = berth::identity::oidc::OidcConfig { issuer: issuer.url.clone(), audience: "berth-test-audience".to_owned() };
-    let api = Api::with_limits(store, super::Limits { oidc: Some(oidc), ..super::DEFAULT_LIMITS }).await;
+    let api = Api::with_limits(
+        store,
+        super::Limits { external: berth::identity::ExternalLogins { oidc: Some(oidc), sts_endpoint: None }, ..super::DEFAULT_LIMITS },
+    )
+    .await;
     api.push_image("team/app", "v1", b"layer").await;
     let subject = "repo:org/app:ref:refs/heads/main";
 
     let unassigned = api.exchange(&issuer.id_token(subject, None, json!({}))).await;
     unassigned.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     assert!(unassigned.json()["errors"][0]["message"].as_str().unwrap().contains("has no role"));
-    api.manage(Method::POST, "role-assignments", json!({"assignee": subject, "role": "acrpull", "scope": "team/*"}), StatusCode::CREATED).await;
+    api.manage(Method::POST, "role-assignments", json!({"assignee": subject, "role": "acrpull", "scope": "team/*"}), StatusCode::CREATED)
+        .await;
 
     let reply = api.exchange(&issuer.id_token(subject, None, json!({}))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
     let refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(reply.json()["expires_in"], 3 * 3600, "a login lasts 3 hours");
-    let token = api.token_form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("scope", "repository:team/app:pull,push")]).await;
+    let token =
+        api.token_form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("scope", "repository:team/app:pull,push")]).await;
     assert_eq!(token.json()["scope"], "repository:team/app:pull");
     let token = token.json()["token"].as_str().unwrap().to_owned();
     assert_eq!(api.send_with(&token, Method::GET, "/v2/team/app/manifests/v1", Body::empty()).await.status, StatusCode::OK);
@@ -500,10 +539,219 @@ pub async fn oidc_id_tokens_are_logins_for_assigned_subjects(store: Store) {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some("no-such-key".to_owned());
         let keys = issuer.keys.lock().unwrap();
-        jsonwebtoken::encode(&header, &json!({"iss": issuer.url, "aud": "berth-test-audience", "sub": subject, "iat": now, "exp": now + 300}), &jsonwebtoken::EncodingKey::from_ec_der(&keys[0].1)).unwrap()
+        jsonwebtoken::encode(
+            &header,
+            &json!({"iss": issuer.url, "aud": "berth-test-audience", "sub": subject, "iat": now, "exp": now + 300}),
+            &jsonwebtoken::EncodingKey::from_ec_der(&keys[0].1),
+        )
+        .unwrap()
     };
     for _ in 0..5 {
         assert_eq!(api.exchange(&forged_kid).await.status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(issuer.fetches.load(std::sync::atomic::Ordering::SeqCst), after_rotation, "no fetch for a burst of unknown key ids right after one");
+    assert_eq!(
+        issuer.fetches.load(std::sync::atomic::Ordering::SeqCst),
+        after_rotation,
+        "no fetch for a burst of unknown key ids right after one"
+    );
+}
+
+// --- AWS IAM logins ---------------------------------------------------------------------------------------------
+
+use berth::identity::sts::{self, CallerIdentityProof};
+
+impl Api {
+    async fn aws_exchange(&self, proof: &CallerIdentityProof) -> Reply {
+        let mut form =
+            vec![("grant_type", "aws_iam"), ("authorization", proof.authorization.as_str()), ("x_amz_date", proof.amz_date.as_str())];
+        if let Some(token) = &proof.security_token {
+            form.push(("x_amz_security_token", token));
+        }
+        let body = serde_urlencoded::to_string(form).unwrap();
+        self.send(Method::POST, "/oauth2/exchange", &[("content-type", "application/x-www-form-urlencoded")], body).await
+    }
+
+    async fn with_sts(store: Store, endpoint: &str) -> Api {
+        let external = berth::identity::ExternalLogins { oidc: None, sts_endpoint: Some(endpoint.parse().unwrap()) };
+        Api::with_limits(store, super::Limits { external, ..super::DEFAULT_LIMITS }).await
+    }
+}
+
+/// Temporary credentials of a session of `role` from the emulator's STS (which checks no signatures).
+async fn assume_role(endpoint: &str, role: &str, session: &str) -> aws_credential_types::Credentials {
+    let form = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", role), ("RoleSessionName", session)];
+    // The emulator routes by the credential scope of the Authorization header.
+    let routing = "AWS4-HMAC-SHA256 Credential=AKIDTEST/20261201/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00";
+    let answer =
+        reqwest::Client::new().post(endpoint).header("authorization", routing).form(&form).send().await.unwrap().text().await.unwrap();
+    let element = |name: &str| {
+        answer
+            .split_once(&format!("<{name}>"))
+            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+            .map(|(value, _)| value.to_owned())
+    };
+    let (key, secret, token) = (element("AccessKeyId"), element("SecretAccessKey"), element("SessionToken"));
+    aws_credential_types::Credentials::new(key.expect(&answer), secret.unwrap(), token, None, "test")
+}
+
+pub async fn aws_identities_log_in_through_the_emulators_sts(store: Store) {
+    let endpoint = std::env::var(berth::testing::ENDPOINT_VARIABLE).unwrap();
+    let api = Api::with_sts(store, &endpoint).await;
+    api.push_image("team/app", "v1", b"layer").await;
+    let options = api.send(Method::GET, "/oauth2/exchange", &[], Body::empty()).await.json();
+    assert_eq!(options["grant_types"], json!(["aws_iam"]));
+    assert_eq!(options["aws_iam"]["registry"], REGISTRY);
+    let (sts_endpoint, region) =
+        (options["aws_iam"]["sts_endpoint"].as_str().unwrap().parse().unwrap(), options["aws_iam"]["region"].as_str().unwrap().to_owned());
+    let role = format!("arn:aws:iam::123456789012:role/deployer-{}", uuid::Uuid::new_v4().simple());
+    let credentials = assume_role(&endpoint, &role, "build-7").await;
+    let proof = |credentials: aws_credential_types::Credentials, registry: &str, at: std::time::SystemTime| {
+        sts::sign_caller_identity(&sts_endpoint, &region, credentials, registry, at).unwrap()
+    };
+    let now = std::time::SystemTime::now();
+
+    // The assumed role's session is its role: without an assignment it has no role here.
+    let unassigned = api.aws_exchange(&proof(credentials.clone(), REGISTRY, now)).await;
+    unassigned.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let message = unassigned.json()["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(&role) && message.contains("has no role"), "{message}");
+    api.manage(Method::POST, "role-assignments", json!({"assignee": role, "role": "acrpush", "scope": "team/*"}), StatusCode::CREATED)
+        .await;
+
+    let reply = api.aws_exchange(&proof(credentials.clone(), REGISTRY, now)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.json()["expires_in"], 3 * 3600, "a login lasts 3 hours");
+    let refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
+    let scoped = |scope: &'static str| {
+        let refresh = refresh.clone();
+        let api = &api;
+        async move {
+            api.token_form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("scope", scope)]).await.json()["scope"].clone()
+        }
+    };
+    assert_eq!(
+        scoped("repository:team/app:pull,push,delete").await,
+        "repository:team/app:metadata_write,pull,push",
+        "acrpush untags but deletes nothing"
+    );
+    assert_eq!(scoped("repository:other/app:pull").await, "", "the assignment's scope bounds the login");
+
+    // Proofs that must not be logins: stale, from the future, for STS in another region, without a security token.
+    let refused = [
+        ("signed 20 minutes ago", proof(credentials.clone(), REGISTRY, now - std::time::Duration::from_secs(20 * 60)), "too old"),
+        ("signed 10 minutes ahead", proof(credentials.clone(), REGISTRY, now + std::time::Duration::from_secs(10 * 60)), "from the future"),
+        (
+            "for another region",
+            sts::sign_caller_identity(&sts_endpoint, "eu-west-1", credentials.clone(), REGISTRY, now).unwrap(),
+            "signed for STS in eu-west-1",
+        ),
+        ("token dropped", CallerIdentityProof { security_token: None, ..proof(credentials.clone(), REGISTRY, now) }, "exactly when"),
+    ];
+    for (what, proof, why) in refused {
+        let reply = api.aws_exchange(&proof).await;
+        reply.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        let message = reply.json()["errors"][0]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(why), "{what}: {message}");
+    }
+
+    // Removing the assignment ends what the login may do at once.
+    let removed = api.manage(Method::DELETE, &format!("role-assignments?assignee={role}&role=acrpush"), Value::Null, StatusCode::OK).await;
+    assert_eq!(removed["removed"], 1);
+    assert_eq!(scoped("repository:team/app:pull").await, "");
+    assert_eq!(api.aws_exchange(&proof(credentials, REGISTRY, now)).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// What the fake STS below saw of one request.
+#[derive(Clone, Debug)]
+struct SeenBySts {
+    host: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// An STS that checks SigV4 signatures as the real one does, for a fixed secret key (the emulator checks none): the
+/// test proves that the request the token service rebuilds is exactly the one the client signed.
+pub async fn aws_proofs_reach_sts_exactly_as_signed(store: Store) {
+    use std::sync::{Arc, Mutex};
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let credentials = || aws_credential_types::Credentials::new("AKIDEXAMPLE", SECRET, Some("session-token".into()), None, "test");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint: reqwest::Url = format!("http://{}/", listener.local_addr().unwrap()).parse().unwrap();
+    let seen: Arc<Mutex<Vec<SeenBySts>>> = Arc::default();
+    let (recorder, signed_for) = (seen.clone(), endpoint.clone());
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (recorder, endpoint) = (recorder.clone(), signed_for.clone());
+            async move {
+                let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+                let request = SeenBySts {
+                    host: header("host").unwrap_or_default(),
+                    headers: headers.iter().map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().to_owned())).collect(),
+                    body,
+                };
+                recorder.lock().unwrap().push(request.clone());
+                let date = header("x-amz-date").unwrap_or_default();
+                let at = humantime::parse_rfc3339(&format!("{}-{}-{}T{}:{}:{}Z", &date[..4], &date[4..6], &date[6..8], &date[9..11], &date[11..13], &date[13..15])).unwrap();
+                let expected = sts::sign_caller_identity(&endpoint, "us-east-1", credentials(), &header("x-berth-registry").unwrap_or_default(), at).unwrap();
+                let genuine = header("authorization") == Some(expected.authorization)
+                    && header("x-amz-security-token") == expected.security_token
+                    && request.body == "Action=GetCallerIdentity&Version=2011-06-15"
+                    && header("content-type").as_deref() == Some("application/x-www-form-urlencoded; charset=utf-8");
+                if !genuine {
+                    return (StatusCode::FORBIDDEN, "<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code></Error></ErrorResponse>".to_owned());
+                }
+                let arn = "arn:aws:sts::123456789012:assumed-role/ci/build-1";
+                (StatusCode::OK, format!("<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>{arn}</Arn></GetCallerIdentityResult></GetCallerIdentityResponse>"))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let api = Api::with_sts(store, endpoint.as_str()).await;
+    api.manage(
+        Method::POST,
+        "role-assignments",
+        json!({"assignee": "arn:aws:iam::123456789012:role/ci", "role": "acrpull"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let now = std::time::SystemTime::now();
+
+    let good = sts::sign_caller_identity(&endpoint, "us-east-1", credentials(), REGISTRY, now).unwrap();
+    let reply = api.aws_exchange(&good).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    let request = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(request.host, format!("{}:{}", endpoint.host_str().unwrap(), endpoint.port().unwrap()), "sent to the configured STS only");
+    assert!(request.headers.iter().any(|(name, value)| name == "x-berth-registry" && value == REGISTRY), "{request:?}");
+
+    // A proof this registry's clients made for another registry is a valid signature, but not of the request this
+    // registry sends: STS refuses it.
+    let for_another = sts::sign_caller_identity(&endpoint, "us-east-1", credentials(), "another-registry", now).unwrap();
+    let reply = api.aws_exchange(&for_another).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert!(reply.json()["errors"][0]["message"].as_str().unwrap().contains("STS refused"), "{}", String::from_utf8_lossy(&reply.body));
+    // So is one signed for another host (a caller-chosen STS).
+    let elsewhere =
+        sts::sign_caller_identity(&"http://sts.attacker.example/".parse().unwrap(), "us-east-1", credentials(), REGISTRY, now).unwrap();
+    assert_eq!(api.aws_exchange(&elsewhere).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.lock().unwrap().len(), 3, "every request went to the configured STS, none elsewhere");
+
+    // STS down is the registry's problem, not the caller's: 503, retry later (sent past the harness, which takes
+    // every 5xx for a bug).
+    drop(api);
+    let unreachable = Api::with_sts(store, "http://127.0.0.1:9/").await;
+    let form = [
+        ("grant_type", "aws_iam"),
+        ("authorization", &good.authorization),
+        ("x_amz_date", &good.amz_date),
+        ("x_amz_security_token", "session-token"),
+    ];
+    let request = axum::http::Request::post("/oauth2/exchange")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(serde_urlencoded::to_string(form).unwrap()))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(unreachable.router.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["errors"][0]["code"], "UNAVAILABLE");
 }
