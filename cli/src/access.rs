@@ -375,12 +375,17 @@ pub async fn admin(args: AdminArgs) -> Result<(), Box<dyn Error>> {
             target.emit(&admin, admin_text)
         }
         AdminCommand::Credential { command: AdminCredential::Renew { password } } => {
-            let renewed = client.manage(Method::POST, &format!("/berth/v1/access/admin/passwords/{password}"), &[], None).await?;
-            target.emit(&renewed, |renewed| {
-                format!("username: {}\npassword{password} (shown only now): {}", text(&renewed["username"]), text(&renewed["password"]))
-            })
+            renew_password(target, &client, "/berth/v1/access/admin", password).await
         }
     }
+}
+
+/// Makes password `slot` (1 or 2) of the admin user or token at `path` anew and prints it, once.
+async fn renew_password(target: &Target, client: &RegistryClient, path: &str, slot: u8) -> Result<(), Box<dyn Error>> {
+    let renewed = client.manage(Method::POST, &format!("{path}/passwords/{slot}"), &[], None).await?;
+    target.emit(&renewed, |renewed| {
+        format!("username: {}\npassword{slot} (shown only now): {}", text(&renewed["username"]), text(&renewed["password"]))
+    })
 }
 
 // --- Scope maps and tokens ------------------------------------------------------------------------------------
@@ -523,10 +528,7 @@ pub async fn token(args: TokenArgs) -> Result<(), Box<dyn Error>> {
             target.emit(&json!({"deleted": name}), |_| format!("Deleted token {name}"))
         }
         TokenCommand::Credential { command: TokenCredential::Renew { name, password } } => {
-            let renewed = client.manage(Method::POST, &format!("/berth/v1/access/tokens/{name}/passwords/{password}"), &[], None).await?;
-            target.emit(&renewed, |renewed| {
-                format!("username: {}\npassword{password} (shown only now): {}", text(&renewed["username"]), text(&renewed["password"]))
-            })
+            renew_password(target, &client, &format!("/berth/v1/access/tokens/{name}"), password).await
         }
     }
 }
