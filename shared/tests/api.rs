@@ -1125,6 +1125,11 @@ async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
 /// Hundreds of idle and trickling connections neither stop the registry from serving others nor stay open past the
 /// header timeout.
 #[tokio::test]
+async fn failed_logins_count_across_processes() {
+    access::failed_logins_count_across_processes().await
+}
+
+#[tokio::test]
 async fn slow_and_idle_connections_do_not_starve_others() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let api = Api::new(Store::Embedded).await;

@@ -1,6 +1,7 @@
 //! `berth login` and the identity commands against a running registry, with real clients using what they create:
 //! a login stored in docker's config.json that skopeo pushes with, `--expose-token`, a pull-only service principal
-//! whose push skopeo reports as denied, and the admin user.
+//! whose push skopeo reports as denied, and the admin user; `berth login --aws` (the emulator's STS) and
+//! `--oidc-token-file` (a test issuer) with docker pushing and pulling on those logins alone.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -145,7 +146,7 @@ fn assume_role(role: &str) -> [(String, String); 3] {
 
 /// `berth login --aws` as an assumed role with acrpush, then docker pushes and pulls with that login alone; `berth
 /// login --oidc-token-file` as a CI job with acrpull, then docker pulls and its push is denied; a role with no
-/// assignment is told so.
+/// assignment is told so; then `docker login` as the admin user pulls and pushes.
 fn iam_and_oidc_logins_then_docker_pushes_and_pulls(kind: RegistryKind) {
     let issuer = berth_tests::oidc::OidcIssuer::start();
     let registry = Registry::start_with(kind, &[("BERTH_OIDC_ISSUER", &issuer.url), ("BERTH_OIDC_AUDIENCE", "berth-e2e")]);
@@ -201,6 +202,19 @@ fn iam_and_oidc_logins_then_docker_pushes_and_pulls(kind: RegistryKind) {
     let denied = run_failing(dockerd.docker().env("DOCKER_CONFIG", oidc.path()).args(["push", &other]));
     let output = String::from_utf8_lossy(&denied.stderr).to_lowercase() + &String::from_utf8_lossy(&denied.stdout).to_lowercase();
     assert!(output.contains("denied") || output.contains("unauthorized"), "docker should report the refusal: {output}");
+
+    // The admin user, once enabled, is a `docker login` like any other.
+    let renewed = json_of(&mut berth(&owner_config, &["admin", "credential", "renew", "--password", "2", "--registry", &url, "-o", "json"]));
+    stdout_of(&mut berth(&owner_config, &["admin", "enable", "--registry", &url]));
+    let admin = tempfile::tempdir().unwrap();
+    let username = renewed["username"].as_str().unwrap();
+    let mut login = dockerd.docker();
+    login.env("DOCKER_CONFIG", admin.path()).args(["login", registry.host(), "-u", username, "--password-stdin"]);
+    run_with_stdin(&mut login, renewed["password"].as_str().unwrap().as_bytes());
+    berth_tests::run(dockerd.docker().args(["rmi", &reference]));
+    berth_tests::run(dockerd.docker().env("DOCKER_CONFIG", admin.path()).args(["pull", &reference]));
+    berth_tests::run(dockerd.docker().env("DOCKER_CONFIG", admin.path()).args(["push", &other]));
+    assert_eq!(registry.manifest("iam/app", "v2").json["config"]["digest"], image.config_digest);
 }
 
 berth_tests::registry_tests!(iam_and_oidc_logins_then_docker_pushes_and_pulls);

@@ -191,6 +191,11 @@ impl Directory {
         Self { records, registry, bootstrap_owner }
     }
 
+    /// The records underneath, for what keeps no identity (the shared failed-login counters).
+    pub fn records(&self) -> &dyn IdentityRecords {
+        self.records.as_ref()
+    }
+
     pub fn registry(&self) -> &str {
         &self.registry
     }

@@ -18,7 +18,6 @@ pub mod sts;
 pub mod tokens;
 
 use std::{
-    collections::HashMap,
     sync::{Mutex, RwLock},
     time::{Duration, Instant},
 };
@@ -44,7 +43,6 @@ pub struct Gate {
     /// (the token service lives in this process).
     published: bool,
     last_fetch: Mutex<Option<Instant>>,
-    failures: FailedLogins,
 }
 
 impl Gate {
@@ -58,7 +56,6 @@ impl Gate {
             directory,
             published: false,
             last_fetch: Mutex::new(None),
-            failures: FailedLogins::default(),
         })
     }
 
@@ -70,7 +67,6 @@ impl Gate {
             directory,
             published: true,
             last_fetch: Mutex::new(None),
-            failures: FailedLogins::default(),
         };
         gate.refresh_keys().await;
         gate
@@ -79,7 +75,7 @@ impl Gate {
     /// What Basic credentials sent to the registry grant of `scopes`: the same checks and rate limits as a login at
     /// the token endpoint.
     pub async fn basic(&self, username: &str, password: &str, source: &str, scopes: &[Scope]) -> Result<(String, Granted), LoginError> {
-        let login = password_login(&self.directory, &self.failures, username, password, source).await?;
+        let login = password_login(&self.directory, username, password, source).await?;
         Ok((login.subject.to_string(), Granted(login.permissions.grant(scopes))))
     }
 
@@ -132,48 +128,42 @@ impl Gate {
     }
 }
 
-/// Failed logins allowed per identity and per source within [`FAILURE_WINDOW`], before further attempts are
+/// Failed logins allowed per identity and per source within two [`FAILURE_WINDOW`]s, before further attempts are
 /// refused without checking.
-const MAX_FAILURES: u32 = 10;
+const MAX_FAILURES: u64 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
-/// Counts failed logins per key (an identity, a source address) over a fixed window, in this process.
-#[derive(Default)]
-struct FailedLogins(Mutex<HashMap<String, (Instant, u32)>>);
-
-impl FailedLogins {
-    /// How long until `key` may try again, when it has failed too often.
-    fn blocked_for(&self, key: &str) -> Option<Duration> {
-        let failures = self.0.lock().expect("lock is not poisoned");
-        let (started, count) = failures.get(key)?;
-        let left = FAILURE_WINDOW.checked_sub(started.elapsed())?;
-        (*count >= MAX_FAILURES).then_some(left)
-    }
-
-    fn record(&self, key: &str) {
-        let mut failures = self.0.lock().expect("lock is not poisoned");
-        // Windows that ended are dropped, so the map holds only recent offenders.
-        failures.retain(|_, (started, _)| started.elapsed() < FAILURE_WINDOW);
-        let entry = failures.entry(key.to_owned()).or_insert((Instant::now(), 0));
-        entry.1 += 1;
-    }
+/// The shared counter of `key`'s failed logins in window number `window`. The key is hashed: counters name no user
+/// and stay short whatever a caller sends as a user name.
+fn failure_counter(key: &str, window: u64) -> String {
+    let hashed = hex::encode(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes()).as_ref()[..16]);
+    format!("failed-login/{hashed}/{window}")
 }
 
-/// A password login, refused without checking once the identity or the source failed too often.
-async fn password_login(
-    directory: &Directory,
-    failures: &FailedLogins,
-    username: &str,
-    password: &str,
-    source: &str,
-) -> Result<Login, LoginError> {
+/// A password login, refused without checking once the identity or the source failed [`MAX_FAILURES`] times in the
+/// current and the previous window (so a window's end never resets a run of guesses). The counts are shared by every
+/// process of the registry (every Lambda sandbox): spreading guesses over many of them gains nothing.
+async fn password_login(directory: &Directory, username: &str, password: &str, source: &str) -> Result<Login, LoginError> {
+    let now = tokens::now_seconds();
+    let (window, length) = (now / FAILURE_WINDOW.as_secs(), FAILURE_WINDOW.as_secs());
     let keys = [format!("user:{username}"), format!("source:{source}")];
-    if let Some(wait) = keys.iter().find_map(|key| failures.blocked_for(key)) {
-        return Err(LoginError::TooManyFailures(wait));
+    let counts = futures_util::future::try_join_all(
+        keys.iter().flat_map(|key| [window - 1, window].map(|number| failure_counter(key, number))).map(|counter| async move {
+            directory.records().counter(&counter).await
+        }),
+    )
+    .await
+    .map_err(DirectoryError::Store)?;
+    if counts.chunks(2).any(|pair| pair.iter().sum::<u64>() >= MAX_FAILURES) {
+        return Err(LoginError::TooManyFailures(Duration::from_secs(length - now % length)));
     }
     match directory.password_login(username, password).await {
         Err(error @ DirectoryError::BadCredentials) => {
-            keys.iter().for_each(|key| failures.record(key));
+            // Kept for this window and the next, which still looks back at it.
+            let expires_at = (window + 2) * length;
+            for key in &keys {
+                directory.records().increment_counter(&failure_counter(key, window), expires_at).await.map_err(DirectoryError::Store)?;
+            }
             Err(error.into())
         }
         other => Ok(other?),
@@ -187,6 +177,8 @@ pub enum LoginError {
     Directory(#[from] DirectoryError),
     #[error("the refresh token is invalid: {0}")]
     BadRefreshToken(TokenError),
+    #[error("the login has expired (a login lasts 3 hours): log in again with `berth login`")]
+    LoginExpired,
     #[error("too many failed logins; retry in {} s", .0.as_secs().max(1))]
     TooManyFailures(Duration),
     #[error("{0}")]
@@ -221,7 +213,6 @@ pub struct TokenService {
     directory: Directory,
     issuer: TokenIssuer,
     refresh_verifier: TokenVerifier,
-    failures: FailedLogins,
     oidc: Option<OidcVerifier>,
     sts: Option<StsLogin>,
 }
@@ -236,7 +227,6 @@ impl TokenService {
             directory,
             issuer: TokenIssuer::new(registry, key),
             refresh_verifier,
-            failures: FailedLogins::default(),
             oidc: external.oidc.clone().map(OidcVerifier::new),
             sts: external.sts_endpoint.clone().map(StsLogin::new),
         }
@@ -287,12 +277,15 @@ impl TokenService {
         if username == directory::REFRESH_TOKEN_USERNAME {
             return self.refresh_login(password).await;
         }
-        password_login(&self.directory, &self.failures, username, password, source).await
+        password_login(&self.directory, username, password, source).await
     }
 
     /// What a refresh token's identity may do now.
     pub async fn refresh_login(&self, refresh_token: &str) -> Result<Login, LoginError> {
-        let claims = self.refresh_verifier.verify(refresh_token, Grant::RefreshToken).map_err(LoginError::BadRefreshToken)?;
+        let claims = self.refresh_verifier.verify(refresh_token, Grant::RefreshToken).map_err(|error| match error {
+            TokenError::Expired => LoginError::LoginExpired,
+            other => LoginError::BadRefreshToken(other),
+        })?;
         let subject = Subject::parse(&claims.sub).ok_or(LoginError::BadRefreshToken(TokenError::Invalid))?;
         Ok(self.directory.current_login(&subject, claims.credential.as_deref()).await?)
     }
@@ -316,5 +309,31 @@ impl TokenService {
     /// A refresh token for an identity proven some other way (IAM, OIDC).
     pub fn refresh_token_for(&self, login: &Login) -> Issued {
         self.issuer.issue(&login.subject.to_string(), Grant::RefreshToken, Vec::new(), login.credential.clone(), REFRESH_TOKEN_SECONDS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::embedded::EmbeddedMetadata;
+
+    #[tokio::test]
+    async fn an_expired_login_says_to_log_in_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Arc::new(EmbeddedMetadata::open(&dir.path().join("m")).unwrap());
+        let tokens = TokenService::new(Directory::new(records, "reg".into(), None), SigningKey::from_seed(&[7u8; 32]).unwrap(), &ExternalLogins::default());
+        let login = Login { subject: Subject::External("arn:aws:iam::123456789012:role/ci".into()), permissions: access::Permissions::default(), credential: None };
+        let fresh = tokens.refresh_token_for(&login);
+        assert!(tokens.refresh_login(&fresh.token).await.is_ok());
+        // The same login issued 3 hours and 2 minutes ago (past the verifier's leeway).
+        let ago = REFRESH_TOKEN_SECONDS + 120;
+        let mut claims = fresh.claims.clone();
+        (claims.iat, claims.exp) = (claims.iat - ago, claims.exp - ago);
+        let expired = tokens.issuer.sign(&claims);
+        let error = tokens.refresh_login(&expired).await.unwrap_err();
+        assert!(matches!(error, LoginError::LoginExpired), "{error}");
+        assert!(error.to_string().contains("log in again with `berth login`"));
     }
 }

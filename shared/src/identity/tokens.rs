@@ -99,10 +99,14 @@ impl TokenIssuer {
             access,
             credential,
         };
+        Issued { token: self.sign(&claims), claims }
+    }
+
+    /// `claims` as a token signed with this registry's key.
+    pub(crate) fn sign(&self, claims: &Claims) -> String {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key.public_key().kid.clone());
-        let token = encode(&header, &claims, &self.key.encoding).expect("ES256 signing with a valid key succeeds");
-        Issued { token, claims }
+        encode(&header, claims, &self.key.encoding).expect("ES256 signing with a valid key succeeds")
     }
 }
 

@@ -364,6 +364,32 @@ impl IdentityRecords for DynamoMetadata {
         let items = self.query(keys::identity_pk(kind), "", None, usize::MAX).await?;
         items.iter().map(|item| Ok((text_of(item, SK)?.to_owned(), text_of(item, "record")?.as_bytes().to_vec()))).collect()
     }
+
+    async fn increment_counter(&self, counter: &str, expires_at: u64) -> Result<u64, StoreError> {
+        // ADD is atomic in DynamoDB: concurrent increments from any number of functions all count.
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::counter_pk(counter), keys::COUNTER_SK.to_owned())))
+            .update_expression("ADD #count :one SET #expires = :expires")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":expires", number(expires_at))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        number_of(&updated.attributes.unwrap_or_default(), "count")
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64, StoreError> {
+        match self.get(keys::counter_pk(key), keys::COUNTER_SK.to_owned()).await? {
+            Some(item) => number_of(&item, "count"),
+            None => Ok(0),
+        }
+    }
 }
 
 #[async_trait]

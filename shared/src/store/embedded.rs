@@ -16,6 +16,8 @@ use crate::oci::{Digest, RepositoryName, Tag};
 
 pub struct EmbeddedMetadata {
     db: Arc<Database>,
+    /// Shared counters by name: (count, expires_at).
+    counters: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>>,
 }
 
 fn db_error(error: impl Into<redb::Error>) -> StoreError {
@@ -47,7 +49,7 @@ impl EmbeddedMetadata {
         txn.open_table(UPLOADS).map_err(db_error)?;
         txn.open_table(IDENTITY).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), counters: Arc::default() })
     }
 
     /// Runs `change` in one write transaction on a blocking thread; it commits only if `change` succeeds, durably.
@@ -199,6 +201,20 @@ impl IdentityRecords for EmbeddedMetadata {
             })?;
             Ok(records)
         })
+    }
+
+    async fn increment_counter(&self, counter: &str, expires_at: u64) -> Result<u64, StoreError> {
+        let mut counters = self.counters.lock().expect("lock is not poisoned");
+        // Expired counters go as new ones come, so the map holds only live windows.
+        let now = crate::identity::tokens::now_seconds();
+        counters.retain(|_, (_, expires)| *expires > now);
+        let entry = counters.entry(counter.to_owned()).or_insert((0, expires_at));
+        entry.0 += 1;
+        Ok(entry.0)
+    }
+
+    async fn counter(&self, counter: &str) -> Result<u64, StoreError> {
+        Ok(self.counters.lock().expect("lock is not poisoned").get(counter).map_or(0, |(count, _)| *count))
     }
 }
 

@@ -17,6 +17,8 @@
 //! uploads       <session-id>                        -> UploadSession (JSON)
 //! identity      (<kind>, <key>)                     -> record (JSON)  identities, settings, signing keys
 //! ```
+//! Shared counters (failed logins) of the embedded store live in its process's memory: redb lets one process open
+//! the database, so that process sees every login.
 //! S3, one bucket:
 //! ```text
 //! blobs/<algorithm>/<hex[0..2]>/<hex>   a blob's bytes, as on the filesystem; written (copied) only after verification
@@ -33,6 +35,7 @@
 //! REPO#<repo>     TAG#<tag>                     digest, record (JSON)
 //! UPLOAD#<id>     UPLOAD                        session (JSON), size, expires_at (TTL, epoch seconds)
 //! IDENTITY#<kind> <key>                         record (JSON)                  identity record (identity/directory.rs)
+//! COUNTER#<name>  COUNTER                       count, expires_at (TTL)        shared counter (failed logins per window)
 //! ```
 //! Identity record kinds and keys (both stores): `principal/<id>`, `principal-name/<name>` (-> id),
 //! `assignment/<assignee>\n<role>\n<scope>`, `admin/admin`, `scope-map/<name>`, `token/<name>`,
@@ -120,6 +123,13 @@ pub mod dynamo {
     pub fn identity_pk(kind: &str) -> String {
         format!("IDENTITY#{kind}")
     }
+
+    /// A shared counter's item (failed logins of one identity or source in one window).
+    pub fn counter_pk(counter: &str) -> String {
+        format!("COUNTER#{counter}")
+    }
+
+    pub const COUNTER_SK: &str = "COUNTER";
 }
 
 pub const REPOSITORIES: TableDefinition<&str, ()> = TableDefinition::new("repositories");
@@ -164,6 +174,11 @@ mod tests {
         assert!(dynamo::referrer_sk(&subject, &digest).starts_with(&dynamo::referrers_of(&subject)));
         assert_eq!(dynamo::upload_pk("u1"), "UPLOAD#u1");
         assert_eq!(dynamo::identity_pk("principal"), "IDENTITY#principal");
+        assert_eq!(dynamo::counter_pk("failed-login/user:sp-1/29500000"), "COUNTER#failed-login/user:sp-1/29500000");
+        // The roles may update only counters (a dynamodb:LeadingKeys condition in the template, which the emulator
+        // does not enforce): the condition's pattern must be the prefix the counters' keys have.
+        let pattern = format!("\"{}*\"", dynamo::counter_pk(""));
+        assert_eq!(crate::store::resources::TEMPLATE.matches(&pattern).count(), 3, "each role's condition names {pattern}");
         let mut prefixes = [dynamo::TAG_PREFIX, dynamo::REFERRER_PREFIX, dynamo::BLOB_PREFIX, dynamo::MANIFEST_PREFIX];
         prefixes.sort();
         assert_eq!(prefixes, [dynamo::BLOB_PREFIX, dynamo::MANIFEST_PREFIX, dynamo::REFERRER_PREFIX, dynamo::TAG_PREFIX]);

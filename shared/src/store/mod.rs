@@ -296,6 +296,12 @@ pub trait IdentityRecords: Send + Sync {
     async fn delete_record(&self, kind: &'static str, key: &str) -> Result<bool, StoreError>;
     /// Every record of a kind, by key.
     async fn records(&self, kind: &'static str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Adds one to the counter `key` (events in one time window, such as failed logins), shared by every process
+    /// of the registry and exact under concurrency; it may be forgotten after `expires_at` (unix seconds). Returns
+    /// the new count.
+    async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u64, StoreError>;
+    /// The counter's value; 0 when there is none.
+    async fn counter(&self, key: &str) -> Result<u64, StoreError>;
 }
 
 /// Everything a metadata backend provides; one adapter usually implements all roles.

@@ -376,9 +376,9 @@ pub async fn anonymous_pull_is_off_by_default(store: Store) {
 pub async fn failed_logins_are_rate_limited(store: Store) {
     let api = Api::new(store).await;
     let (id, password) = api.principal("ci", &["acrpull"], None).await;
-    for _ in 0..10 {
-        assert_eq!(api.login(&id, "wrong", &[]).await.status, StatusCode::UNAUTHORIZED);
-    }
+    // Ten guesses at once on one identity: every one counts.
+    let guesses = futures_util::future::join_all((0..10).map(|_| api.login(&id, "wrong", &[]))).await;
+    assert!(guesses.iter().all(|reply| reply.status == StatusCode::UNAUTHORIZED));
     let reply = api.login(&id, &password, &[]).await;
     reply.assert_error(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS");
     assert!(reply.header("retry-after").parse::<u64>().unwrap() >= 1);
@@ -754,4 +754,29 @@ pub async fn aws_proofs_reach_sts_exactly_as_signed(store: Store) {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["errors"][0]["code"], "UNAVAILABLE");
+}
+
+/// Every Lambda sandbox of the token function is its own process: failed logins count across all of them, exactly,
+/// because the counters are in the table.
+pub async fn failed_logins_count_across_processes() {
+    let settings = berth::testing::fresh_aws_resources().await;
+    let (_, dynamodb) = berth::store::aws::clients_from(&berth::testing::emulator_config());
+    let sandbox = |seed: u8| {
+        let records = std::sync::Arc::new(berth::store::dynamodb::DynamoMetadata::new(dynamodb.clone(), &settings.table));
+        TokenService::new(Directory::new(records, REGISTRY.into(), None), SigningKey::from_seed(&[seed; 32]).unwrap(), &Default::default())
+    };
+    let (first, second) = (sandbox(1), sandbox(2));
+    let guesses = (0..10).map(|attempt| {
+        let sandbox = if attempt % 2 == 0 { &first } else { &second };
+        async move { sandbox.password_login("sp-guessed", "wrong", &format!("198.51.100.{attempt}")).await }
+    });
+    for result in futures_util::future::join_all(guesses).await {
+        assert!(matches!(result, Err(berth::identity::LoginError::Directory(_))), "a wrong password is refused as such");
+    }
+    for sandbox in [&first, &second] {
+        let refused = sandbox.password_login("sp-guessed", "wrong", "203.0.113.9").await;
+        assert!(matches!(refused, Err(berth::identity::LoginError::TooManyFailures(_))), "{:?}", refused.err());
+    }
+    // Another identity from a fresh address is not affected.
+    assert!(matches!(first.password_login("sp-other", "wrong", "203.0.113.10").await, Err(berth::identity::LoginError::Directory(_))));
 }
