@@ -180,6 +180,6 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| format!("cannot listen on {}: {error}", args.addr))?;
     tracing::info!(addr = %args.addr, tls = tls.is_some(), "berth registry listening");
-    server::serve(listener, http::router(services), tls).await?;
+    server::serve(listener, http::router(services), tls, server::DRAIN_TIMEOUT).await?;
     Ok(())
 }

@@ -57,6 +57,9 @@ pub struct FunctionConfig {
     pub limits: Limits,
     /// The registry's public base URL, where a proxy hides the host clients use (`BERTH_PUBLIC_URL`).
     pub public_url: Option<PublicUrl>,
+    /// How long a stopping process lets requests in flight finish (`BERTH_SHUTDOWN_GRACE_SECONDS`, default 5): the
+    /// upload service's container gets as long as ECS waits before it kills it.
+    pub drain: Duration,
     /// Where plain HTTP listens: all interfaces by default, as a container needs.
     pub host: IpAddr,
     pub port: u16,
@@ -121,6 +124,7 @@ impl FunctionConfig {
         let defaults = S3Limits::default();
         let part_size = number("BERTH_PART_SIZE_BYTES", Some(defaults.part_size)).unwrap_or(defaults.part_size);
         let port = number("PORT", Some(DEFAULT_PORT.into())).unwrap_or(DEFAULT_PORT.into());
+        let drain = Duration::from_secs(number("BERTH_SHUTDOWN_GRACE_SECONDS", Some(server::DRAIN_TIMEOUT.as_secs())).unwrap_or_default());
         if !(1..=MAX_PRESIGN_TTL_SECS).contains(&presign_ttl) {
             problems.push(format!("BERTH_PRESIGN_TTL_SECONDS={presign_ttl} must be between 1 and {MAX_PRESIGN_TTL_SECS}"));
         }
@@ -160,6 +164,7 @@ impl FunctionConfig {
             origin_secrets,
             limits: Limits { max_manifest_bytes, max_request_bytes },
             public_url,
+            drain,
             host,
             port,
         })
@@ -231,7 +236,7 @@ pub async fn run(functions: &[Function]) -> ExitCode {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
                 tracing::info!(%addr, ?functions, "serving over HTTP");
-                server::serve(listener, router, None).await.map_err(|error| error.to_string())
+                server::serve(listener, router, None, config.drain).await.map_err(|error| error.to_string())
             }
             Err(error) => Err(format!("cannot listen on {addr}: {error}")),
         }

@@ -38,10 +38,11 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
 /// idle connections must not pile up. Bodies have their own idle timeout (`http::body`).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Serves `app` until SIGTERM or ctrl-c, then gives requests in flight [`DRAIN_TIMEOUT`] to finish. A request cut
-/// off then loses nothing stored: uploads only ever count bytes already written.
-pub async fn serve(listener: TcpListener, app: Router, tls: Option<Arc<rustls::ServerConfig>>) -> io::Result<()> {
-    serve_until(listener, app, tls, shutdown_signal()).await
+/// Serves `app` until SIGTERM or ctrl-c, then gives requests in flight `drain` to finish ([`DRAIN_TIMEOUT`] unless
+/// a process has longer, as the upload service does). A request cut off then loses nothing stored: uploads only
+/// ever count bytes already written.
+pub async fn serve(listener: TcpListener, app: Router, tls: Option<Arc<rustls::ServerConfig>>, drain: Duration) -> io::Result<()> {
+    serve_until(listener, app, tls, shutdown_signal(), drain).await
 }
 
 /// [`serve`], stopping when `stop` completes.
@@ -50,6 +51,7 @@ pub async fn serve_until(
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: impl Future<Output = ()>,
+    drain: Duration,
 ) -> io::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -106,16 +108,17 @@ pub async fn serve_until(
         }
     }
     drop(listener);
+    tracing::info!(drain = ?drain, "stopping: no new connections, waiting for requests in flight");
     tokio::select! {
         () = connections.shutdown() => {}
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!(timeout = ?DRAIN_TIMEOUT, "requests still in flight at shutdown were cut off"),
+        () = tokio::time::sleep(drain) => tracing::warn!(timeout = ?drain, "requests still in flight at shutdown were cut off"),
     }
     tracing::info!("berth registry stopped");
     Ok(())
 }
 
-/// How long a stopping server waits for requests in flight; a stalled client must not keep it alive.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping server waits for requests in flight by default; a stalled client must not keep it alive.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let interrupt = async {

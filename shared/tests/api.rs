@@ -295,7 +295,7 @@ impl Api {
     async fn listen(&self) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(berth::server::serve_until(listener, self.router.clone(), None, std::future::pending()));
+        tokio::spawn(berth::server::serve_until(listener, self.router.clone(), None, std::future::pending(), berth::server::DRAIN_TIMEOUT));
         addr
     }
 }
@@ -1124,6 +1124,46 @@ async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
 
 /// Hundreds of idle and trickling connections neither stop the registry from serving others nor stay open past the
 /// header timeout.
+/// A stopping server (the upload service's task on SIGTERM) takes no new connection but lets an upload in flight
+/// finish within its drain time: the client's last bytes arrive after the stop and the upload still answers 202.
+#[tokio::test]
+async fn a_stopping_server_finishes_uploads_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = Api::new(Store::Embedded).await;
+    let location = api.start_upload("drain/app").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(berth::server::serve_until(
+        listener,
+        api.router.clone(),
+        None,
+        async move {
+            let _ = stopped.await;
+        },
+        std::time::Duration::from_secs(20),
+    ));
+    let token = api.owner_token(&location);
+    let mut upload = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(b"5\r\nfirst\r\n").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "a stopping server takes no new connection");
+    upload.write_all(b"6\r\nsecond\r\n0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    upload.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("range: 0-10"), "all 11 bytes were taken: {answer}");
+    tokio::time::timeout(std::time::Duration::from_secs(5), server).await.expect("the server stops once the upload is done").unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn failed_logins_count_across_processes() {
     access::failed_logins_count_across_processes().await

@@ -67,6 +67,15 @@ impl Dockerd {
         }
     }
 
+    /// Loads `image` into this engine as `name` (docker 20.10 loads docker-archive tarballs, not OCI ones; skopeo
+    /// converts only the manifest, so the config and therefore the image ID stay the layout's).
+    pub fn load(&self, image: &crate::OciImage, name: &str) {
+        let work = tempfile::tempdir().expect("work dir");
+        let archive = work.path().join("image.tar");
+        crate::run(crate::clients::skopeo().arg("copy").arg(image.oci_ref()).arg(format!("docker-archive:{}:{name}", archive.display())));
+        crate::run(self.docker().arg("load").arg("-i").arg(&archive));
+    }
+
     /// The docker CLI bound to this engine. `BERTH_TEST_DOCKER` picks the client binary (default `docker`).
     pub fn docker(&self) -> Command {
         let mut c = Command::new(std::env::var_os("BERTH_TEST_DOCKER").unwrap_or_else(|| "docker".into()));

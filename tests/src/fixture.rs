@@ -52,6 +52,16 @@ impl OciLayout {
     /// layer 2 another random file. Images without busybox stay a few hundred bytes, for platforms that only need
     /// to exist (an arm64 entry of an index).
     pub fn add_image(&self, tag: &str, architecture: &str, busybox: bool) -> OciImage {
+        self.build_image(tag, architecture, busybox, 256)
+    }
+
+    /// Adds an amd64 image with busybox whose second layer is a random (incompressible) file of `bytes`: a
+    /// real-sized layer.
+    pub fn add_big_image(&self, tag: &str, bytes: usize) -> OciImage {
+        self.build_image(tag, "amd64", true, bytes)
+    }
+
+    fn build_image(&self, tag: &str, architecture: &str, busybox: bool, last_file_bytes: usize) -> OciImage {
         let image = format!("{}:{tag}", self.path().display());
         run(Command::new("umoci").args(["new", "--image"]).arg(&image));
         let mut unique_files = Vec::new();
@@ -65,7 +75,7 @@ impl OciLayout {
                 install_busybox(&rootfs);
             }
             let name = format!("berth-test-{}", random_token());
-            let contents = random_bytes(256);
+            let contents = random_bytes(if layer == 1 { last_file_bytes } else { 256 });
             fs::write(rootfs.join(&name), &contents).expect("write unique file");
             unique_files.push((name, contents));
             run(Command::new("umoci").args(["repack", "--image"]).arg(&image).arg(&bundle));

@@ -28,7 +28,7 @@ use tempfile::TempDir;
 
 use crate::credentials::{self, Credentials};
 use crate::digest::{random_token, sha256_digest};
-use crate::router::{RoutedRequest, RoutingTable};
+use crate::router::{RoutedRequest, RoutingTable, UploadService};
 use crate::service::{Service, stop_all, tail};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -111,6 +111,8 @@ pub struct Registry {
     tokens: Mutex<HashMap<String, String>>,
     /// Settings given to every process of the registry (`berth serve` and the functions read the same variables).
     environment: Vec<(String, String)>,
+    /// What takes uploads on `aws-functions` (the template's `UploadService`).
+    uploads: UploadService,
     // Held for its Drop: the data directory lives exactly as long as the servers.
     _dir: TempDir,
 }
@@ -139,6 +141,11 @@ impl Registry {
 
     /// [`Registry::start`] with more settings (`BERTH_*` variables) for every process of the registry.
     pub fn start_with(kind: RegistryKind, settings: &[(&str, &str)]) -> Registry {
+        Self::start_deployed(kind, UploadService::Container, settings)
+    }
+
+    /// [`Registry::start_with`], with `aws-functions` deployed with `uploads` as the template's `UploadService`.
+    pub fn start_deployed(kind: RegistryKind, uploads: UploadService, settings: &[(&str, &str)]) -> Registry {
         let mut environment: Vec<(String, String)> = settings.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
         if let Ok(endpoint) = std::env::var(AWS_ENDPOINT_VARIABLE) {
             environment.push(("BERTH_STS_ENDPOINT".into(), endpoint));
@@ -146,7 +153,7 @@ impl Registry {
         // A port is free when we look but may be taken before the server binds it; a retry covers that race.
         let mut last_failure = String::new();
         for _ in 0..3 {
-            match Self::try_start(kind, &environment) {
+            match Self::try_start(kind, uploads, &environment) {
                 Ok(registry) => return registry,
                 Err(failure) => last_failure = failure,
             }
@@ -154,7 +161,7 @@ impl Registry {
         panic!("{} registry did not start:\n{last_failure}", kind.name());
     }
 
-    fn try_start(kind: RegistryKind, environment: &[(String, String)]) -> Result<Registry, String> {
+    fn try_start(kind: RegistryKind, uploads: UploadService, environment: &[(String, String)]) -> Result<Registry, String> {
         let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().map_err(|e| e.to_string())?;
         let host = format!("127.0.0.1:{}", free_port()?);
         let http = Client::builder().timeout(Duration::from_secs(60)).user_agent(HARNESS_USER_AGENT).build().map_err(|e| e.to_string())?;
@@ -169,6 +176,7 @@ impl Registry {
             function_ports: HashMap::new(),
             tokens: Mutex::new(HashMap::new()),
             environment: environment.to_vec(),
+            uploads,
             _dir: dir,
         };
         let startup = registry.spawn()?;
@@ -229,7 +237,7 @@ impl Registry {
         };
 
         self.create_resources(&aws_env, &name)?;
-        let table = RoutingTable::from_template();
+        let table = RoutingTable::from_template(self.uploads);
         let nginx_dir = dir.join("nginx");
         fs::create_dir(&nginx_dir).map_err(|e| e.to_string())?;
         // nginx's workers run as nobody when nginx starts as root and must reach their temp directories.
@@ -252,21 +260,26 @@ impl Registry {
 
         let mut function_ports = Vec::new();
         for (function, port) in &ports {
-            let mut command = Command::new(existing(function_bin(function)));
+            // The upload service is the blobs binary in a container: the same process without Lambda's cap.
+            let on_container = function == "uploads";
+            let mut command = Command::new(existing(function_bin(if on_container { "blobs" } else { function })));
             aws_env(&mut command);
             command
                 .env("PORT", port.to_string())
                 .env("BERTH_HOST", "127.0.0.1")
-                .env("BERTH_MAX_REQUEST_BYTES", LAMBDA_MAX_REQUEST_BYTES)
                 .env("BERTH_PART_SIZE_BYTES", PART_SIZE_BYTES)
                 .env("BERTH_ORIGIN_SECRET", &origin_secret);
+            if !on_container {
+                command.env("BERTH_MAX_REQUEST_BYTES", LAMBDA_MAX_REQUEST_BYTES);
+            }
             // As in the template: only the token function reads the signing key, and it reads no blob.
             if function == "token" {
                 command.env_remove("BERTH_BUCKET");
             } else {
                 command.env_remove("BERTH_SIGNING_KEY_SECRET");
             }
-            self.add_service(&format!("{function} function (port {port})"), &mut command)?;
+            let what = if on_container { "upload service" } else { "function" };
+            self.add_service(&format!("{function} {what} (port {port})"), &mut command)?;
             function_ports.push(*port);
         }
 
@@ -520,7 +533,7 @@ impl Registry {
         if self.access_log.is_none() {
             return;
         }
-        let table = RoutingTable::from_template();
+        let table = RoutingTable::from_template(self.uploads);
         let misrouted: Vec<String> = self
             .routed_requests()
             .iter()

@@ -1,4 +1,5 @@
-//! CloudFront's routing in front of the three functions, reproduced with nginx for the `aws-functions` registry.
+//! CloudFront's routing in front of the three functions and the upload service, reproduced with nginx for the
+//! `aws-functions` registry.
 //!
 //! The routing table is read from infra/template.yaml itself (the distribution's `CacheBehaviors` in order, then its
 //! `DefaultCacheBehavior`), not copied, so the tests always route the way a deployment does. Each CloudFront path
@@ -41,18 +42,49 @@ pub struct RoutingTable {
 /// CloudFront's default origin read timeout, for origins that do not set one.
 const DEFAULT_READ_TIMEOUT: u64 = 30;
 
+/// The template's `UploadService` parameter: what takes blob uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadService {
+    /// The upload service (the blobs binary as a container, without Lambda's request cap), the default.
+    Container,
+    /// The blobs function, with Lambda's cap.
+    Lambda,
+}
+
+impl UploadService {
+    /// The template's conditions as this value makes them.
+    fn condition(self, name: &str) -> Result<bool, String> {
+        match name {
+            "UploadsOnContainer" => Ok(self == UploadService::Container),
+            other => Err(format!("unknown condition {other}")),
+        }
+    }
+}
+
 impl RoutingTable {
-    /// The routing of infra/template.yaml.
-    pub fn from_template() -> RoutingTable {
+    /// The routing of infra/template.yaml deployed with `uploads`.
+    pub fn from_template(uploads: UploadService) -> RoutingTable {
         let path = template_path();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        RoutingTable::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        RoutingTable::parse(&text, uploads).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     /// Reads the distribution's `Origins`, `DefaultCacheBehavior` and `CacheBehaviors` out of the template's YAML.
     /// A line scanner rather than a YAML parser: the template's CloudFormation tags (`!Ref`, `!GetAtt`) are not
     /// plain YAML, and these blocks are simple `key: value` lists.
-    pub fn parse(template: &str) -> Result<RoutingTable, String> {
+    pub fn parse(template: &str, uploads: UploadService) -> Result<RoutingTable, String> {
+        // `!If [Condition, a, b]`, the one intrinsic a TargetOriginId uses.
+        let resolve = |value: String| -> Result<String, String> {
+            let Some(arguments) = value.strip_prefix("!If [").and_then(|rest| rest.strip_suffix(']')) else {
+                return Ok(value);
+            };
+            match arguments.split(',').map(str::trim).collect::<Vec<_>>().as_slice() {
+                [condition, when_true, when_false] => {
+                    Ok(if uploads.condition(condition)? { when_true.to_string() } else { when_false.to_string() })
+                }
+                _ => Err(format!("cannot read {value}")),
+            }
+        };
         let lines: Vec<&str> = template.lines().collect();
         let block = |key: &str| -> Result<Vec<&str>, String> {
             let start = lines.iter().position(|l| l.trim() == key).ok_or_else(|| format!("no `{key}` block"))?;
@@ -71,7 +103,7 @@ impl RoutingTable {
                 routes.push(Route { pattern, function: String::new() });
             } else if let Some(function) = value_of(line, "TargetOriginId:") {
                 let route = routes.last_mut().ok_or("TargetOriginId before the first PathPattern")?;
-                route.function = function;
+                route.function = resolve(function)?;
             }
         }
         if let Some(route) = routes.iter().find(|r| r.function.is_empty()) {
@@ -282,10 +314,14 @@ mod tests {
     #[test]
     fn the_template_routes_blob_paths_first_and_matches_its_documentation() {
         let template = std::fs::read_to_string(template_path()).expect("read template");
-        let table = RoutingTable::parse(&template).expect("routing table");
-        assert_eq!(table.routes[0].pattern, "/v2/*/blobs/*", "{table:?}");
-        assert_eq!(table.routes[0].function, "blobs");
-        assert_eq!(table.functions(), ["blobs", "manifests", "token"]);
+        let table = RoutingTable::parse(&template, UploadService::Container).expect("routing table");
+        assert_eq!(table.routes[0].pattern, "/v2/*/blobs/uploads*", "{table:?}");
+        assert_eq!(table.routes[0].function, "uploads");
+        assert_eq!(table.routes[1].pattern, "/v2/*/blobs/*", "{table:?}");
+        assert_eq!(table.functions(), ["blobs", "manifests", "token", "uploads"]);
+        let on_lambda = RoutingTable::parse(&template, UploadService::Lambda).expect("routing table");
+        assert_eq!(on_lambda.routes[0].function, "blobs");
+        assert_eq!(on_lambda.functions(), ["blobs", "manifests", "token"]);
         let parsed: Vec<(String, String)> =
             table.routes.iter().map(|r| (r.pattern.clone(), r.function.clone())).chain([("*".into(), table.default.clone())]).collect();
         assert_eq!(
@@ -297,13 +333,13 @@ mod tests {
 
     #[test]
     fn paths_go_where_cloudfront_sends_them() {
-        let table = RoutingTable::from_template();
+        let table = RoutingTable::from_template(UploadService::Container);
         for (path, function) in [
             ("/v2/", "token"),
             ("/token", "token"),
             ("/v2/app/blobs/sha256:00", "blobs"),
-            ("/v2/team/app/blobs/uploads/", "blobs"),
-            ("/v2/team/app/blobs/uploads/abc", "blobs"),
+            ("/v2/team/app/blobs/uploads/", "uploads"),
+            ("/v2/team/app/blobs/uploads/abc", "uploads"),
             ("/v2/team/app/manifests/v1", "manifests"),
             // A repository with a `blobs` component: its manifests go to the blobs function (see the template).
             ("/v2/team/blobs/app/manifests/v1", "blobs"),
@@ -318,7 +354,7 @@ mod tests {
 
     #[test]
     fn nginx_accepts_the_generated_configuration() {
-        let table = RoutingTable::from_template();
+        let table = RoutingTable::from_template(UploadService::Container);
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = table.functions().into_iter().zip(40001..).collect::<HashMap<_, _>>();
         let config = dir.path().join("nginx.conf");

@@ -2,7 +2,6 @@
 //! digest and layers survive the round trip; then containerd, which Kubernetes nodes pull with, pulls and pushes the
 //! same image. Starts its own dockerd.
 
-use berth_tests::clients::skopeo;
 use berth_tests::digest::diff_id;
 use berth_tests::dockerd::Dockerd;
 use berth_tests::{OciLayout, Registry, RegistryKind, run, run_with_stdin, stdout_of};
@@ -15,12 +14,7 @@ fn docker_round_trip_then_containerd(kind: RegistryKind) {
     let image = layout.add_image("v1", "amd64", true);
     let dockerd = Dockerd::start();
 
-    // docker 20.10 loads docker-archive tarballs, not OCI ones; skopeo converts only the manifest, so the config and
-    // therefore the image ID stay the layout's.
-    let work = tempfile::tempdir().expect("work dir");
-    let archive = work.path().join("image.tar");
-    run(skopeo().arg("copy").arg(image.oci_ref()).arg(format!("docker-archive:{}:berth-test/app:v1", archive.display())));
-    run(dockerd.docker().arg("load").arg("-i").arg(&archive));
+    dockerd.load(&image, "berth-test/app:v1");
     let inspect_id = |reference: &str| stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{.Id}}", reference]));
     assert_eq!(inspect_id("berth-test/app:v1"), image.config_digest);
 

@@ -179,10 +179,7 @@ fn iam_and_oidc_logins_then_docker_pushes_and_pulls(kind: RegistryKind) {
     let layout = OciLayout::new();
     let image = layout.add_image("v1", "amd64", true);
     let dockerd = berth_tests::dockerd::Dockerd::start();
-    let work = tempfile::tempdir().unwrap();
-    let archive = work.path().join("image.tar");
-    berth_tests::run(skopeo().arg("copy").arg(image.oci_ref()).arg(format!("docker-archive:{}:berth-test/app:v1", archive.display())));
-    berth_tests::run(dockerd.docker().arg("load").arg("-i").arg(&archive));
+    dockerd.load(&image, "berth-test/app:v1");
     let reference = registry.image_ref("iam/app", "v1");
     berth_tests::run(dockerd.docker().args(["tag", "berth-test/app:v1", &reference]));
     berth_tests::run(dockerd.docker().env("DOCKER_CONFIG", iam.path()).args(["push", &reference]));

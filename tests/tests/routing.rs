@@ -4,7 +4,7 @@
 //! the same requests check that `berth serve` has no trouble with such a name either. Not meant for the reference
 //! registry: it pushes in single POSTs (which distribution 2.8 does not finish) and asks for referrers.
 
-use berth_tests::router::RoutingTable;
+use berth_tests::router::{RoutingTable, UploadService};
 use berth_tests::{HARNESS_USER_AGENT, Registry, RegistryKind, push_tiny_image};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -48,10 +48,10 @@ fn repository_named_blobs_works_through_every_function(kind: RegistryKind) {
     }
     // Each kind of path went where the template sends it, and the functions (not nginx) answered.
     let requests = registry.routed_requests();
-    let table = RoutingTable::from_template();
+    let table = RoutingTable::from_template(UploadService::Container);
     for (path, function) in [
         ("/v2/", "token"),
-        (format!("/v2/{repo}/blobs/uploads/").as_str(), "blobs"),
+        (format!("/v2/{repo}/blobs/uploads/").as_str(), "uploads"),
         (format!("/v2/{repo}/manifests/v1").as_str(), "blobs"),
         (format!("/v2/{repo}/tags/list").as_str(), "blobs"),
         (format!("/v2/{repo}/referrers/{digest}").as_str(), "blobs"),

@@ -12,8 +12,8 @@ use crate::{error::Error, registry::REQUEST_BODY, store::StoreError};
 
 /// What a client hears when one request carries more than the deployment takes (a Lambda function's payload).
 const REQUEST_LIMIT_ADVICE: &str = ": a registry function on AWS Lambda takes at most that much per request (Lambda's 6 MB payload \
-     limit). Upload in chunks no larger than the limit (PATCH with Content-Range), or push through a container \
-     deployment of the same functions or `berth serve`, which have no such limit";
+     limit). Upload in chunks no larger than the limit (PATCH with Content-Range), or deploy the registry with \
+     UploadService=Container (its upload service takes requests of any size), or use `berth serve`";
 
 #[derive(Serialize)]
 struct ErrorBody {

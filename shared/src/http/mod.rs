@@ -92,7 +92,19 @@ impl PublicUrl {
 
 /// The registry's router, answering every path through [`routes::parse`], each request logged with its cost.
 pub fn router(services: Services) -> Router {
-    Router::new().fallback(dispatch).with_state(services).layer(axum::middleware::from_fn(log_request))
+    Router::new()
+        .route(HEALTH_PATH, axum::routing::get(health))
+        .fallback(dispatch)
+        .with_state(services)
+        .layer(axum::middleware::from_fn(log_request))
+}
+
+/// Where a load balancer checks that a process serves (the upload service's target group): answered without
+/// credentials or the origin header, and telling nothing but that.
+pub const HEALTH_PATH: &str = "/berth/health";
+
+async fn health() -> Response {
+    (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response()
 }
 
 /// One log line per request, with the function that served it and the backend calls it made; server errors at `warn`,

@@ -1,0 +1,107 @@
+//! Real-sized layers through the AWS deployment's routing. With the upload service (the template's default
+//! `UploadService=Container`), docker pushes a layer far over Lambda's request cap as its one streamed PATCH, every
+//! upload request went to the upload service, and the pull gets the same image back through presigned redirects.
+//! With `UploadService=Lambda`, docker's push fails with the registry's 413 naming the limit, while a client that
+//! uploads in chunks no larger than `OCI-Chunk-Max-Length` succeeds.
+
+use berth_tests::dockerd::Dockerd;
+use berth_tests::router::UploadService;
+use berth_tests::{OciLayout, Registry, RegistryKind, run, run_failing, run_with_stdin, sha256_digest, stdout_of};
+use reqwest::{Method, StatusCode};
+
+/// Lambda's cap is 4.5 MB a request; this is well over it, and more than one S3 part.
+const BIG_LAYER_BYTES: usize = 24 << 20;
+
+fn docker_login(dockerd: &Dockerd, registry: &Registry) {
+    let owner = registry.owner().expect("Berth makes an owner");
+    run_with_stdin(dockerd.docker().args(["login", registry.host(), "-u", &owner.username, "--password-stdin"]), owner.password.as_bytes());
+}
+
+fn docker_pushes_a_big_layer_through_the_upload_service(kind: RegistryKind) {
+    let registry = Registry::start(kind);
+    let layout = OciLayout::new();
+    let image = layout.add_big_image("big", BIG_LAYER_BYTES);
+    let dockerd = Dockerd::start();
+    dockerd.load(&image, "berth-test/big:v1");
+    docker_login(&dockerd, &registry);
+    let reference = registry.image_ref("uploads/big", "v1");
+    run(dockerd.docker().args(["tag", "berth-test/big:v1", &reference]));
+    run(dockerd.docker().args(["push", &reference]));
+
+    let stored = registry.manifest("uploads/big", "v1");
+    assert_eq!(stored.json["config"]["digest"], image.config_digest);
+    let layers: Vec<String> = stored.json["layers"].as_array().unwrap().iter().map(|layer| layer["digest"].as_str().unwrap().to_owned()).collect();
+    let biggest = stored.json["layers"].as_array().unwrap().iter().map(|layer| layer["size"].as_u64().unwrap()).max().unwrap();
+    assert!(biggest > BIG_LAYER_BYTES as u64, "the layer is the big file ({biggest} bytes)");
+    for layer in &layers {
+        assert_eq!(&sha256_digest(&registry.blob("uploads/big", layer)), layer, "the registry holds exactly the bytes docker sent");
+    }
+
+    // Both names go, so the image and its layers are gone and the pull downloads every layer.
+    run(dockerd.docker().args(["rmi", &reference, "berth-test/big:v1"]));
+    run(dockerd.docker().args(["pull", &reference]));
+    assert_eq!(stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{.Id}}", &reference])), image.config_digest);
+
+    // Every upload request went to the upload service, none to a function; docker's PATCH carried the whole layer.
+    let uploads: Vec<_> = registry.routed_requests().into_iter().filter(|request| request.path.contains("/blobs/uploads")).collect();
+    assert!(uploads.iter().any(|request| request.method == "PATCH" && request.user_agent.starts_with("docker")), "{uploads:?}");
+    for request in &uploads {
+        assert_eq!(request.function, "uploads", "{request}");
+        assert!(request.status < 400, "{request}");
+    }
+    registry.assert_blob_downloads_redirected("docker", "uploads/big", &layers);
+}
+
+#[test]
+fn docker_pushes_big_layers_through_the_upload_service() {
+    RegistryKind::AwsFunctions.run(docker_pushes_a_big_layer_through_the_upload_service);
+}
+
+fn uploads_on_lambda_take_chunks_only(kind: RegistryKind) {
+    let registry = Registry::start_deployed(kind, UploadService::Lambda, &[]);
+    let layout = OciLayout::new();
+    let image = layout.add_big_image("big", BIG_LAYER_BYTES);
+    let dockerd = Dockerd::start();
+    dockerd.load(&image, "berth-test/big:v1");
+    docker_login(&dockerd, &registry);
+    let reference = registry.image_ref("lambda/big", "v1");
+    run(dockerd.docker().args(["tag", "berth-test/big:v1", &reference]));
+    let refused = run_failing(dockerd.docker().args(["push", &reference]));
+    let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr)).to_lowercase();
+    assert!(said.contains("size invalid") && said.contains("exceeds the limit of 4500000 bytes"), "docker shows the registry's refusal: {said}");
+    assert_eq!(registry.manifest_status("lambda/big", "v1"), StatusCode::NOT_FOUND, "nothing half-pushed is visible");
+
+    // A chunking client: PATCHes of at most OCI-Chunk-Max-Length with Content-Range, then the closing PUT.
+    let layer = image.layers.iter().map(|digest| image.blob(digest)).max_by_key(Vec::len).unwrap();
+    let digest = sha256_digest(&layer);
+    let started = registry.request(Method::POST, "/v2/lambda/chunked/blobs/uploads/").send().unwrap();
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let most: usize = started.headers()["oci-chunk-max-length"].to_str().unwrap().parse().unwrap();
+    assert!(most < layer.len(), "the layer needs several chunks ({most} a chunk)");
+    let mut location = started.headers()["location"].to_str().unwrap().to_owned();
+    for (index, chunk) in layer.chunks(most).enumerate() {
+        let first = index * most;
+        let range = format!("{first}-{}", first + chunk.len() - 1);
+        let patched = registry
+            .request(Method::PATCH, &location)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", &range)
+            .body(chunk.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(patched.status(), StatusCode::ACCEPTED, "chunk {range}");
+        location = patched.headers()["location"].to_str().unwrap().to_owned();
+    }
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let closed = registry.request(Method::PUT, &format!("{location}{separator}digest={digest}")).send().unwrap();
+    assert_eq!(closed.status(), StatusCode::CREATED);
+    assert_eq!(registry.blob("lambda/chunked", &digest), layer);
+    for request in registry.routed_requests().iter().filter(|request| request.path.contains("/blobs/uploads")) {
+        assert_eq!(request.function, "blobs", "with UploadService=Lambda uploads go to the blobs function: {request}");
+    }
+}
+
+#[test]
+fn uploads_on_lambda_refuse_docker_clearly_and_take_chunks() {
+    RegistryKind::AwsFunctions.run(uploads_on_lambda_take_chunks_only);
+}
