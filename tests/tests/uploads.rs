@@ -6,26 +6,29 @@
 
 use berth_tests::dockerd::Dockerd;
 use berth_tests::router::UploadService;
-use berth_tests::{OciLayout, Registry, RegistryKind, run, run_failing, run_with_stdin, sha256_digest, stdout_of};
+use berth_tests::{OciImage, OciLayout, Registry, RegistryKind, run, run_failing, run_with_stdin, sha256_digest, stdout_of};
 use reqwest::{Method, StatusCode};
 
 /// Lambda's cap is 4.5 MB a request; this is well over it, and more than one S3 part.
 const BIG_LAYER_BYTES: usize = 24 << 20;
 
-fn docker_login(dockerd: &Dockerd, registry: &Registry) {
-    let owner = registry.owner().expect("Berth makes an owner");
-    run_with_stdin(dockerd.docker().args(["login", registry.host(), "-u", &owner.username, "--password-stdin"]), owner.password.as_bytes());
-}
-
-fn docker_pushes_a_big_layer_through_the_upload_service(kind: RegistryKind) {
-    let registry = Registry::start(kind);
+/// An image with a big layer, loaded into a fresh dockerd logged in to `registry` as its owner and tagged
+/// `<registry>/<repo>:v1` (also `berth-test/big:v1`); the layout lives as long as the test holds it.
+fn docker_with_big_image(registry: &Registry, repo: &str) -> (OciLayout, OciImage, Dockerd, String) {
     let layout = OciLayout::new();
     let image = layout.add_big_image("big", BIG_LAYER_BYTES);
     let dockerd = Dockerd::start();
     dockerd.load(&image, "berth-test/big:v1");
-    docker_login(&dockerd, &registry);
-    let reference = registry.image_ref("uploads/big", "v1");
+    let owner = registry.owner().expect("Berth makes an owner");
+    run_with_stdin(dockerd.docker().args(["login", registry.host(), "-u", &owner.username, "--password-stdin"]), owner.password.as_bytes());
+    let reference = registry.image_ref(repo, "v1");
     run(dockerd.docker().args(["tag", "berth-test/big:v1", &reference]));
+    (layout, image, dockerd, reference)
+}
+
+fn docker_pushes_a_big_layer_through_the_upload_service(kind: RegistryKind) {
+    let registry = Registry::start(kind);
+    let (_layout, image, dockerd, reference) = docker_with_big_image(&registry, "uploads/big");
     run(dockerd.docker().args(["push", &reference]));
 
     let stored = registry.manifest("uploads/big", "v1");
@@ -59,13 +62,7 @@ fn docker_pushes_big_layers_through_the_upload_service() {
 
 fn uploads_on_lambda_take_chunks_only(kind: RegistryKind) {
     let registry = Registry::start_deployed(kind, UploadService::Lambda, &[]);
-    let layout = OciLayout::new();
-    let image = layout.add_big_image("big", BIG_LAYER_BYTES);
-    let dockerd = Dockerd::start();
-    dockerd.load(&image, "berth-test/big:v1");
-    docker_login(&dockerd, &registry);
-    let reference = registry.image_ref("lambda/big", "v1");
-    run(dockerd.docker().args(["tag", "berth-test/big:v1", &reference]));
+    let (_layout, image, dockerd, reference) = docker_with_big_image(&registry, "lambda/big");
     let refused = run_failing(dockerd.docker().args(["push", &reference]));
     let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr)).to_lowercase();
     assert!(said.contains("size invalid") && said.contains("exceeds the limit of 4500000 bytes"), "docker shows the registry's refusal: {said}");
