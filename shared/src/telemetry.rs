@@ -18,14 +18,22 @@ pub struct Calls {
     pub signed: std::collections::BTreeSet<signed::Signed>,
 }
 
-/// Runs `request`, recording the backend calls made on its task.
+/// Runs `request`, recording the backend calls made on its task. Counts roll up: a scope inside another (a request
+/// inside a test that counts several) adds its calls to the outer one too.
 pub async fn count_backend_calls<T>(request: impl Future<Output = T>) -> (T, Calls) {
-    CALLS
+    let (output, calls) = CALLS
         .scope(RefCell::new(Calls::default()), async {
             let output = request.await;
             (output, CALLS.with(RefCell::take))
         })
-        .await
+        .await;
+    let _ = CALLS.try_with(|outer| {
+        let mut outer = outer.borrow_mut();
+        for (operation, count) in &calls.sent {
+            *outer.sent.entry(operation.clone()).or_default() += count;
+        }
+    });
+    (output, calls)
 }
 
 /// Records one call to operation `name` (built only when counted).

@@ -1124,6 +1124,33 @@ async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
 
 /// Hundreds of idle and trickling connections neither stop the registry from serving others nor stay open past the
 /// header timeout.
+/// What pulls cost on AWS: one backend call per request (a manifest by tag or digest from its item, its bytes kept
+/// inline; a blob from its link's item and a presign made locally), so a docker pull of an image with N layers costs
+/// N + 3 calls besides its token request (the manifest by tag, by digest, the config and the layers).
+#[tokio::test]
+async fn pulls_cost_one_aws_call_per_request() {
+    let api = Api::new(Store::Aws).await;
+    let manifest = api.push_image("calls/app", "v1", b"layer bytes").await;
+    let digest = sha256(&manifest);
+    let layer = sha256(b"layer bytes");
+    let requests = [
+        (Method::GET, "/v2/calls/app/manifests/v1".to_owned()),
+        (Method::HEAD, "/v2/calls/app/manifests/v1".to_owned()),
+        (Method::GET, format!("/v2/calls/app/manifests/{digest}")),
+        (Method::GET, format!("/v2/calls/app/blobs/{layer}")),
+        (Method::HEAD, format!("/v2/calls/app/blobs/{layer}")),
+    ];
+    let accept = [("accept", OCI_MANIFEST)];
+    for (method, path) in requests {
+        let (reply, calls) = berth::telemetry::count_backend_calls(api.send(method.clone(), &path, &accept, Body::empty())).await;
+        assert!(reply.status.is_success(), "{method} {path}: {}", reply.status);
+        if method == Method::GET && path.contains("/manifests/") {
+            assert_eq!(reply.body, manifest, "{method} {path}");
+        }
+        assert_eq!(calls.sent.values().sum::<u32>(), 1, "{method} {path} made {:?}", calls.sent);
+    }
+}
+
 /// A stopping server (the upload service's task on SIGTERM) takes no new connection but lets an upload in flight
 /// finish within its drain time: the client's last bytes arrive after the stop and the upload still answers 202.
 #[tokio::test]

@@ -88,8 +88,8 @@ impl Manifests {
             annotations: annotations.filter(|_| indexable),
             pushed_at: unix_millis(),
         };
-        self.store.put(&digest, bytes).await?;
-        self.index.put_manifest(repository, &record, tag).await?;
+        self.store.put(&digest, bytes.clone()).await?;
+        self.index.put_manifest(repository, &record, tag, &bytes).await?;
         self.events
             .publish(RegistryEvent::ManifestPushed {
                 repository: repository.clone(),
@@ -110,9 +110,13 @@ impl Manifests {
         found.ok_or_else(|| Error::ManifestUnknown(reference.to_string()))
     }
 
+    /// The manifest and its bytes: from the index alone when it keeps them inline, else from the blob store.
     pub async fn get(&self, repository: &RepositoryName, reference: &Reference) -> Result<StoredManifest, Error> {
-        let record = self.record(repository, reference).await?;
-        let bytes = self.store.get(&record.digest).await?;
+        let (record, inline) = self.index.manifest_content(repository, reference).await?.ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
+        let bytes = match inline {
+            Some(bytes) => bytes,
+            None => self.store.get(&record.digest).await?,
+        };
         Ok(StoredManifest { record, bytes })
     }
 

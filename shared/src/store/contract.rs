@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::{BlobStore, ByteRange, ByteStream, ManifestRecord, MetadataStore, PageRequest, StoreError, UploadSession};
-use crate::oci::{Algorithm, Digest, DigestHasher, RepositoryName, Tag};
+use crate::oci::{Algorithm, Digest, DigestHasher, Reference, RepositoryName, Tag};
 
 pub(crate) struct Stores {
     pub blobs: Arc<dyn BlobStore>,
@@ -217,19 +217,29 @@ async fn linking_a_blob_closes_its_upload(stores: &Stores) {
     assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), None);
 }
 
+/// What the contract's manifests "are": the index never parses them.
+const MANIFEST_BYTES: &[u8] = b"{\"schemaVersion\":2}";
+
 async fn manifests_tags_and_referrers(stores: &Stores) {
     let name = repo("contract/manifests");
     let image = record(b"image", None, None);
     let sbom = record(b"sbom", Some(&image.digest), Some("application/spdx+json"));
     let signature = record(b"signature", Some(&image.digest), Some("application/vnd.dev.sigstore"));
-    stores.metadata.put_manifest(&name, &image, Some(&tag("v1"))).await.unwrap();
-    stores.metadata.put_manifest(&name, &sbom, None).await.unwrap();
-    stores.metadata.put_manifest(&name, &signature, Some(&tag("sig"))).await.unwrap();
+    stores.metadata.put_manifest(&name, &image, Some(&tag("v1")), MANIFEST_BYTES).await.unwrap();
+    stores.metadata.put_manifest(&name, &sbom, None, MANIFEST_BYTES).await.unwrap();
+    stores.metadata.put_manifest(&name, &signature, Some(&tag("sig")), MANIFEST_BYTES).await.unwrap();
 
     assert_eq!(tag_target(stores, &name, &tag("v1")).await.unwrap(), Some(image.digest.clone()));
     assert_eq!(stores.metadata.manifest(&name, &image.digest).await.unwrap(), Some(image.clone()));
     assert_eq!(stores.metadata.manifest(&repo("contract/other"), &image.digest).await.unwrap(), None);
     assert_eq!(stores.metadata.tagged_manifest(&name, &tag("v1")).await.unwrap(), Some(image.clone()), "a tag yields its whole record");
+    // Where the index keeps the bytes inline, they are exactly those it was given, by tag and by digest.
+    for reference in [Reference::Tag(tag("v1")), Reference::Digest(image.digest.clone())] {
+        let (found, inline) = stores.metadata.manifest_content(&name, &reference).await.unwrap().expect("the manifest is there");
+        assert_eq!(found, image);
+        assert!(inline.is_none_or(|bytes| bytes.as_ref() == MANIFEST_BYTES), "{reference:?}");
+    }
+    assert!(stores.metadata.manifest_content(&name, &Reference::Tag(tag("absent"))).await.unwrap().is_none());
     let absent = Digest::of(Algorithm::Sha256, b"absent");
     assert_eq!(
         stores.metadata.missing_manifests(&name, &[image.digest.clone(), absent.clone(), sbom.digest.clone()]).await.unwrap(),
@@ -241,7 +251,7 @@ async fn manifests_tags_and_referrers(stores: &Stores) {
     assert_eq!(referrers, expected, "referrers come whole, in digest order");
 
     // Moving a tag points it at the new manifest and leaves the old one in place.
-    stores.metadata.put_manifest(&name, &sbom, Some(&tag("v1"))).await.unwrap();
+    stores.metadata.put_manifest(&name, &sbom, Some(&tag("v1")), MANIFEST_BYTES).await.unwrap();
     assert_eq!(tag_target(stores, &name, &tag("v1")).await.unwrap(), Some(sbom.digest.clone()));
     assert!(stores.metadata.manifest(&name, &image.digest).await.unwrap().is_some());
 
@@ -273,7 +283,7 @@ async fn listings_page_in_lexical_order(stores: &Stores) {
     let name = repo("contract/paging");
     let image = record(b"paged", None, None);
     for tag_name in ["b", "a", "c", "a1"] {
-        stores.metadata.put_manifest(&name, &image, Some(&tag(tag_name))).await.unwrap();
+        stores.metadata.put_manifest(&name, &image, Some(&tag(tag_name)), MANIFEST_BYTES).await.unwrap();
     }
     let names = |tags: Vec<Tag>| tags.iter().map(ToString::to_string).collect::<Vec<_>>();
     assert_eq!(names(stores.metadata.list_tags(&name, &page(10, None)).await.unwrap()), ["a", "a1", "b", "c"]);
@@ -282,7 +292,7 @@ async fn listings_page_in_lexical_order(stores: &Stores) {
     assert!(stores.metadata.list_tags(&name, &page(2, Some("c"))).await.unwrap().is_empty());
 
     // Other repositories whose names share the prefix stay out of the listing.
-    stores.metadata.put_manifest(&repo("contract/paging-other"), &image, Some(&tag("zz"))).await.unwrap();
+    stores.metadata.put_manifest(&repo("contract/paging-other"), &image, Some(&tag("zz")), MANIFEST_BYTES).await.unwrap();
     assert_eq!(names(stores.metadata.list_tags(&name, &page(10, Some("b"))).await.unwrap()), ["c"]);
 
     let all = stores.metadata.catalog(&page(1000, None)).await.unwrap();
@@ -307,21 +317,21 @@ fn in_digest_order<'a>(records: impl IntoIterator<Item = &'a ManifestRecord>) ->
 async fn manifest_and_referrer_listings_page_in_digest_order(stores: &Stores) {
     let name = repo("contract/listing");
     let image = record(b"listed image", None, None);
-    stores.metadata.put_manifest(&name, &image, Some(&tag("latest"))).await.unwrap();
+    stores.metadata.put_manifest(&name, &image, Some(&tag("latest")), MANIFEST_BYTES).await.unwrap();
     let (sbom, signature) = ("application/spdx+json", "application/vnd.dev.sigstore");
     let referrers: Vec<ManifestRecord> = (0..9)
         .map(|index| record(format!("referrer {index}").as_bytes(), Some(&image.digest), [Some(sbom), Some(signature), None][index % 3]))
         .collect();
     for (index, referrer) in referrers.iter().enumerate() {
-        stores.metadata.put_manifest(&name, referrer, Some(&tag(&format!("r{index}")))).await.unwrap();
+        stores.metadata.put_manifest(&name, referrer, Some(&tag(&format!("r{index}"))), MANIFEST_BYTES).await.unwrap();
     }
-    stores.metadata.put_manifest(&name, &referrers[0], Some(&tag("again"))).await.unwrap();
+    stores.metadata.put_manifest(&name, &referrers[0], Some(&tag("again")), MANIFEST_BYTES).await.unwrap();
     // Referrers of another subject, and of this subject in a repository whose name extends this one's, stay out.
     let of_another_subject = record(b"of another subject", Some(&referrers[1].digest), Some(sbom));
-    stores.metadata.put_manifest(&name, &of_another_subject, None).await.unwrap();
+    stores.metadata.put_manifest(&name, &of_another_subject, None, MANIFEST_BYTES).await.unwrap();
     stores
         .metadata
-        .put_manifest(&repo("contract/listing-other"), &record(b"elsewhere", Some(&image.digest), Some(sbom)), None)
+        .put_manifest(&repo("contract/listing-other"), &record(b"elsewhere", Some(&image.digest), Some(sbom)), None, MANIFEST_BYTES)
         .await
         .unwrap();
 
@@ -367,7 +377,7 @@ async fn deleting_a_repository_removes_everything_it_held(stores: &Stores) {
     let digest = Digest::of(Algorithm::Sha256, b"doomed-layer");
     for name in [&doomed, &kept] {
         stores.metadata.link_blob(name, &digest, 12, None).await.unwrap();
-        stores.metadata.put_manifest(name, &image, Some(&tag("v1"))).await.unwrap();
+        stores.metadata.put_manifest(name, &image, Some(&tag("v1")), MANIFEST_BYTES).await.unwrap();
     }
     assert!(stores.metadata.delete_repository(&doomed).await.unwrap());
     assert!(!stores.metadata.delete_repository(&doomed).await.unwrap());

@@ -10,6 +10,8 @@ use aws_sdk_dynamodb::{
     operation::transact_write_items::TransactWriteItemsError,
     types::{AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, WriteRequest},
 };
+use aws_sdk_dynamodb::primitives::Blob;
+use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
@@ -17,7 +19,13 @@ use super::{
     UploadSession, UploadSessions,
     layout::dynamo::{self as keys, EXPIRES_AT, PK, SK},
 };
-use crate::oci::{Digest, RepositoryName, Tag};
+use crate::oci::{Digest, Reference, RepositoryName, Tag};
+
+/// Manifests up to this size are kept in their manifest and tag items as well as in S3 (a consistent read of a
+/// 16 KiB item costs 4 read units); nearly every image manifest and index is a few KiB.
+pub const INLINE_MANIFEST_BYTES: usize = 16 * 1024;
+/// The attribute holding a manifest's inline bytes.
+const CONTENT: &str = "content";
 
 /// DynamoDB's limits on items per BatchWriteItem and keys per BatchGetItem.
 const BATCH_WRITE_LIMIT: usize = 25;
@@ -456,15 +464,18 @@ impl BlobIndex for DynamoMetadata {
 
 #[async_trait]
 impl ManifestIndex for DynamoMetadata {
-    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError> {
+    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>, content: &[u8]) -> Result<(), StoreError> {
         self.list_in_catalog(repository).await?;
         let pk = keys::repository_pk(repository);
-        let mut items = vec![put(&self.table, item(pk.clone(), keys::manifest_sk(&record.digest), [("record", to_json(record))]))];
+        // Small manifests (nearly all) ride in their manifest and tag items, so a pull by tag or digest is one read.
+        let inline = (content.len() <= INLINE_MANIFEST_BYTES).then(|| (CONTENT, AttributeValue::B(Blob::new(content))));
+        let mut items = vec![put(
+            &self.table,
+            item(pk.clone(), keys::manifest_sk(&record.digest), [("record", to_json(record))].into_iter().chain(inline.clone())),
+        )];
         if let Some(tag) = tag {
-            items.push(put(
-                &self.table,
-                item(pk.clone(), keys::tag_sk(tag), [("digest", text(record.digest.to_string())), ("record", to_json(record))]),
-            ));
+            let attributes = [("digest", text(record.digest.to_string())), ("record", to_json(record))].into_iter().chain(inline);
+            items.push(put(&self.table, item(pk.clone(), keys::tag_sk(tag), attributes)));
         }
         if let Some(subject) = &record.subject {
             // The referrer entry carries the record and its artifact type, so a page of referrers, filtered or not, is
@@ -483,6 +494,21 @@ impl ManifestIndex for DynamoMetadata {
     async fn tagged_manifest(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>, StoreError> {
         // The tag item carries its manifest's record, so a pull by tag starts with one read.
         self.get(keys::repository_pk(repository), keys::tag_sk(tag)).await?.map(|item| json_of(&item, "record")).transpose()
+    }
+
+    async fn manifest_content(&self, repository: &RepositoryName, reference: &Reference) -> Result<Option<(ManifestRecord, Option<Bytes>)>, StoreError> {
+        let sk = match reference {
+            Reference::Digest(digest) => keys::manifest_sk(digest),
+            Reference::Tag(tag) => keys::tag_sk(tag),
+        };
+        let Some(item) = self.get(keys::repository_pk(repository), sk).await? else {
+            return Ok(None);
+        };
+        let content = match item.get(CONTENT) {
+            Some(AttributeValue::B(blob)) => Some(Bytes::copy_from_slice(blob.as_ref())),
+            _ => None,
+        };
+        Ok(Some((json_of(&item, "record")?, content)))
     }
 
     async fn missing_manifests(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {

@@ -300,7 +300,8 @@ impl BlobIndex for EmbeddedMetadata {
 
 #[async_trait]
 impl ManifestIndex for EmbeddedMetadata {
-    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError> {
+    /// The bytes are on the local filesystem, as cheap to read as the database: nothing is kept inline.
+    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>, _content: &[u8]) -> Result<(), StoreError> {
         let (repository, digest, encoded) = (repository.to_string(), record.digest.to_string(), encode(record));
         let (tag, subject) = (tag.map(Tag::to_string), record.subject.as_ref().map(Digest::to_string));
         self.write(move |txn| {

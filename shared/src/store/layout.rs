@@ -30,9 +30,9 @@
 //! pk              sk                            attributes
 //! REPOS           <repo>                        -                              catalog
 //! REPO#<repo>     BLOB#<digest>                 size                           blob link
-//! REPO#<repo>     MANIFEST#<digest>             record (JSON)
+//! REPO#<repo>     MANIFEST#<digest>             record (JSON), content             content: the bytes when ≤ 16 KiB
 //! REPO#<repo>     REFERRER#<subject>#<digest>   record (JSON), artifact_type   referrer entry; artifact_type if it has one
-//! REPO#<repo>     TAG#<tag>                     digest, record (JSON)
+//! REPO#<repo>     TAG#<tag>                     digest, record (JSON), content     (so a pull by tag is one read)
 //! UPLOAD#<id>     UPLOAD                        session (JSON), size, expires_at (TTL, epoch seconds)
 //! IDENTITY#<kind> <key>                         record (JSON)                  identity record (identity/directory.rs)
 //! COUNTER#<name>  COUNTER                       count, expires_at (TTL)        shared counter (failed logins per window)

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::oci::{Descriptor, Digest, RepositoryName, Tag};
+use crate::oci::{Descriptor, Digest, Reference, RepositoryName, Tag};
 
 /// How long an upload session lives after its last request: later requests find it unknown, and each backend removes
 /// it and its bytes (DynamoDB's TTL, `berth serve`'s sweeper).
@@ -244,11 +244,21 @@ pub trait BlobIndex: Send + Sync {
 /// Manifests, tags, referrers and the repository catalog.
 #[async_trait]
 pub trait ManifestIndex: Send + Sync {
-    /// Records a manifest (its bytes already stored) and points `tag` at it, in one transaction.
-    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>) -> Result<(), StoreError>;
+    /// Records a manifest (its bytes already stored, and given as `content` for an index that keeps small ones
+    /// inline) and points `tag` at it, in one transaction.
+    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>, content: &[u8]) -> Result<(), StoreError>;
     async fn manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError>;
     /// The manifest `tag` points at, in one lookup where the backend can (a pull starts here).
     async fn tagged_manifest(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>, StoreError>;
+    /// The manifest `reference` names, with its bytes when the index keeps them inline (DynamoDB keeps small
+    /// manifests in their items, so a pull reads one item); without them, they are read from the blob store.
+    async fn manifest_content(&self, repository: &RepositoryName, reference: &Reference) -> Result<Option<(ManifestRecord, Option<Bytes>)>, StoreError> {
+        let record = match reference {
+            Reference::Digest(digest) => self.manifest(repository, digest).await?,
+            Reference::Tag(tag) => self.tagged_manifest(repository, tag).await?,
+        };
+        Ok(record.map(|record| (record, None)))
+    }
     /// Which of `digests` are not manifests of `repository` (an index's children), in one round trip where possible.
     async fn missing_manifests(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError>;
     /// Removes a manifest, every tag pointing at it and its referrer entry; `false` when it was not there.
