@@ -1124,6 +1124,34 @@ async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
 
 /// Hundreds of idle and trickling connections neither stop the registry from serving others nor stay open past the
 /// header timeout.
+/// A client that sends a whole blob before it authenticates (oras-py) gets its 401 and keeps its connection: the
+/// refused body is read to its end, so a proxy in front (nginx, CloudFront) passes the 401 on instead of a 502.
+#[tokio::test]
+async fn a_challenged_upload_body_is_drained_and_the_connection_kept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = Api::new(Store::Embedded).await;
+    let location = api.start_upload("drained/app").await;
+    let addr = api.listen().await;
+    let body = vec![7u8; 12 << 20];
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("PUT {location}?digest={} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n", sha256(&body), body.len());
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body).await.unwrap();
+    socket.write_all(format!("GET /v2/ HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answers = String::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buffer = [0u8; 4096];
+        while answers.matches("HTTP/1.1 401").count() < 2 {
+            let read = socket.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "the connection closed after: {answers}");
+            answers.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "two answers on one connection: {answers}");
+    assert!(!answers.to_ascii_lowercase().contains("connection: close"), "{answers}");
+}
+
 /// What pulls cost on AWS: one backend call per request (a manifest by tag or digest from its item, its bytes kept
 /// inline; a blob from its link's item and a presign made locally), so a docker pull of an image with N layers costs
 /// N + 3 calls besides its token request (the manifest by tag, by digest, the config and the layers).

@@ -1,9 +1,11 @@
 //! Real-sized layers through the AWS deployment's routing. With the upload service (the template's default
 //! `UploadService=Container`), docker pushes a layer far over Lambda's request cap as its one streamed PATCH, every
-//! upload request went to the upload service, and the pull gets the same image back through presigned redirects.
+//! upload request went to the upload service, and the pull gets the same image back through presigned redirects;
+//! skopeo and podman (one PATCH, 201 required), containerd (`ctr`, one PUT) and oras push big layers the same way.
 //! With `UploadService=Lambda`, docker's push fails with the registry's 413 naming the limit, while a client that
 //! uploads in chunks no larger than `OCI-Chunk-Max-Length` succeeds.
 
+use berth_tests::clients::{Storage, python, skopeo, support_file};
 use berth_tests::dockerd::Dockerd;
 use berth_tests::router::UploadService;
 use berth_tests::{OciImage, OciLayout, Registry, RegistryKind, run, run_failing, run_with_stdin, sha256_digest, stdout_of};
@@ -58,6 +60,73 @@ fn docker_pushes_a_big_layer_through_the_upload_service(kind: RegistryKind) {
 #[test]
 fn docker_pushes_big_layers_through_the_upload_service() {
     RegistryKind::AwsFunctions.run(docker_pushes_a_big_layer_through_the_upload_service);
+}
+
+/// `repo:v1` is `image` (its config) with a layer over [`BIG_LAYER_BYTES`], held byte for byte under its digest
+/// (podman recompresses layers, so their digests are the registry's to check, not the layout's).
+fn assert_holds_big_layer(registry: &Registry, repo: &str, image: &OciImage) {
+    let stored = registry.manifest(repo, "v1");
+    assert_eq!(stored.json["config"]["digest"], image.config_digest, "{repo}");
+    let layers = stored.json["layers"].as_array().unwrap();
+    let biggest = layers.iter().max_by_key(|layer| layer["size"].as_u64().unwrap()).unwrap();
+    let digest = biggest["digest"].as_str().unwrap();
+    let bytes = registry.blob(repo, digest);
+    assert!(bytes.len() > BIG_LAYER_BYTES, "{repo}: {} bytes", bytes.len());
+    assert_eq!(sha256_digest(&bytes), digest, "{repo}");
+}
+
+fn every_client_pushes_big_layers_through_the_upload_service(kind: RegistryKind) {
+    let registry = Registry::start(kind);
+    let layout = OciLayout::new();
+    let clients = ["skopeo", "podman", "containerd", "oras"];
+    let images: Vec<OciImage> = clients.iter().map(|client| layout.add_big_image(client, BIG_LAYER_BYTES)).collect();
+
+    run(skopeo().args(["copy", "--dest-tls-verify=false"]).arg(images[0].oci_ref()).arg(registry.docker_ref("uploads/skopeo", "v1")));
+    assert_holds_big_layer(&registry, "uploads/skopeo", &images[0]);
+
+    let storage = Storage::new();
+    run(storage.podman().args(["pull", "-q"]).arg(images[1].oci_ref()));
+    let podman_ref = registry.image_ref("uploads/podman", "v1");
+    run(storage.podman().args(["tag", images[1].config_digest.trim_start_matches("sha256:"), &podman_ref]));
+    run(storage.podman().args(["push", "--tls-verify=false", &podman_ref]));
+    assert_holds_big_layer(&registry, "uploads/podman", &images[1]);
+
+    // containerd imports an OCI archive (no source registry to mount from) and pushes each blob as one PUT.
+    let dockerd = Dockerd::start();
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("image.tar");
+    let containerd_ref = registry.image_ref("uploads/containerd", "v1");
+    run(skopeo().arg("copy").arg(images[2].oci_ref()).arg(format!("oci-archive:{}:{containerd_ref}", archive.display())));
+    run(dockerd.ctr().args(["images", "import"]).arg(&archive));
+    let user = registry.owner().expect("an owner").pair();
+    run(dockerd.ctr().args(["images", "push", "--plain-http", "--user", &user, &containerd_ref]));
+    assert_holds_big_layer(&registry, "uploads/containerd", &images[2]);
+
+    let file = work.path().join("big.bin");
+    let contents = images[3].layers.iter().map(|digest| images[3].blob(digest)).max_by_key(Vec::len).unwrap();
+    std::fs::write(&file, &contents).unwrap();
+    let owner = registry.owner().unwrap();
+    let mut oras = python();
+    oras.env("ORAS_USERNAME", &owner.username).env("ORAS_PASSWORD", &owner.password);
+    run(oras.arg(support_file("oras_client.py")).args(["push", registry.host(), "uploads/oras:v1", file.to_str().unwrap()]));
+    let pushed = registry.manifest("uploads/oras", "v1");
+    assert_eq!(pushed.json["layers"][0]["digest"], sha256_digest(&contents));
+    assert_eq!(registry.blob("uploads/oras", &sha256_digest(&contents)), contents);
+
+    let uploads: Vec<_> = registry.routed_requests().into_iter().filter(|request| request.path.contains("/blobs/uploads")).collect();
+    for agent in ["skopeo", "containers/", "containerd/", "python"] {
+        assert!(uploads.iter().any(|request| request.user_agent.contains(agent)), "no upload by {agent}: {uploads:?}");
+    }
+    for request in &uploads {
+        assert_eq!(request.function, "uploads", "{request}");
+        // oras-py sends each request without a token first: the challenge is part of its flow.
+        assert!(request.status < 400 || request.status == 401, "{request}");
+    }
+}
+
+#[test]
+fn skopeo_podman_containerd_and_oras_push_big_layers_through_the_upload_service() {
+    RegistryKind::AwsFunctions.run(every_client_pushes_big_layers_through_the_upload_service);
 }
 
 fn uploads_on_lambda_take_chunks_only(kind: RegistryKind) {

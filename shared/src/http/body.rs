@@ -23,9 +23,12 @@ use http_body::{Frame, SizeHint};
 
 /// How long a request body may send nothing before the request fails.
 pub(super) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The most a reply waits to read of what is left: a chunk Lambda can carry, with room to spare.
-const DRAIN_LIMIT: usize = 8 << 20;
-/// How long a reply waits for the rest of a body, so a stalled client cannot hold it.
+/// The most a reply reads of what is left. Some clients send a whole blob before they authenticate (oras-py PUTs
+/// it, gets the 401, then sends it again with a token): a reply that closes the connection mid-body reaches them as
+/// a proxy's 502 (nginx, CloudFront) instead of the 401, so the upload service reads on, within [`DRAIN_TIMEOUT`],
+/// which is what bounds a caller that sends and sends.
+const DRAIN_LIMIT: usize = 1 << 30;
+/// How long a reply waits for the rest of a body, so a stalled or endless client cannot hold it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a request body the handler dropped unfinished comes back to.

@@ -137,17 +137,21 @@ async fn dispatch(State(services): State<Services>, request: Request) -> Respons
     let endpoint = routes::parse(&parts.method, parts.uri.path());
     let function = endpoint.as_ref().ok().map(routes::Endpoint::function);
     let bypassed = !services.origin_secrets.is_empty() && !from_the_edge(&parts, &services.origin_secrets);
+    let mut body = Some(body);
     let served = match endpoint {
         _ if bypassed => Err(Error::Denied("requests must come through the registry's endpoint, not the function URL".to_owned())),
         Ok(endpoint) => match auth::authorize(&services.gate, &endpoint, &call).await {
             Ok(granted) => {
                 call.granted = granted;
-                serve(&services, endpoint, &call, body).await
+                serve(&services, endpoint, &call, body.take().expect("the body is still here")).await
             }
             Err(challenge) => Ok(challenge),
         },
         Err(error) => Err(error),
     };
+    // A refusal before any handler (a challenge, an unknown path) leaves the whole body: it goes to be drained, so
+    // a client still sending gets the answer instead of a reset (a 502 from any proxy in front).
+    drop(body);
     let mut response = served.unwrap_or_else(IntoResponse::into_response);
     // For the request log, which runs outside the routing.
     if let Some(function) = function {
