@@ -1124,6 +1124,47 @@ async fn large_blobs_in_one_stream_and_in_chunks(store: Store) {
 
 /// Hundreds of idle and trickling connections neither stop the registry from serving others nor stay open past the
 /// header timeout.
+/// A blob of more than one S3 part stays where its multipart upload completed: the closing request copies nothing
+/// but its tail (less than a part), the link names the key and downloads are presigned for it. Two uploads of the
+/// same digest closed at once (two repositories) leave one object, which both repositories serve.
+#[tokio::test]
+async fn big_blobs_are_completed_in_place_and_stored_once() {
+    let api = Api::new(Store::Aws).await;
+    let content: Vec<u8> = (0..(11u32 << 20)).map(|index| (index % 253) as u8).collect();
+    let digest = sha256(&content);
+    let mut locations = Vec::new();
+    for name in ["big/a", "big/b"] {
+        let location = api.start_upload(name).await;
+        let patched = api.send(Method::PATCH, &location, &[("content-type", "application/octet-stream")], content.clone()).await;
+        assert_eq!(patched.status, StatusCode::ACCEPTED);
+        locations.push(patched.header("location").to_owned());
+    }
+    let close = |location: &String| {
+        let path = format!("{location}?digest={digest}");
+        let api = &api;
+        async move { berth::telemetry::count_backend_calls(api.send(Method::PUT, &path, &[], Body::empty())).await }
+    };
+    let ((first, first_calls), (second, second_calls)) = tokio::join!(close(&locations[0]), close(&locations[1]));
+    assert_eq!((first.status, second.status), (StatusCode::CREATED, StatusCode::CREATED));
+    for calls in [&first_calls, &second_calls] {
+        assert_eq!(calls.sent.get("S3.CopyObject"), None, "no blob is copied: {:?}", calls.sent);
+        assert!(calls.sent.get("S3.UploadPartCopy").copied().unwrap_or_default() <= 1, "only the tail goes in as a part: {:?}", calls.sent);
+    }
+    let (s3, bucket) = api.bucket.as_ref().unwrap();
+    let listed = |prefix: &'static str| async move {
+        let page = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
+        page.contents.unwrap_or_default().into_iter().map(|object| object.key.unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(listed("data/").await.len(), 1, "one object for one digest");
+    assert!(listed("blobs/").await.is_empty(), "nothing was copied to the content address");
+    assert!(listed("uploads/").await.is_empty(), "no tail is left behind: {:?}", listed("uploads/").await);
+    for name in ["big/a", "big/b"] {
+        let pulled = api.get(&format!("/v2/{name}/blobs/{digest}")).await;
+        assert!(pulled.redirected, "{name}: served by a presigned redirect");
+        assert_eq!(sha256(&pulled.body), digest, "{name}");
+    }
+}
+
 /// A client that sends a whole blob before it authenticates (oras-py) gets its 401 and keeps its connection: the
 /// refused body is read to its end, so a proxy in front (nginx, CloudFront) passes the 401 on instead of a 502.
 #[tokio::test]

@@ -36,7 +36,8 @@ pub(super) async fn handle(blobs: &Blobs, endpoint: Endpoint, call: &Call<'_>, b
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>` — the blob (or the `Range` asked for, 206), or a 307 to the backend's URL.
 async fn get_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest, head: bool, call: &Call<'_>) -> Result<Response, Error> {
-    let size = blobs.size(name, digest).await?;
+    let blob = blobs.linked(name, digest).await?;
+    let size = blob.size;
     let range = match call.header(header::RANGE) {
         Some(range) if !head => parse_range(range, size)?,
         _ => None,
@@ -44,7 +45,7 @@ async fn get_blob(blobs: &Blobs, name: &RepositoryName, digest: &Digest, head: b
     let mut response = if head {
         StatusCode::OK.into_response()
     } else {
-        match blobs.download(digest, range).await? {
+        match blobs.download(digest, &blob, range).await? {
             BlobDownload::Redirect(url) => {
                 return Ok((
                     StatusCode::TEMPORARY_REDIRECT,

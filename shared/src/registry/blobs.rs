@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use crate::{
     error::Error,
     oci::{Algorithm, Digest, DigestHasher, RepositoryName},
-    store::{BlobIndex, BlobStore, ByteRange, ByteStream, StoreError, UploadLease, UploadSession, UploadSessions},
+    store::{BlobIndex, BlobStore, ByteRange, ByteStream, LinkedBlob, StoreError, UploadLease, UploadSession, UploadSessions},
 };
 
 /// How a client gets a blob's bytes.
@@ -63,18 +63,19 @@ impl Blobs {
         self.store.chunk_min_length()
     }
 
-    /// The size of a blob `repository` may read.
-    pub async fn size(&self, repository: &RepositoryName, digest: &Digest) -> Result<u64, Error> {
+    /// A blob `repository` may read: its size and where its bytes are.
+    pub async fn linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<LinkedBlob, Error> {
         self.index.linked_blob(repository, digest).await?.ok_or_else(|| Error::BlobUnknown(digest.to_string()))
     }
 
     /// The blob's bytes (or a range of them), by redirect where the backend offers one: the client sends its `Range`
     /// there too (S3 honours it), so no blob byte passes through the registry.
-    pub async fn download(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobDownload, Error> {
-        if let Some(url) = self.store.download_url(digest).await? {
+    pub async fn download(&self, digest: &Digest, blob: &LinkedBlob, range: Option<ByteRange>) -> Result<BlobDownload, Error> {
+        let key = blob.key.as_deref();
+        if let Some(url) = self.store.download_url(digest, key).await? {
             return Ok(BlobDownload::Redirect(url));
         }
-        Ok(BlobDownload::Stream(self.store.read(digest, range).await?))
+        Ok(BlobDownload::Stream(self.store.read(digest, key, range).await?))
     }
 
     /// Removes the blob from `repository`. The bytes stay while any repository links them.
@@ -84,10 +85,10 @@ impl Blobs {
 
     /// Links a blob `from` holds into `repository`; `false` when `from` does not hold it (the client then uploads).
     pub async fn mount(&self, repository: &RepositoryName, digest: &Digest, from: &RepositoryName) -> Result<bool, Error> {
-        let Some(size) = self.index.linked_blob(from, digest).await? else {
+        let Some(blob) = self.index.linked_blob(from, digest).await? else {
             return Ok(false);
         };
-        self.index.link_blob(repository, digest, size, None).await?;
+        self.index.link_blob(repository, digest, blob.size, blob.key.as_deref(), None).await?;
         Ok(true)
     }
 
@@ -131,9 +132,8 @@ impl Blobs {
         if let Some(chunk) = last_chunk {
             self.advance(&mut session, chunk).await?;
         }
-        self.verify_and_store(&mut session, digest).await?;
-        self.index.link_blob(repository, digest, session.size, Some(id)).await?;
-        Ok(())
+        let key = self.verify_and_store(&mut session, digest).await?;
+        self.link(repository, digest, session.size, key, Some(id)).await
     }
 
     /// A whole blob in one request (`POST ...?digest=`); nothing is recorded unless it verifies.
@@ -143,9 +143,22 @@ impl Blobs {
             self.store.abort_upload(&session).await?;
             return Err(error);
         }
-        self.verify_and_store(&mut session, digest).await?;
-        self.index.link_blob(repository, digest, session.size, None).await?;
-        Ok(())
+        let key = self.verify_and_store(&mut session, digest).await?;
+        self.link(repository, digest, session.size, key, None).await
+    }
+
+    /// Links a stored blob. When another upload of the same digest recorded its own key first, this upload's bytes
+    /// go and the link names that key: one digest, one object.
+    async fn link(&self, repository: &RepositoryName, digest: &Digest, size: u64, key: Option<String>, upload: Option<&str>) -> Result<(), Error> {
+        match self.index.link_blob(repository, digest, size, key.as_deref(), upload).await {
+            Err(StoreError::StoredAt(recorded)) => {
+                if let Some(own) = &key {
+                    self.store.discard(own).await?;
+                }
+                Ok(self.index.link_blob(repository, digest, size, Some(&recorded), upload).await?)
+            }
+            linked => Ok(linked?),
+        }
     }
 
     pub async fn cancel(&self, repository: &RepositoryName, id: &str) -> Result<(), Error> {
@@ -230,9 +243,9 @@ impl Blobs {
         Ok(())
     }
 
-    /// Checks the uploaded bytes against `digest` and moves them to their content address; a mismatch discards the
-    /// upload entirely.
-    async fn verify_and_store(&self, session: &mut UploadSession, digest: &Digest) -> Result<(), Error> {
+    /// Checks the uploaded bytes against `digest` and stores them (at their content address, or where they are: the
+    /// key returned); a mismatch discards the upload entirely.
+    async fn verify_and_store(&self, session: &mut UploadSession, digest: &Digest) -> Result<Option<String>, Error> {
         let actual = match digest.algorithm() {
             Algorithm::Sha256 => DigestHasher::restore(Algorithm::Sha256, &session.hash_state)
                 .ok_or_else(|| StoreError::Corrupt(format!("hash state of upload {}", session.id)))?

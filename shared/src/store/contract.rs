@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
-use super::{BlobStore, ByteRange, ByteStream, ManifestRecord, MetadataStore, PageRequest, StoreError, UploadSession};
+use super::{BlobStore, ByteRange, ByteStream, LinkedBlob, ManifestRecord, MetadataStore, PageRequest, StoreError, UploadSession};
 use crate::oci::{Algorithm, Digest, DigestHasher, Reference, RepositoryName, Tag};
 
 pub(crate) struct Stores {
@@ -106,17 +106,17 @@ async fn uploads_append_commit_and_read_back(stores: &Stores) {
     upload.size += written;
     assert_eq!(collect(stores.blobs.read_upload(&mut upload).await.unwrap()).await, b"hello world");
     let digest = Digest::of(Algorithm::Sha256, b"hello world");
-    stores.blobs.commit_upload(&upload, &digest).await.unwrap();
-    assert_eq!(collect(stores.blobs.read(&digest, None).await.unwrap()).await, b"hello world");
+    assert_eq!(stores.blobs.commit_upload(&upload, &digest).await.unwrap(), None, "a blob smaller than a part goes to its address");
+    assert_eq!(collect(stores.blobs.read(&digest, None, None).await.unwrap()).await, b"hello world");
     // A second close of the same upload (a client racing itself) finds the blob stored and must leave it intact.
     stores.blobs.commit_upload(&upload, &digest).await.unwrap();
-    assert_eq!(collect(stores.blobs.read(&digest, None).await.unwrap()).await, b"hello world");
-    assert_eq!(collect(stores.blobs.read(&digest, Some(ByteRange { first: 6, last: 9 })).await.unwrap()).await, b"worl");
+    assert_eq!(collect(stores.blobs.read(&digest, None, None).await.unwrap()).await, b"hello world");
+    assert_eq!(collect(stores.blobs.read(&digest, None, Some(ByteRange { first: 6, last: 9 })).await.unwrap()).await, b"worl");
 
     let empty = session("contract/upload");
     let empty_digest = Digest::of(Algorithm::Sha256, b"");
     stores.blobs.commit_upload(&empty, &empty_digest).await.unwrap();
-    assert_eq!(collect(stores.blobs.read(&empty_digest, None).await.unwrap()).await, b"");
+    assert_eq!(collect(stores.blobs.read(&empty_digest, None, None).await.unwrap()).await, b"");
     stores.blobs.abort_upload(&empty).await.unwrap();
 }
 
@@ -149,11 +149,12 @@ async fn large_uploads_in_uneven_chunks(stores: &Stores) {
     assert_eq!(upload.size, content.len() as u64);
     assert_eq!(collect(stores.blobs.read_upload(&mut upload).await.unwrap()).await, content, "the unfinished upload reads back whole");
     let digest = Digest::of(Algorithm::Sha256, &content);
-    stores.blobs.commit_upload(&upload, &digest).await.unwrap();
-    stores.blobs.commit_upload(&upload, &digest).await.unwrap();
-    assert_eq!(Digest::of(Algorithm::Sha256, &collect(stores.blobs.read(&digest, None).await.unwrap()).await), digest);
+    let key = stores.blobs.commit_upload(&upload, &digest).await.unwrap();
+    assert_eq!(stores.blobs.commit_upload(&upload, &digest).await.unwrap(), key, "a retried close commits the same way");
+    assert_eq!(Digest::of(Algorithm::Sha256, &collect(stores.blobs.read(&digest, key.as_deref(), None).await.unwrap()).await), digest);
     let across_parts = ByteRange { first: (5 << 20) - 10, last: (5 << 20) + 9 };
-    assert_eq!(collect(stores.blobs.read(&digest, Some(across_parts)).await.unwrap()).await, content[(5 << 20) - 10..(5 << 20) + 10]);
+    let read = stores.blobs.read(&digest, key.as_deref(), Some(across_parts)).await.unwrap();
+    assert_eq!(collect(read).await, content[(5 << 20) - 10..(5 << 20) + 10]);
 }
 
 /// A sha512 close assembles the upload to hash it; if that close fails afterwards, the session saved before it does
@@ -168,8 +169,8 @@ async fn a_close_retried_after_its_bytes_were_assembled(stores: &Stores) {
     assert_eq!(collect(stores.blobs.read_upload(&mut first_attempt).await.unwrap()).await, content);
     let digest = Digest::of(Algorithm::Sha512, &content);
     assert_eq!(collect(stores.blobs.read_upload(&mut upload.clone()).await.unwrap()).await, content, "the retry reads it again");
-    stores.blobs.commit_upload(&upload, &digest).await.unwrap();
-    assert_eq!(collect(stores.blobs.read(&digest, None).await.unwrap()).await, content);
+    let key = stores.blobs.commit_upload(&upload, &digest).await.unwrap();
+    assert_eq!(collect(stores.blobs.read(&digest, key.as_deref(), None).await.unwrap()).await, content);
 }
 
 async fn small_puts_are_content_addressed(stores: &Stores) {
@@ -177,10 +178,10 @@ async fn small_puts_are_content_addressed(stores: &Stores) {
     let digest = Digest::of(Algorithm::Sha256, &content);
     stores.blobs.put(&digest, content.clone()).await.unwrap();
     stores.blobs.put(&digest, content.clone()).await.unwrap();
-    assert_eq!(collect(stores.blobs.read(&digest, None).await.unwrap()).await, content);
+    assert_eq!(collect(stores.blobs.read(&digest, None, None).await.unwrap()).await, content);
     assert_eq!(stores.blobs.get(&digest).await.unwrap(), content);
     stores.blobs.delete(&digest).await.unwrap();
-    assert!(stores.blobs.read(&digest, None).await.is_err());
+    assert!(stores.blobs.read(&digest, None, None).await.is_err());
     stores.blobs.delete(&digest).await.unwrap();
 }
 
@@ -203,9 +204,9 @@ async fn linking_a_blob_closes_its_upload(stores: &Stores) {
     let digest = Digest::of(Algorithm::Sha256, b"linked");
     let upload = session("contract/link-a");
     stores.metadata.create_upload(&upload).await.unwrap();
-    stores.metadata.link_blob(&a, &digest, 6, Some(&upload.id)).await.unwrap();
+    stores.metadata.link_blob(&a, &digest, 6, None, Some(&upload.id)).await.unwrap();
     assert_eq!(stores.metadata.upload(&upload.id).await.unwrap(), None);
-    assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), Some(6));
+    assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), Some(LinkedBlob { size: 6, key: None }));
     assert_eq!(stores.metadata.linked_blob(&b, &digest).await.unwrap(), None, "links are per repository");
     let many: Vec<Digest> =
         (0..130).map(|index| Digest::of(Algorithm::Sha256, format!("blob {index}").as_bytes())).chain([digest.clone()]).collect();
@@ -215,6 +216,17 @@ async fn linking_a_blob_closes_its_upload(stores: &Stores) {
     assert!(stores.metadata.unlink_blob(&a, &digest).await.unwrap());
     assert!(!stores.metadata.unlink_blob(&a, &digest).await.unwrap());
     assert_eq!(stores.metadata.linked_blob(&a, &digest).await.unwrap(), None);
+
+    // A blob kept at its own key has one key in the registry: a second upload's key is refused with the first's.
+    let big = Digest::of(Algorithm::Sha256, b"kept at a key");
+    stores.metadata.link_blob(&a, &big, 13, Some("data/first"), None).await.unwrap();
+    let second = stores.metadata.link_blob(&b, &big, 13, Some("data/second"), None).await;
+    assert!(matches!(&second, Err(StoreError::StoredAt(key)) if key == "data/first"), "{second:?}");
+    assert_eq!(stores.metadata.linked_blob(&b, &big).await.unwrap(), None, "nothing was linked");
+    stores.metadata.link_blob(&b, &big, 13, Some("data/first"), None).await.unwrap();
+    let linked = LinkedBlob { size: 13, key: Some("data/first".to_owned()) };
+    assert_eq!(stores.metadata.linked_blob(&b, &big).await.unwrap(), Some(linked.clone()));
+    assert_eq!(stores.metadata.linked_blob(&a, &big).await.unwrap(), Some(linked));
 }
 
 /// What the contract's manifests "are": the index never parses them.
@@ -376,7 +388,7 @@ async fn deleting_a_repository_removes_everything_it_held(stores: &Stores) {
     let image = record(b"doomed", None, None);
     let digest = Digest::of(Algorithm::Sha256, b"doomed-layer");
     for name in [&doomed, &kept] {
-        stores.metadata.link_blob(name, &digest, 12, None).await.unwrap();
+        stores.metadata.link_blob(name, &digest, 12, None, None).await.unwrap();
         stores.metadata.put_manifest(name, &image, Some(&tag("v1")), MANIFEST_BYTES).await.unwrap();
     }
     assert!(stores.metadata.delete_repository(&doomed).await.unwrap());
@@ -385,7 +397,7 @@ async fn deleting_a_repository_removes_everything_it_held(stores: &Stores) {
     assert_eq!(stores.metadata.linked_blob(&doomed, &digest).await.unwrap(), None);
     assert_eq!(tag_target(stores, &doomed, &tag("v1")).await.unwrap(), None);
     assert_eq!(stores.metadata.manifest(&doomed, &image.digest).await.unwrap(), None);
-    assert_eq!(stores.metadata.linked_blob(&kept, &digest).await.unwrap(), Some(12));
+    assert_eq!(stores.metadata.linked_blob(&kept, &digest).await.unwrap(), Some(LinkedBlob { size: 12, key: None }));
     assert_eq!(tag_target(stores, &kept, &tag("v1")).await.unwrap(), Some(image.digest));
 }
 

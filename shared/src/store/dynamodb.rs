@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, IdentityRecords, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError, TaggedManifest,
+    BlobIndex, IdentityRecords, LinkedBlob, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError, TaggedManifest,
     UploadSession, UploadSessions,
     layout::dynamo::{self as keys, EXPIRES_AT, PK, SK},
 };
@@ -26,6 +26,8 @@ use crate::oci::{Digest, Reference, RepositoryName, Tag};
 pub const INLINE_MANIFEST_BYTES: usize = 16 * 1024;
 /// The attribute holding a manifest's inline bytes.
 const CONTENT: &str = "content";
+/// The attribute naming the S3 key of a blob that is not at its content address.
+const BLOB_KEY: &str = "key";
 
 /// DynamoDB's limits on items per BatchWriteItem and keys per BatchGetItem.
 const BATCH_WRITE_LIMIT: usize = 25;
@@ -432,8 +434,12 @@ impl UploadSessions for DynamoMetadata {
 
 #[async_trait]
 impl BlobIndex for DynamoMetadata {
-    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>, StoreError> {
-        self.get(keys::repository_pk(repository), keys::blob_sk(digest)).await?.map(|item| number_of(&item, "size")).transpose()
+    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<LinkedBlob>, StoreError> {
+        let Some(link) = self.get(keys::repository_pk(repository), keys::blob_sk(digest)).await? else {
+            return Ok(None);
+        };
+        let key = link.get(BLOB_KEY).map(|_| text_of(&link, BLOB_KEY).map(str::to_owned)).transpose()?;
+        Ok(Some(LinkedBlob { size: number_of(&link, "size")?, key }))
     }
 
     async fn missing_blobs(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
@@ -445,15 +451,43 @@ impl BlobIndex for DynamoMetadata {
         repository: &RepositoryName,
         digest: &Digest,
         size: u64,
+        blob_key: Option<&str>,
         finished_upload: Option<&str>,
     ) -> Result<(), StoreError> {
         self.list_in_catalog(repository).await?;
-        let link = item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))]);
-        match finished_upload {
-            Some(id) => {
-                self.transact(vec![put(&self.table, link), delete(&self.table, key(keys::upload_pk(id), keys::UPLOAD_SK.to_owned()))]).await
+        let key_attribute = blob_key.map(|blob_key| (BLOB_KEY, text(blob_key)));
+        let link = item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))].into_iter().chain(key_attribute.clone()));
+        if blob_key.is_none() && finished_upload.is_none() {
+            return self.put_item(link).await;
+        }
+        let mut items = vec![put(&self.table, link)];
+        if let Some(blob_key) = blob_key {
+            // One key per digest in the whole registry: the first upload to record its key wins, a racing one links that.
+            let record = item(keys::stored_blob_pk(digest), keys::STORED_BLOB_SK.to_owned(), [("size", number(size))].into_iter().chain(key_attribute));
+            let unless_recorded = TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(record))
+                        .condition_expression("attribute_not_exists(#pk) OR #key = :key")
+                        .expression_attribute_names("#pk", PK)
+                        .expression_attribute_names("#key", BLOB_KEY)
+                        .expression_attribute_values(":key", text(blob_key))
+                        .build()
+                        .expect("table and item are set"),
+                )
+                .build();
+            items.push(unless_recorded);
+        }
+        if let Some(id) = finished_upload {
+            items.push(delete(&self.table, key(keys::upload_pk(id), keys::UPLOAD_SK.to_owned())));
+        }
+        match (self.transact(items).await, blob_key) {
+            (Err(StoreError::Conflict), Some(_)) => {
+                let recorded = self.get(keys::stored_blob_pk(digest), keys::STORED_BLOB_SK.to_owned()).await?.ok_or(StoreError::Conflict)?;
+                Err(StoreError::StoredAt(text_of(&recorded, BLOB_KEY)?.to_owned()))
             }
-            None => self.put_item(link).await,
+            (written, _) => written,
         }
     }
 

@@ -8,9 +8,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefi
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, IdentityRecords, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError, TaggedManifest,
+    BlobIndex, IdentityRecords, LinkedBlob, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError, TaggedManifest,
     UploadSession, UploadSessions,
-    layout::{BLOB_LINKS, IDENTITY, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS},
+    layout::{BLOB_KEYS, BLOB_LINKS, IDENTITY, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS},
 };
 use crate::oci::{Digest, RepositoryName, Tag};
 
@@ -43,6 +43,7 @@ impl EmbeddedMetadata {
         let txn = db.begin_write().map_err(db_error)?;
         txn.open_table(REPOSITORIES).map_err(db_error)?;
         txn.open_table(BLOB_LINKS).map_err(db_error)?;
+        txn.open_table(BLOB_KEYS).map_err(db_error)?;
         txn.open_table(MANIFESTS).map_err(db_error)?;
         txn.open_table(TAGS).map_err(db_error)?;
         txn.open_table(REFERRERS).map_err(db_error)?;
@@ -263,10 +264,15 @@ impl UploadSessions for EmbeddedMetadata {
 
 #[async_trait]
 impl BlobIndex for EmbeddedMetadata {
-    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>, StoreError> {
+    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<LinkedBlob>, StoreError> {
         self.read(|txn| {
-            let table = txn.open_table(BLOB_LINKS).map_err(db_error)?;
-            Ok(table.get((repository.as_str(), digest.to_string().as_str())).map_err(db_error)?.map(|size| size.value()))
+            let link = (repository.as_str(), digest.to_string());
+            let Some(size) = txn.open_table(BLOB_LINKS).map_err(db_error)?.get((link.0, link.1.as_str())).map_err(db_error)?.map(|size| size.value())
+            else {
+                return Ok(None);
+            };
+            let key = txn.open_table(BLOB_KEYS).map_err(db_error)?.get(link.1.as_str()).map_err(db_error)?.map(|key| key.value().to_owned());
+            Ok(Some(LinkedBlob { size, key }))
         })
     }
 
@@ -279,10 +285,23 @@ impl BlobIndex for EmbeddedMetadata {
         repository: &RepositoryName,
         digest: &Digest,
         size: u64,
+        key: Option<&str>,
         finished_upload: Option<&str>,
     ) -> Result<(), StoreError> {
         let (repository, digest, finished_upload) = (repository.to_string(), digest.to_string(), finished_upload.map(str::to_owned));
+        let key = key.map(str::to_owned);
         self.write(move |txn| {
+            if let Some(key) = &key {
+                let mut keys = txn.open_table(BLOB_KEYS).map_err(db_error)?;
+                let recorded = keys.get(digest.as_str()).map_err(db_error)?.map(|recorded| recorded.value().to_owned());
+                match recorded {
+                    Some(recorded) if &recorded != key => return Err(StoreError::StoredAt(recorded)),
+                    Some(_) => {}
+                    None => {
+                        keys.insert(digest.as_str(), key.as_str()).map_err(db_error)?;
+                    }
+                }
+            }
             txn.open_table(BLOB_LINKS).map_err(db_error)?.insert((repository.as_str(), digest.as_str()), size).map_err(db_error)?;
             txn.open_table(REPOSITORIES).map_err(db_error)?.insert(repository.as_str(), ()).map_err(db_error)?;
             if let Some(id) = finished_upload {

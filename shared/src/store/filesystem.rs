@@ -118,7 +118,8 @@ fn stream_file(file: impl tokio::io::AsyncRead + Send + 'static) -> ByteStream {
 
 #[async_trait]
 impl BlobStore for FilesystemBlobStore {
-    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
+    /// Blobs here are always at their content address (a rename commits them), so no link names a key.
+    async fn read(&self, digest: &Digest, _key: Option<&str>, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
         let mut file = File::open(self.blob(digest)).await?;
         Ok(match range {
             Some(range) => {
@@ -129,7 +130,7 @@ impl BlobStore for FilesystemBlobStore {
         })
     }
 
-    async fn download_url(&self, _digest: &Digest) -> Result<Option<String>, StoreError> {
+    async fn download_url(&self, _digest: &Digest, _key: Option<&str>) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
 
@@ -197,11 +198,11 @@ impl BlobStore for FilesystemBlobStore {
         Ok(stream_file(file.take(session.size)))
     }
 
-    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
+    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<Option<String>, StoreError> {
         let upload = self.upload(session);
         if fs::try_exists(self.blob(digest)).await? {
             // Stored already, by another upload or by an earlier attempt of this close that failed after publishing.
-            return remove_if_present(&upload).await;
+            return remove_if_present(&upload).await.map(|()| None);
         }
         if !fs::try_exists(&upload).await? {
             if session.size > 0 {
@@ -217,11 +218,16 @@ impl BlobStore for FilesystemBlobStore {
         }
         file.set_len(session.size).await?;
         file.sync_all().await?;
-        self.publish(&upload, digest).await
+        self.publish(&upload, digest).await.map(|()| None)
     }
 
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
         self.remove_upload_file(&session.id).await
+    }
+
+    /// Commits here never keep bytes at a key of their own, so no key can come back to be discarded.
+    async fn discard(&self, key: &str) -> Result<(), StoreError> {
+        Err(StoreError::Corrupt(format!("the filesystem store keeps no blob at {key}")))
     }
 }
 
@@ -261,7 +267,7 @@ mod tests {
         let more = store.append_upload(&mut upload.clone(), Box::pin(stream::iter([Ok(Bytes::from_static(b"!"))]))).await;
         assert!(matches!(more, Err(StoreError::Conflict)), "got {more:?}");
         store.commit_upload(&upload, &digest).await.unwrap();
-        assert_eq!(collect(store.read(&digest, None).await.unwrap()).await, b"stored");
+        assert_eq!(collect(store.read(&digest, None, None).await.unwrap()).await, b"stored");
         assert!(!fs::try_exists(store.upload(&upload)).await.unwrap(), "the upload's name is gone");
     }
 }

@@ -11,6 +11,7 @@
 //! ```text
 //! repositories  <repo>                              -> ()            catalog
 //! blob_links    (<repo>, <digest>)                  -> size          which repository may read which blob
+//! blob_keys     <digest>                            -> key           where a blob not at its content address is
 //! manifests     (<repo>, <digest>)                  -> ManifestRecord (JSON)
 //! tags          (<repo>, <tag>)                     -> <digest>
 //! referrers     (<repo>, <subject>, <digest>)       -> ()            manifests whose `subject` is <subject>
@@ -22,14 +23,16 @@
 //! S3, one bucket:
 //! ```text
 //! blobs/<algorithm>/<hex[0..2]>/<hex>   a blob's bytes, as on the filesystem; written (copied) only after verification
-//! uploads/<session-id>/data             the multipart upload of a session, completed here before the copy to blobs/
+//! data/<session-id>                     a session's multipart upload, completed here; a blob bigger than one part
+//!                                       stays here (its links name the key: never copied), smaller ones go to blobs/
 //! uploads/<session-id>/tail/<gen>       bytes not yet filling a part; a fresh <gen> each time (see s3.rs)
 //! ```
 //! DynamoDB, one table with string keys `pk` (partition) and `sk` (sort); every listing is a Query on one pk:
 //! ```text
 //! pk              sk                            attributes
 //! REPOS           <repo>                        -                              catalog
-//! REPO#<repo>     BLOB#<digest>                 size                           blob link
+//! REPO#<repo>     BLOB#<digest>                 size, key                      blob link; key: where its bytes are, if not blobs/
+//! BLOB#<digest>   BLOB                          size, key                      the one key of a blob kept at its own key
 //! REPO#<repo>     MANIFEST#<digest>             record (JSON), content             content: the bytes when ≤ 16 KiB
 //! REPO#<repo>     REFERRER#<subject>#<digest>   record (JSON), artifact_type   referrer entry; artifact_type if it has one
 //! REPO#<repo>     TAG#<tag>                     digest, record (JSON), content     (so a pull by tag is one read)
@@ -50,6 +53,8 @@ use crate::oci::{Digest, is_upload_id};
 pub const BLOBS_DIR: &str = "blobs";
 pub const UPLOADS_DIR: &str = "uploads";
 pub const TMP_DIR: &str = "tmp";
+/// S3 only: big blobs, completed where they were uploaded (see [`s3_upload_data_key`]).
+pub const DATA_DIR: &str = "data";
 pub const METADATA_FILE: &str = "metadata.redb";
 
 /// A blob's path relative to the data directory; two hex characters fan it out so no directory grows huge.
@@ -68,8 +73,10 @@ pub fn s3_blob_key(digest: &Digest) -> String {
     format!("{BLOBS_DIR}/{}/{}/{}", digest.algorithm().as_str(), &digest.hex()[..2], digest.hex())
 }
 
+/// Where an upload's multipart upload is completed, and where a big blob then stays (its link names this key): not
+/// under `uploads/`, which the bucket's lifecycle rule empties.
 pub fn s3_upload_data_key(id: &str) -> String {
-    format!("{UPLOADS_DIR}/{id}/data")
+    format!("{DATA_DIR}/{id}")
 }
 
 pub fn s3_upload_tail_key(id: &str, generation: &str) -> String {
@@ -124,6 +131,13 @@ pub mod dynamo {
         format!("IDENTITY#{kind}")
     }
 
+    /// The registry-wide record of a blob kept at its own key, so that one digest has one key.
+    pub fn stored_blob_pk(digest: &Digest) -> String {
+        format!("BLOB#{digest}")
+    }
+
+    pub const STORED_BLOB_SK: &str = "BLOB";
+
     /// A shared counter's item (failed logins of one identity or source in one window).
     pub fn counter_pk(counter: &str) -> String {
         format!("COUNTER#{counter}")
@@ -134,6 +148,7 @@ pub mod dynamo {
 
 pub const REPOSITORIES: TableDefinition<&str, ()> = TableDefinition::new("repositories");
 pub const BLOB_LINKS: TableDefinition<(&str, &str), u64> = TableDefinition::new("blob_links");
+pub const BLOB_KEYS: TableDefinition<&str, &str> = TableDefinition::new("blob_keys");
 pub const MANIFESTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("manifests");
 pub const TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("tags");
 pub const REFERRERS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("referrers");
@@ -156,7 +171,7 @@ mod tests {
     fn s3_keys() {
         let digest = Digest::parse(&format!("sha256:ab{}", "0".repeat(62))).unwrap();
         assert_eq!(s3_blob_key(&digest), format!("blobs/sha256/ab/ab{}", "0".repeat(62)));
-        assert_eq!(s3_upload_data_key("u1"), "uploads/u1/data");
+        assert_eq!(s3_upload_data_key("u1"), "data/u1");
         assert_eq!(s3_upload_tail_key("u1", "g2"), "uploads/u1/tail/g2");
     }
 

@@ -60,6 +60,9 @@ pub enum StoreError {
     Backend { service: &'static str, message: String },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The blob is already recorded with its bytes at this key (another upload of the same digest won).
+    #[error("the blob is already stored at {0}")]
+    StoredAt(String),
 }
 
 /// An inclusive byte range of a blob, already checked against its size.
@@ -183,10 +186,11 @@ pub struct PageRequest {
 /// Blob bytes: content-addressed, written once however many repositories link them.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Streams a stored blob, or one range of it.
-    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<ByteStream, StoreError>;
-    /// A short-lived URL the client may fetch the blob from itself, where the backend offers one.
-    async fn download_url(&self, digest: &Digest) -> Result<Option<String>, StoreError>;
+    /// Streams a stored blob, or one range of it, from `key` when its link names one, else its content address.
+    async fn read(&self, digest: &Digest, key: Option<&str>, range: Option<ByteRange>) -> Result<ByteStream, StoreError>;
+    /// A short-lived URL the client may fetch the blob (at `key`, or its content address) from itself, where the
+    /// backend offers one.
+    async fn download_url(&self, digest: &Digest, key: Option<&str>) -> Result<Option<String>, StoreError>;
     /// Stores small content (a manifest) under its digest in one durable step.
     async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<(), StoreError>;
     /// Reads small content (a manifest, bounded by the manifest limit) whole, in one step.
@@ -204,10 +208,13 @@ pub trait BlobStore: Send + Sync {
     /// Streams the bytes of an unfinished upload (to hash them under another algorithm). The backend may assemble
     /// them first, recording that in `session.backend_state` for the commit that follows.
     async fn read_upload(&self, session: &mut UploadSession) -> Result<ByteStream, StoreError>;
-    /// Moves a verified upload (under its lease) to its content address, durably. A blob already stored there is
-    /// kept as it is, never replaced; the upload's bytes are then dropped.
-    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError>;
+    /// Stores a verified upload (under its lease) durably: at its content address, or, where moving it would mean
+    /// copying it (a big upload on S3), where it already is, returning that key for the blob's link. A blob already
+    /// at its content address is kept as it is, never replaced; the upload's bytes are then dropped.
+    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<Option<String>, StoreError>;
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError>;
+    /// Deletes the bytes a commit left at `key` when another upload of the same digest was recorded first.
+    async fn discard(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Upload sessions between requests.
@@ -224,21 +231,32 @@ pub trait UploadSessions: Send + Sync {
 /// Which repositories hold which blobs.
 #[async_trait]
 pub trait BlobIndex: Send + Sync {
-    /// The blob's size if `repository` links it.
-    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<u64>, StoreError>;
+    /// The blob's size and where its bytes are, if `repository` links it.
+    async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<LinkedBlob>, StoreError>;
     /// Which of `digests` `repository` does not link (a manifest's layers), in one round trip where possible.
     async fn missing_blobs(&self, repository: &RepositoryName, digests: &[Digest]) -> Result<Vec<Digest>, StoreError>;
     /// Records a stored, verified blob and links it into `repository`, deleting `finished_upload` in the same
-    /// transaction so a crash leaves either the session or the link, never both or neither.
+    /// transaction so a crash leaves either the session or the link, never both or neither. A blob kept at its own
+    /// `key` is recorded once per registry: when another upload of the same digest recorded its key first, nothing is
+    /// written and [`StoreError::StoredAt`] names that key, for the caller to drop its copy and link that one.
     async fn link_blob(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         size: u64,
+        key: Option<&str>,
         finished_upload: Option<&str>,
     ) -> Result<(), StoreError>;
     /// Removes the link; `false` when there was none.
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool, StoreError>;
+}
+
+/// A blob a repository links: its size, and the key holding its bytes when that is not its content address (a big
+/// upload's bytes stay where they were written, never copied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedBlob {
+    pub size: u64,
+    pub key: Option<String>,
 }
 
 /// Manifests, tags, referrers and the repository catalog.

@@ -318,8 +318,9 @@ impl S3BlobStore {
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
-    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
-        let request = self.client.get_object().bucket(&self.bucket).key(layout::s3_blob_key(digest));
+    async fn read(&self, digest: &Digest, key: Option<&str>, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
+        let key = key.map_or_else(|| layout::s3_blob_key(digest), str::to_owned);
+        let request = self.client.get_object().bucket(&self.bucket).key(key);
         let request = match range {
             Some(range) => request.range(format!("bytes={}-{}", range.first, range.last)),
             None => request,
@@ -327,11 +328,11 @@ impl BlobStore for S3BlobStore {
         Ok(s3_stream(request.send().await.map_err(s3_error)?.body))
     }
 
-    async fn download_url(&self, digest: &Digest) -> Result<Option<String>, StoreError> {
+    async fn download_url(&self, digest: &Digest, key: Option<&str>) -> Result<Option<String>, StoreError> {
         let config = PresigningConfig::expires_in(self.presign_ttl)
             .map_err(|error| StoreError::Backend { service: "S3", message: error.to_string() })?;
-        let presigned =
-            self.client.get_object().bucket(&self.bucket).key(layout::s3_blob_key(digest)).presigned(config).await.map_err(s3_error)?;
+        let key = key.map_or_else(|| layout::s3_blob_key(digest), str::to_owned);
+        let presigned = self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(s3_error)?;
         Ok(Some(presigned.uri().to_owned()))
     }
 
@@ -357,6 +358,19 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn append_upload(&self, session: &mut UploadSession, mut data: ByteStream) -> Result<u64, StoreError> {
+        // Nothing to append (a closing PUT without a body): the tail stays as it is, neither read nor written again.
+        let first = loop {
+            match data.next().await {
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    if !chunk.is_empty() {
+                        break chunk;
+                    }
+                }
+                None => return Ok(0),
+            }
+        };
+        let mut data: ByteStream = Box::pin(stream::once(async move { Ok(first) }).chain(data));
         let mut state = Self::state(session)?;
         let mut buffer = match &state.tail {
             Some(tail) => self.get_all(&layout::s3_upload_tail_key(&session.id, &tail.generation), upload_error).await?,
@@ -404,24 +418,38 @@ impl BlobStore for S3BlobStore {
         Ok(s3_stream(output.body))
     }
 
-    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<(), StoreError> {
+    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<Option<String>, StoreError> {
         let target = layout::s3_blob_key(digest);
         // A stored blob is never replaced: the upload's bytes are dropped instead (and no copy is paid for).
         if self.size_of(&target).await?.is_some() {
-            return self.clean_up(session, &Self::state(session)?).await;
+            return self.clean_up(session, &Self::state(session)?).await.map(|()| None);
+        }
+        let mut state = Self::state(session)?;
+        if state.upload_id.is_some() {
+            // At least one part: the blob stays where it was uploaded. Completing it there is one call whatever its
+            // size (its tail goes in as the last part); moving it would copy every byte.
+            self.stage(session, &mut state).await?;
+            if let Some(tail) = &state.tail {
+                self.delete_key(&layout::s3_upload_tail_key(&session.id, &tail.generation)).await?;
+            }
+            return Ok(Some(layout::s3_upload_data_key(&session.id)));
         }
         match self.move_to(session, &target).await {
-            // A concurrent request closed this upload first and took its parts and tail with it.
+            // A concurrent request closed this upload first and took its tail with it.
             Err(error) if self.size_of(&target).await?.is_some() => {
                 tracing::debug!(%error, upload = %session.id, "upload already committed");
-                Ok(())
+                Ok(None)
             }
-            result => result,
+            result => result.map(|()| None),
         }
     }
 
     async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
         self.clean_up(session, &Self::state(session)?).await
+    }
+
+    async fn discard(&self, key: &str) -> Result<(), StoreError> {
+        self.delete_key(key).await
     }
 }
 
@@ -446,7 +474,7 @@ mod tests {
         let content: Vec<u8> = [vec![b'B'; 5 << 20], vec![b'W'; 5 << 20]].concat();
         let digest = Digest::of(Algorithm::Sha256, &content);
         assert!(matches!(store.commit_upload(&saved, &digest).await, Err(StoreError::Conflict)));
-        assert!(store.read(&digest, None).await.is_err(), "nothing is stored under the digest");
+        assert!(store.read(&digest, None, None).await.is_err(), "nothing is stored under the digest");
     }
 
     #[test]
