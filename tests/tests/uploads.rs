@@ -171,3 +171,54 @@ fn uploads_on_lambda_take_chunks_only(kind: RegistryKind) {
 fn uploads_on_lambda_refuse_docker_clearly_and_take_chunks() {
     RegistryKind::AwsFunctions.run(uploads_on_lambda_take_chunks_only);
 }
+
+/// A client that disconnects halfway through a layer's PATCH (through the router, to the upload service) leaves a
+/// resumable session and no visible blob: the status says how much counts, the client sends the rest from there,
+/// and the closed upload holds exactly the layer.
+fn a_disconnected_upload_resumes(kind: RegistryKind) {
+    use std::io::Write;
+    let registry = Registry::start(kind);
+    let layer = berth_tests::digest::random_bytes(BIG_LAYER_BYTES);
+    let digest = sha256_digest(&layer);
+    let started = registry.request(Method::POST, "/v2/uploads/resumed/blobs/uploads/").send().unwrap();
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let authorization = registry.request(Method::PATCH, &location).build().unwrap().headers()["authorization"].to_str().unwrap().to_owned();
+
+    // Headers announce the whole layer; two thirds of it go out, then the connection drops.
+    let mut socket = std::net::TcpStream::connect(registry.host()).unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nhost: {}\r\nauthorization: {authorization}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        registry.host(),
+        layer.len()
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.write_all(&layer[..layer.len() * 2 / 3]).unwrap();
+    drop(socket);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+
+    assert_eq!(registry.request(Method::HEAD, &format!("/v2/uploads/resumed/blobs/{digest}")).send().unwrap().status(), StatusCode::NOT_FOUND);
+    let status = registry.request(Method::GET, &location).send().unwrap();
+    assert_eq!(status.status(), StatusCode::NO_CONTENT, "the session is still there");
+    let range = status.headers()["range"].to_str().unwrap();
+    let counted: usize = range.split('-').nth(1).unwrap().parse::<usize>().unwrap() + usize::from(range != "0-0");
+    assert!(counted < layer.len(), "a cut-off request is not complete ({range})");
+
+    let rest = registry
+        .request(Method::PATCH, &location)
+        .header("content-type", "application/octet-stream")
+        .header("content-range", format!("{counted}-{}", layer.len() - 1))
+        .body(layer[counted..].to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(rest.status(), StatusCode::ACCEPTED, "the upload resumes where it stood");
+    let location = rest.headers()["location"].to_str().unwrap().to_owned();
+    let separator = if location.contains('?') { '&' } else { '?' };
+    assert_eq!(registry.request(Method::PUT, &format!("{location}{separator}digest={digest}")).send().unwrap().status(), StatusCode::CREATED);
+    assert_eq!(registry.blob("uploads/resumed", &digest), layer);
+}
+
+#[test]
+fn a_disconnected_upload_through_the_upload_service_resumes() {
+    RegistryKind::AwsFunctions.run(a_disconnected_upload_resumes);
+}
