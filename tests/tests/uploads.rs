@@ -1,7 +1,8 @@
 //! Real-sized layers through the AWS deployment's routing. With the upload service (the template's default
 //! `UploadService=Container`), docker pushes a layer far over Lambda's request cap as its one streamed PATCH, every
 //! upload request went to the upload service, and the pull gets the same image back through presigned redirects;
-//! skopeo and podman (one PATCH, 201 required), containerd (`ctr`, one PUT) and oras push big layers the same way.
+//! skopeo, podman and buildah (one PATCH, 201 required), containerd (`ctr`, one PUT) and oras push big layers the same
+//! way.
 //! With `UploadService=Lambda`, docker's push fails with the registry's 413 naming the limit, while a client that
 //! uploads in chunks no larger than `OCI-Chunk-Max-Length` succeeds.
 
@@ -11,8 +12,8 @@ use berth_tests::router::UploadService;
 use berth_tests::{OciImage, OciLayout, Registry, RegistryKind, run, run_failing, run_with_stdin, sha256_digest, stdout_of};
 use reqwest::{Method, StatusCode};
 
-/// Lambda's cap is 4.5 MB a request; this is well over it, and more than one S3 part.
-const BIG_LAYER_BYTES: usize = 24 << 20;
+/// Over 100 MB, as the issue asks of these clients: far over Lambda's 4.5 MB a request, and many S3 parts.
+const BIG_LAYER_BYTES: usize = 110 << 20;
 
 /// An image with a big layer, loaded into a fresh dockerd logged in to `registry` as its owner and tagged
 /// `<registry>/<repo>:v1` (also `berth-test/big:v1`); the layout lives as long as the test holds it.
@@ -78,7 +79,7 @@ fn assert_holds_big_layer(registry: &Registry, repo: &str, image: &OciImage) {
 fn every_client_pushes_big_layers_through_the_upload_service(kind: RegistryKind) {
     let registry = Registry::start(kind);
     let layout = OciLayout::new();
-    let clients = ["skopeo", "podman", "containerd", "oras"];
+    let clients = ["skopeo", "podman", "containerd", "oras", "buildah"];
     let images: Vec<OciImage> = clients.iter().map(|client| layout.add_big_image(client, BIG_LAYER_BYTES)).collect();
 
     run(skopeo().args(["copy", "--dest-tls-verify=false"]).arg(images[0].oci_ref()).arg(registry.docker_ref("uploads/skopeo", "v1")));
@@ -90,6 +91,12 @@ fn every_client_pushes_big_layers_through_the_upload_service(kind: RegistryKind)
     run(storage.podman().args(["tag", images[1].config_digest.trim_start_matches("sha256:"), &podman_ref]));
     run(storage.podman().args(["push", "--tls-verify=false", &podman_ref]));
     assert_holds_big_layer(&registry, "uploads/podman", &images[1]);
+
+    let storage = Storage::new();
+    run(storage.buildah().args(["pull", "-q"]).arg(images[4].oci_ref()));
+    let buildah_id = images[4].config_digest.trim_start_matches("sha256:");
+    run(storage.buildah().args(["push", "--tls-verify=false", buildah_id]).arg(registry.docker_ref("uploads/buildah", "v1")));
+    assert_holds_big_layer(&registry, "uploads/buildah", &images[4]);
 
     // containerd imports an OCI archive (no source registry to mount from) and pushes each blob as one PUT.
     let dockerd = Dockerd::start();
@@ -125,7 +132,7 @@ fn every_client_pushes_big_layers_through_the_upload_service(kind: RegistryKind)
 }
 
 #[test]
-fn skopeo_podman_containerd_and_oras_push_big_layers_through_the_upload_service() {
+fn skopeo_podman_buildah_containerd_and_oras_push_big_layers_through_the_upload_service() {
     RegistryKind::AwsFunctions.run(every_client_pushes_big_layers_through_the_upload_service);
 }
 
