@@ -190,6 +190,10 @@ mod tests {
         assert_eq!(dynamo::upload_pk("u1"), "UPLOAD#u1");
         assert_eq!(dynamo::identity_pk("principal"), "IDENTITY#principal");
         assert_eq!(dynamo::counter_pk("failed-login/user:sp-1/29500000"), "COUNTER#failed-login/user:sp-1/29500000");
+        let digest = Digest::parse(&format!("sha256:ab{}", "0".repeat(62))).unwrap();
+        assert_eq!(dynamo::stored_blob_pk(&digest), format!("BLOB#sha256:ab{}", "0".repeat(62)));
+        assert_eq!(dynamo::STORED_BLOB_SK, "BLOB");
+        assert!(!dynamo::stored_blob_pk(&digest).starts_with("REPO#"), "a registry-wide item, in no repository's partition");
         // The roles may update only counters (a dynamodb:LeadingKeys condition in the template, which the emulator
         // does not enforce): the condition's pattern must be the prefix the counters' keys have.
         let pattern = format!("\"{}*\"", dynamo::counter_pk(""));
