@@ -136,8 +136,7 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// The shared counter of `key`'s failed logins in window number `window`. The key is hashed: counters name no user
 /// and stay short whatever a caller sends as a user name.
 fn failure_counter(key: &str, window: u64) -> String {
-    let hashed = hex::encode(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes()).as_ref()[..16]);
-    format!("failed-login/{hashed}/{window}")
+    format!("failed-login/{}/{window}", secrets::hash(key))
 }
 
 /// A password login, refused without checking once the identity or the source failed [`MAX_FAILURES`] times in the
