@@ -11,6 +11,21 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// Size and `sha256:<hex>` of everything `reader` yields, read in pieces: for blobs too big to hold in memory.
+pub fn sha256_digest_of(mut reader: impl std::io::Read) -> (u64, String) {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 1 << 20];
+    let mut size = 0;
+    loop {
+        let read = reader.read(&mut buffer).expect("read the bytes to hash");
+        if read == 0 {
+            return (size, format!("sha256:{}", hex::encode(hasher.finalize())));
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+    }
+}
+
 /// Digest of a gzip layer's uncompressed tar: the layer's `diff_id`, which survives the re-compression that
 /// podman, buildah and docker apply when they push, so it is what ties a pushed layer to the image it came from.
 pub fn diff_id(gzip_layer: &[u8]) -> String {

@@ -76,6 +76,13 @@ impl Dockerd {
         crate::run(self.docker().arg("load").arg("-i").arg(&archive));
     }
 
+    /// Imports the root filesystem in `tar` as the one-layer image `name` and returns its image ID (its config's
+    /// digest).
+    pub fn import(&self, tar: &std::path::Path, name: &str) -> String {
+        crate::run(self.docker().arg("import").arg(tar).arg(name));
+        crate::stdout_of(self.docker().args(["image", "inspect", "--format", "{{.Id}}", name]))
+    }
+
     /// The docker CLI bound to this engine. `BERTH_TEST_DOCKER` picks the client binary (default `docker`).
     pub fn docker(&self) -> Command {
         let mut c = Command::new(std::env::var_os("BERTH_TEST_DOCKER").unwrap_or_else(|| "docker".into()));

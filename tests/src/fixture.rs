@@ -155,6 +155,42 @@ pub fn read_image(layout: &Path, tag: &str) -> OciImage {
     }
 }
 
+/// A tar of a real Debian 12 root filesystem (`debootstrap --variant=minbase bookworm`, about 200 MB from the
+/// reachable Debian mirror): what a real base image holds, without pulling one. Built once per machine and kept in the
+/// temp directory; tests racing to build it each build their own and the first to finish wins.
+pub fn debian_rootfs_tar() -> PathBuf {
+    let cache = std::env::temp_dir().join("berth-fixtures");
+    let tar = cache.join("debian-bookworm-minbase.tar");
+    if tar.exists() {
+        return tar;
+    }
+    fs::create_dir_all(&cache).expect("create the fixture cache");
+    let work = tempfile::Builder::new().prefix("debootstrap-").tempdir_in(&cache).expect("debootstrap work dir");
+    let rootfs = work.path().join("rootfs");
+    run(Command::new("debootstrap").args(["--variant=minbase", "bookworm"]).arg(&rootfs));
+    let built = work.path().join("rootfs.tar");
+    run(Command::new("tar").args(["--numeric-owner", "--xattrs", "-C"]).arg(&rootfs).arg("-cf").arg(&built).arg("."));
+    fs::rename(&built, &tar).expect("publish the rootfs tar");
+    tar
+}
+
+/// A tar holding one file of `bytes` random (incompressible) bytes, written in `dir`: a one-layer image for
+/// `docker import` of any size, made without holding it in memory.
+pub fn random_file_tar(dir: &Path, bytes: u64) -> PathBuf {
+    let content = dir.join("content");
+    fs::create_dir(&content).expect("create the content dir");
+    let file = fs::File::create(content.join(format!("berth-test-{}", random_token()))).expect("create the random file");
+    let copied = std::io::copy(
+        &mut std::io::Read::take(fs::File::open("/dev/urandom").expect("open /dev/urandom"), bytes),
+        &mut std::io::BufWriter::new(file),
+    );
+    assert_eq!(copied.expect("write the random file"), bytes);
+    let tar = dir.join("random.tar");
+    run(Command::new("tar").arg("-C").arg(&content).arg("-cf").arg(&tar).arg("."));
+    fs::remove_dir_all(&content).expect("remove the content dir");
+    tar
+}
+
 fn install_busybox(rootfs: &Path) {
     let bin = rootfs.join("bin");
     fs::create_dir_all(&bin).expect("create bin");

@@ -460,6 +460,16 @@ impl Registry {
         bytes
     }
 
+    /// GET a big blob, hashing it as it arrives, and check it hashes to `digest`; returns its size.
+    pub fn blob_size(&self, repo: &str, digest: &str) -> u64 {
+        let path = format!("/v2/{repo}/blobs/{digest}");
+        let resp = self.get(&path);
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+        let (size, got) = crate::digest::sha256_digest_of(resp);
+        assert_eq!(got, digest, "GET {path} returned other content");
+        size
+    }
+
     /// Tags of `repo` per `GET /v2/<name>/tags/list`; a repository the registry does not know has none.
     pub fn tags(&self, repo: &str) -> Vec<String> {
         let path = format!("/v2/{repo}/tags/list");
@@ -473,6 +483,15 @@ impl Registry {
             body["tags"].as_array().map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect()).unwrap_or_default();
         tags.sort();
         tags
+    }
+
+    /// Every process serving the registry: its name, process id and the file its output goes to.
+    pub fn processes(&self) -> Vec<(String, u32, PathBuf)> {
+        self.services
+            .iter()
+            .filter(|service| !service.stopped)
+            .map(|service| (service.name.clone(), service.child.id(), service.log.clone()))
+            .collect()
     }
 
     /// The requests the router passed to the functions so far (`aws-functions`; empty for the other kinds).

@@ -1,11 +1,10 @@
 //! Real-sized layers through the AWS deployment's routing. With the upload service (the template's default
-//! `UploadService=Container`), docker pushes a layer far over Lambda's request cap as its one streamed PATCH, every
-//! upload request went to the upload service, and the pull gets the same image back through presigned redirects;
-//! skopeo, podman and buildah (one PATCH, 201 required), containerd (`ctr`, one PUT) and oras push big layers the same
-//! way.
+//! `UploadService=Container`), docker pushes an image with a 1 GiB random layer and a Debian rootfs (debootstrap), each
+//! layer as its one streamed PATCH, every upload request went to the upload service, and the pulls get the same images
+//! back through presigned redirects; skopeo, podman and buildah (one PATCH, 201 required) and containerd (`ctr`, one
+//! PUT) push two-layer images with a layer over 100 MB the same way, and oras a 200 MB artifact.
 //! With `UploadService=Lambda`, docker's push fails with the registry's 413 naming the limit, while a client that
 //! uploads in chunks no larger than `OCI-Chunk-Max-Length` succeeds.
-
 use berth_tests::clients::{Storage, python, skopeo, support_file};
 use berth_tests::dockerd::Dockerd;
 use berth_tests::router::UploadService;
@@ -14,6 +13,8 @@ use reqwest::{Method, StatusCode};
 
 /// Over 100 MB, as the issue asks of these clients: far over Lambda's 4.5 MB a request, and many S3 parts.
 const BIG_LAYER_BYTES: usize = 110 << 20;
+/// The artifact oras pushes: 200 MB.
+const ORAS_ARTIFACT_BYTES: usize = 200_000_000;
 
 /// An image with a big layer, loaded into a fresh dockerd logged in to `registry` as its owner and tagged
 /// `<registry>/<repo>:v1` (also `berth-test/big:v1`); the layout lives as long as the test holds it.
@@ -29,38 +30,69 @@ fn docker_with_big_image(registry: &Registry, repo: &str) -> (OciLayout, OciImag
     (layout, image, dockerd, reference)
 }
 
-fn docker_pushes_a_big_layer_through_the_upload_service(kind: RegistryKind) {
-    let registry = Registry::start(kind);
-    let (_layout, image, dockerd, reference) = docker_with_big_image(&registry, "uploads/big");
-    run(dockerd.docker().args(["push", &reference]));
+/// The real-sized images docker pushes: a 1 GiB random layer, and a Debian 12 root filesystem as its base image.
+const DOCKER_LAYER_BYTES: u64 = 1 << 30;
 
-    let stored = registry.manifest("uploads/big", "v1");
-    assert_eq!(stored.json["config"]["digest"], image.config_digest);
-    let layers: Vec<String> = stored.json["layers"].as_array().unwrap().iter().map(|layer| layer["digest"].as_str().unwrap().to_owned()).collect();
-    let biggest = stored.json["layers"].as_array().unwrap().iter().map(|layer| layer["size"].as_u64().unwrap()).max().unwrap();
-    assert!(biggest > BIG_LAYER_BYTES as u64, "the layer is the big file ({biggest} bytes)");
-    for layer in &layers {
-        assert_eq!(&sha256_digest(&registry.blob("uploads/big", layer)), layer, "the registry holds exactly the bytes docker sent");
+fn docker_pushes_real_images_through_the_upload_service(kind: RegistryKind) {
+    let registry = Registry::start(kind);
+    let dockerd = Dockerd::start();
+    let owner = registry.owner().expect("Berth makes an owner");
+    run_with_stdin(dockerd.docker().args(["login", registry.host(), "-u", &owner.username, "--password-stdin"]), owner.password.as_bytes());
+    let work = tempfile::tempdir().unwrap();
+    let random = berth_tests::fixture::random_file_tar(work.path(), DOCKER_LAYER_BYTES);
+    let images = [("uploads/big", random), ("uploads/debian", berth_tests::fixture::debian_rootfs_tar())];
+    let mut pushed = Vec::new();
+    for (repo, tar) in &images {
+        let reference = registry.image_ref(repo, "v1");
+        let id = dockerd.import(tar, &reference);
+        run(dockerd.docker().args(["push", &reference]));
+        pushed.push((*repo, reference, id));
     }
 
-    // Both names go, so the image and its layers are gone and the pull downloads every layer.
-    run(dockerd.docker().args(["rmi", &reference, "berth-test/big:v1"]));
-    run(dockerd.docker().args(["pull", &reference]));
-    assert_eq!(stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{.Id}}", &reference])), image.config_digest);
+    for (repo, reference, id) in &pushed {
+        let stored = registry.manifest(repo, "v1");
+        assert_eq!(&stored.json["config"]["digest"], id, "{repo}");
+        let layers: Vec<String> =
+            stored.json["layers"].as_array().unwrap().iter().map(|layer| layer["digest"].as_str().unwrap().to_owned()).collect();
+        for (layer, described) in layers.iter().zip(stored.json["layers"].as_array().unwrap()) {
+            assert_eq!(
+                registry.blob_size(repo, layer),
+                described["size"].as_u64().unwrap(),
+                "{repo}: the registry holds exactly the bytes docker sent"
+            );
+        }
+        // The image goes, so the pull downloads every layer and rebuilds the same image.
+        run(dockerd.docker().args(["rmi", reference]));
+        run(dockerd.docker().args(["pull", reference]));
+        assert_eq!(&stdout_of(dockerd.docker().args(["image", "inspect", "--format", "{{.Id}}", reference])), id, "{repo}");
+        registry.assert_blob_downloads_redirected("docker", repo, &layers);
+    }
+    let big = registry.manifest("uploads/big", "v1");
+    assert!(big.json["layers"][0]["size"].as_u64().unwrap() > DOCKER_LAYER_BYTES, "the layer is the random file: {}", big.json);
+    let container = stdout_of(dockerd.docker().args(["create", &pushed[1].1, "/bin/true"]));
+    run(dockerd.docker().arg("cp").arg(format!("{container}:/etc/debian_version")).arg(work.path()));
+    let debian = std::fs::read_to_string(work.path().join("debian_version")).unwrap();
+    assert!(debian.starts_with("12."), "the pulled rootfs is Debian 12: {debian}");
 
-    // Every upload request went to the upload service, none to a function; docker's PATCH carried the whole layer.
+    // Every upload request went to the upload service, none to a function; docker's PATCH carried each whole layer.
     let uploads: Vec<_> = registry.routed_requests().into_iter().filter(|request| request.path.contains("/blobs/uploads")).collect();
-    assert!(uploads.iter().any(|request| request.method == "PATCH" && request.user_agent.starts_with("docker")), "{uploads:?}");
+    for (repo, _, _) in &pushed {
+        assert!(
+            uploads.iter().any(|request| request.method == "PATCH"
+                && request.path.starts_with(&format!("/v2/{repo}/"))
+                && request.user_agent.starts_with("docker")),
+            "{uploads:?}"
+        );
+    }
     for request in &uploads {
         assert_eq!(request.function, "uploads", "{request}");
         assert!(request.status < 400, "{request}");
     }
-    registry.assert_blob_downloads_redirected("docker", "uploads/big", &layers);
 }
 
 #[test]
-fn docker_pushes_big_layers_through_the_upload_service() {
-    RegistryKind::AwsFunctions.run(docker_pushes_a_big_layer_through_the_upload_service);
+fn docker_pushes_a_1_gib_layer_and_a_debian_rootfs_through_the_upload_service() {
+    RegistryKind::AwsFunctions.run(docker_pushes_real_images_through_the_upload_service);
 }
 
 /// `repo:v1` is `image` (its config) with a layer over [`BIG_LAYER_BYTES`], held byte for byte under its digest
@@ -79,7 +111,7 @@ fn assert_holds_big_layer(registry: &Registry, repo: &str, image: &OciImage) {
 fn every_client_pushes_big_layers_through_the_upload_service(kind: RegistryKind) {
     let registry = Registry::start(kind);
     let layout = OciLayout::new();
-    let clients = ["skopeo", "podman", "containerd", "oras", "buildah"];
+    let clients = ["skopeo", "podman", "containerd", "buildah"];
     let images: Vec<OciImage> = clients.iter().map(|client| layout.add_big_image(client, BIG_LAYER_BYTES)).collect();
 
     run(skopeo().args(["copy", "--dest-tls-verify=false"]).arg(images[0].oci_ref()).arg(registry.docker_ref("uploads/skopeo", "v1")));
@@ -93,10 +125,10 @@ fn every_client_pushes_big_layers_through_the_upload_service(kind: RegistryKind)
     assert_holds_big_layer(&registry, "uploads/podman", &images[1]);
 
     let storage = Storage::new();
-    run(storage.buildah().args(["pull", "-q"]).arg(images[4].oci_ref()));
-    let buildah_id = images[4].config_digest.trim_start_matches("sha256:");
+    run(storage.buildah().args(["pull", "-q"]).arg(images[3].oci_ref()));
+    let buildah_id = images[3].config_digest.trim_start_matches("sha256:");
     run(storage.buildah().args(["push", "--tls-verify=false", buildah_id]).arg(registry.docker_ref("uploads/buildah", "v1")));
-    assert_holds_big_layer(&registry, "uploads/buildah", &images[4]);
+    assert_holds_big_layer(&registry, "uploads/buildah", &images[3]);
 
     // containerd imports an OCI archive (no source registry to mount from) and pushes each blob as one PUT.
     let dockerd = Dockerd::start();
@@ -110,7 +142,7 @@ fn every_client_pushes_big_layers_through_the_upload_service(kind: RegistryKind)
     assert_holds_big_layer(&registry, "uploads/containerd", &images[2]);
 
     let file = work.path().join("big.bin");
-    let contents = images[3].layers.iter().map(|digest| images[3].blob(digest)).max_by_key(Vec::len).unwrap();
+    let contents = berth_tests::digest::random_bytes(ORAS_ARTIFACT_BYTES);
     std::fs::write(&file, &contents).unwrap();
     let owner = registry.owner().unwrap();
     let mut oras = python();
@@ -141,7 +173,10 @@ fn uploads_on_lambda_take_chunks_only(kind: RegistryKind) {
     let (_layout, image, dockerd, reference) = docker_with_big_image(&registry, "lambda/big");
     let refused = run_failing(dockerd.docker().args(["push", &reference]));
     let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr)).to_lowercase();
-    assert!(said.contains("size invalid") && said.contains("exceeds the limit of 4500000 bytes"), "docker shows the registry's refusal: {said}");
+    assert!(
+        said.contains("size invalid") && said.contains("exceeds the limit of 4500000 bytes"),
+        "docker shows the registry's refusal: {said}"
+    );
     assert_eq!(registry.manifest_status("lambda/big", "v1"), StatusCode::NOT_FOUND, "nothing half-pushed is visible");
 
     // A chunking client: PATCHes of at most OCI-Chunk-Max-Length with Content-Range, then the closing PUT.
@@ -204,7 +239,10 @@ fn a_disconnected_upload_resumes(kind: RegistryKind) {
     drop(socket);
     std::thread::sleep(std::time::Duration::from_secs(1));
 
-    assert_eq!(registry.request(Method::HEAD, &format!("/v2/uploads/resumed/blobs/{digest}")).send().unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        registry.request(Method::HEAD, &format!("/v2/uploads/resumed/blobs/{digest}")).send().unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     let status = registry.request(Method::GET, &location).send().unwrap();
     assert_eq!(status.status(), StatusCode::NO_CONTENT, "the session is still there");
     let range = status.headers()["range"].to_str().unwrap();
@@ -221,7 +259,10 @@ fn a_disconnected_upload_resumes(kind: RegistryKind) {
     assert_eq!(rest.status(), StatusCode::ACCEPTED, "the upload resumes where it stood");
     let location = rest.headers()["location"].to_str().unwrap().to_owned();
     let separator = if location.contains('?') { '&' } else { '?' };
-    assert_eq!(registry.request(Method::PUT, &format!("{location}{separator}digest={digest}")).send().unwrap().status(), StatusCode::CREATED);
+    assert_eq!(
+        registry.request(Method::PUT, &format!("{location}{separator}digest={digest}")).send().unwrap().status(),
+        StatusCode::CREATED
+    );
     assert_eq!(registry.blob("uploads/resumed", &digest), layer);
 }
 
