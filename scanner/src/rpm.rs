@@ -6,19 +6,21 @@ use std::cmp::Ordering;
 use crate::digits::{compare_digits, split_while};
 
 /// Compares two RPM versions. Every string is a valid RPM version to rpm, so there is no parse failure: a missing
-/// epoch reads as `0`, and a missing release as an empty one, which sorts before any release (`1.0` < `1.0-1`).
+/// epoch reads as `0`, and a version without a release sorts before the same version with any release, as rpm sorts
+/// it (`1.0` < `1.0-~` < `1.0-`).
 pub fn compare(a: &str, b: &str) -> Ordering {
     let a = RpmVersion::parse(a.as_bytes());
     let b = RpmVersion::parse(b.as_bytes());
-    compare_digits(a.epoch, b.epoch)
-        .then_with(|| compare_segments(a.version, b.version))
-        .then_with(|| compare_segments(a.release, b.release))
+    compare_digits(a.epoch, b.epoch).then_with(|| compare_segments(a.version, b.version)).then_with(|| match (a.release, b.release) {
+        (Some(a), Some(b)) => compare_segments(a, b),
+        (a, b) => a.is_some().cmp(&b.is_some()),
+    })
 }
 
 struct RpmVersion<'a> {
     epoch: &'a [u8],
     version: &'a [u8],
-    release: &'a [u8],
+    release: Option<&'a [u8]>,
 }
 
 impl<'a> RpmVersion<'a> {
@@ -30,8 +32,8 @@ impl<'a> RpmVersion<'a> {
             _ => (&b""[..], text),
         };
         match rest.iter().rposition(|&byte| byte == b'-') {
-            Some(hyphen) => RpmVersion { epoch, version: &rest[..hyphen], release: &rest[hyphen + 1..] },
-            None => RpmVersion { epoch, version: rest, release: b"" },
+            Some(hyphen) => RpmVersion { epoch, version: &rest[..hyphen], release: Some(&rest[hyphen + 1..]) },
+            None => RpmVersion { epoch, version: rest, release: None },
         }
     }
 }
@@ -136,8 +138,17 @@ mod tests {
         assert_compares(compare, "0:1.0-1", Equal, "1.0-1");
         assert_compares(compare, "1.0-2.el9", Greater, "1.0-1.el9");
         assert_compares(compare, "1.0-1.el9_4.1", Greater, "1.0-1.el9_4");
-        assert_compares(compare, "1.0", Less, "1.0-1");
         assert_compares(compare, ":1.0", Equal, "0:1.0");
+        assert_compares(compare, "a:1", Less, "1");
+    }
+
+    #[test]
+    fn a_missing_release_sorts_before_any_release() {
+        assert_compares(compare, "1.0", Less, "1.0-1");
+        assert_compares(compare, "1.0", Less, "1.0-0");
+        assert_compares(compare, "1.0", Less, "1.0-~");
+        assert_compares(compare, "1.0-~", Less, "1.0-");
+        assert_compares(compare, "1.0-.", Equal, "1.0-");
     }
 
     #[test]
@@ -145,6 +156,6 @@ mod tests {
         assert_compares(compare, "", Equal, "");
         assert_compares(compare, "", Less, "0");
         assert_compares(compare, "é", Equal, "");
-        assert_compares(compare, "-", Equal, "");
+        assert_compares(compare, "-", Greater, "");
     }
 }
