@@ -1,4 +1,5 @@
-//! Alpine package versions (`1.2.3a_rc1_p2~1a2b3c-r4`), ordered by the rules of apk-tools' version tokenizer.
+//! Alpine package versions (`1.2.3a_rc1_p2~1a2b3c-r4`), ordered by the rules of current apk-tools: the version
+//! tokenizer that knows `~hash` commit tokens (the older one ranked `6.0_pre1` above `6.0`).
 //!
 //! A version is a sequence of tokens, each of a kind given by how it starts: the first number, a `.`-number, one
 //! letter right after a number, a `_suffix` word, the number after a suffix, a `~` commit hash and the `-rN`
@@ -282,6 +283,11 @@ mod tests {
             ("1.3-r0", Less, "1.3.1-r0"),
             ("1.0", Less, "1.0bc"),
             ("0.1.0_alpha_pre2", Less, "0.1.0_alpha"),
+            // Pairs the tokenizer's rewrite added: a pre-release of a `.0` release sorts below it.
+            ("6.0_pre1", Less, "6.0"),
+            ("6.1_pre1", Less, "6.1"),
+            ("6.0_p1", Greater, "6.0"),
+            ("6.1_p1", Greater, "6.1"),
         ];
         for (a, expected, b) in pairs {
             assert_compares(compare, a, expected, b);

@@ -1,9 +1,16 @@
-//! CVSS v3.0 and v3.1 base scores from vector strings (`CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H`), by the
-//! formulas of the FIRST specification.
+//! CVSS scores from vector strings: v3.0 and v3.1 base scores (`CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H`) by
+//! the formulas of the FIRST specification, and v4.0 scores through RustSec's `cvss` crate, because a v4 score is
+//! looked up in the specification's table of macro-vector scores rather than computed by a formula.
+
+/// The score of a CVSS v4.0 vector, `None` when the string is not one.
+pub fn v4_score(vector: &str) -> Option<f64> {
+    let vector: ::cvss::v4::Vector = vector.parse().ok()?;
+    Some(vector.score().value())
+}
 
 /// The base score of a CVSS v3.x vector, `None` when the string is not a well-formed v3.0 or v3.1 vector with every
 /// base metric exactly once. Temporal and environmental metrics may follow; they do not change the base score.
-pub fn base_score(vector: &str) -> Option<f64> {
+pub fn v3_base_score(vector: &str) -> Option<f64> {
     let metrics = vector.strip_prefix("CVSS:3.1/").or_else(|| vector.strip_prefix("CVSS:3.0/"))?;
     let mut base = BaseMetrics::default();
     for metric in metrics.split('/') {
@@ -125,13 +132,13 @@ mod tests {
             ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N", 0.0),
         ];
         for (vector, score) in cases {
-            assert_eq!(base_score(vector), Some(score), "{vector}");
+            assert_eq!(v3_base_score(vector), Some(score), "{vector}");
         }
     }
 
     #[test]
     fn temporal_and_environmental_metrics_leave_the_base_score() {
-        assert_eq!(base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/E:U/RL:O/RC:C/CR:L/MAV:P"), Some(9.8));
+        assert_eq!(v3_base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/E:U/RL:O/RC:C/CR:L/MAV:P"), Some(9.8));
     }
 
     #[test]
@@ -147,7 +154,23 @@ mod tests {
             "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/ZZ:1",
             "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/",
         ] {
-            assert_eq!(base_score(vector), None, "{vector}");
+            assert_eq!(v3_base_score(vector), None, "{vector}");
         }
+    }
+
+    /// Scores as the FIRST v4.0 calculator gives them.
+    #[test]
+    fn v4_scores() {
+        let cases = [
+            ("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", 9.3),
+            ("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:H/SC:N/SI:N/SA:N", 8.7),
+            ("CVSS:4.0/AV:N/AC:L/AT:P/PR:N/UI:P/VC:N/VI:N/VA:N/SC:L/SI:L/SA:L", 2.3),
+            ("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N", 0.0),
+        ];
+        for (vector, score) in cases {
+            assert_eq!(v4_score(vector), Some(score), "{vector}");
+        }
+        assert_eq!(v4_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"), None);
+        assert_eq!(v4_score("CVSS:4.0/AV:N"), None);
     }
 }

@@ -1,8 +1,5 @@
-//! How severe an advisory is: from a CVSS v3 vector when the record carries one, else from the rating its source
-//! gives (GHSA's `database_specific.severity`, Debian's `urgency`, …), else Unknown.
-//!
-//! CVSS v4 vectors are not scored: v4's score comes from a lookup table of 270 macro-vectors that this crate does not
-//! carry. A record with only a v4 vector falls back to its source's rating, and to Unknown without one.
+//! How severe an advisory is: from a CVSS vector when the record carries one (v3 first, then v4), else from the
+//! rating its source gives (GHSA's `database_specific.severity`, Debian's `urgency`, …), else Unknown.
 
 use std::fmt;
 use std::str::FromStr;
@@ -78,7 +75,7 @@ impl FromStr for Severity {
     }
 }
 
-/// A record's severity and, when it came from CVSS, the vector and base score behind it.
+/// A record's severity and, when it came from CVSS, the vector and score behind it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rating<'r> {
     pub severity: Severity,
@@ -88,26 +85,32 @@ pub struct Rating<'r> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CvssScore<'r> {
     pub vector: &'r str,
-    pub base_score: f64,
+    /// The base score (v3), or the score of the metrics the vector gives (v4: CVSS-B for base metrics alone).
+    pub score: f64,
 }
 
 impl Record {
     /// The record's severity: the highest-scoring CVSS v3 vector among the record's and its packages' `severity`
-    /// (and RustSec's `affected[].database_specific.cvss`); else the most severe rating its source wrote; else Unknown.
+    /// (and RustSec's `affected[].database_specific.cvss`); without one, the highest-scoring CVSS v4 vector; else the
+    /// most severe rating its source wrote; else Unknown. v3 goes first because records that carry both were rated
+    /// by their sources on the v3 scale (GHSA's `MODERATE` for a v3 5.0 that v4 scores 2.3).
     pub fn rating(&self) -> Rating<'_> {
-        let scored = self.cvss_vectors().filter_map(|vector| Some(CvssScore { vector, base_score: cvss::base_score(vector)? }));
-        if let Some(cvss) = scored.max_by(|a, b| a.base_score.total_cmp(&b.base_score)) {
-            return Rating { severity: Severity::from_cvss_score(cvss.base_score), cvss: Some(cvss) };
+        let highest = |score_of: fn(&str) -> Option<f64>| {
+            let scored = self.cvss_vectors().filter_map(move |vector| Some(CvssScore { vector, score: score_of(vector)? }));
+            scored.max_by(|a, b| a.score.total_cmp(&b.score))
+        };
+        if let Some(cvss) = highest(cvss::v3_base_score).or_else(|| highest(cvss::v4_score)) {
+            return Rating { severity: Severity::from_cvss_score(cvss.score), cvss: Some(cvss) };
         }
         let severity = self.source_ratings().filter_map(Severity::from_source_rating).max().unwrap_or(Severity::Unknown);
         Rating { severity, cvss: None }
     }
 
+    /// Every vector the record carries; each scorer picks the versions it knows by the vector's `CVSS:x.y/` prefix.
     fn cvss_vectors(&self) -> impl Iterator<Item = &str> {
         let listed = self.severity.iter().chain(self.affected.iter().flat_map(|affected| &affected.severity));
-        let listed = listed.filter(|score| score.kind == "CVSS_V3").map(|score| score.score.as_str());
         let rustsec = self.affected.iter().filter_map(|affected| string_field(affected.database_specific.as_ref(), "cvss"));
-        listed.chain(rustsec)
+        listed.map(|score| score.score.as_str()).chain(rustsec)
     }
 
     fn source_ratings(&self) -> impl Iterator<Item = &str> {
@@ -134,7 +137,7 @@ mod tests {
     fn rating_of(json: &str) -> (Severity, Option<f64>) {
         let record = Record::from_json(json.as_bytes()).unwrap();
         let rating = record.rating();
-        (rating.severity, rating.cvss.map(|cvss| cvss.base_score))
+        (rating.severity, rating.cvss.map(|cvss| cvss.score))
     }
 
     #[test]
@@ -174,11 +177,18 @@ mod tests {
     }
 
     #[test]
-    fn only_cvss_v4_falls_back_to_the_source_rating() {
+    fn cvss_v4_counts_when_there_is_no_v3() {
         let v4 = r#""severity": [{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}]"#;
-        assert_eq!(rating_of(&format!(r#"{{"id": "X", "modified": "", {v4}}}"#)), (Severity::Unknown, None));
-        let with_rating = format!(r#"{{"id": "X", "modified": "", {v4}, "database_specific": {{"severity": "MODERATE"}}}}"#);
-        assert_eq!(rating_of(&with_rating), (Severity::Medium, None));
+        assert_eq!(rating_of(&format!(r#"{{"id": "X", "modified": "", {v4}}}"#)), (Severity::Critical, Some(9.3)));
+        let with_rating = format!(r#"{{"id": "X", "modified": "", {v4}, "database_specific": {{"severity": "LOW"}}}}"#);
+        assert_eq!(rating_of(&with_rating), (Severity::Critical, Some(9.3)));
+    }
+
+    #[test]
+    fn unscorable_vectors_fall_back_to_the_source_rating() {
+        let json = r#"{"id": "X", "modified": "", "severity": [{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:P/I:P/A:P"},
+            {"type": "Ubuntu", "score": "high"}], "database_specific": {"severity": "MODERATE"}}"#;
+        assert_eq!(rating_of(json), (Severity::Medium, None));
     }
 
     #[test]

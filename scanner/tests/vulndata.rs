@@ -104,7 +104,7 @@ struct Case {
     id: &'static str,
     fixed: Option<&'static str>,
     severity: Severity,
-    base_score: Option<f64>,
+    score: Option<f64>,
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "DLA-4772-1",
             fixed: Some("10.42-1+deb12u1"),
             severity: Severity::Unknown,
-            base_score: None,
+            score: None,
         },
         Case {
             ecosystem: "Debian:12",
@@ -128,7 +128,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "DLA-4816-1",
             fixed: Some("10.42-1+deb12u2"),
             severity: Severity::Unknown,
-            base_score: None,
+            score: None,
         },
         Case {
             ecosystem: "Alpine:v3.20",
@@ -137,9 +137,9 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "ALPINE-CVE-2024-9143",
             fixed: Some("3.3.2-r1"),
             severity: Severity::Unknown,
-            base_score: None,
+            score: None,
         },
-        // GHSA: the CVSS v3.1 vector (A:H only: 7.5) rather than the CVSS v4 one or the database's HIGH.
+        // GHSA: the CVSS v3.1 vector (A:H only: 7.5) rather than the CVSS v4 one (8.7) or the database's HIGH.
         Case {
             ecosystem: "npm",
             name: "body-parser",
@@ -147,7 +147,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "GHSA-qwcr-r2fm-qrc7",
             fixed: Some("1.20.3"),
             severity: Severity::High,
-            base_score: Some(7.5),
+            score: Some(7.5),
         },
         Case {
             ecosystem: "npm",
@@ -156,7 +156,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "GHSA-35jh-r3h4-6jhm",
             fixed: Some("4.17.21"),
             severity: Severity::High,
-            base_score: Some(7.2),
+            score: Some(7.2),
         },
         // PyPI: events out of order (2.0.0, 2.0.7, 0, 1.26.18) and a GIT range, which is ignored.
         Case {
@@ -166,7 +166,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "PYSEC-2023-212",
             fixed: Some("1.26.18"),
             severity: Severity::Medium,
-            base_score: Some(4.2),
+            score: Some(4.2),
         },
         // Three stretches listed newest first; 4.2.1 sits in the one fixed by 4.2.16.
         Case {
@@ -176,7 +176,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "PYSEC-2024-102",
             fixed: Some("4.2.16"),
             severity: Severity::Unknown,
-            base_score: None,
+            score: None,
         },
         // RustSec: SEMVER stretches starting at prereleases (0.0.0-0, 0.4.0-0, 0.5.12-0).
         Case {
@@ -186,7 +186,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "RUSTSEC-2024-0003",
             fixed: Some("0.3.24"),
             severity: Severity::Unknown,
-            base_score: None,
+            score: None,
         },
         Case {
             ecosystem: "crates.io",
@@ -195,17 +195,17 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "RUSTSEC-2025-0024",
             fixed: Some("0.5.15"),
             severity: Severity::Unknown,
-            base_score: None,
+            score: None,
         },
-        // Only a CVSS v4 vector, which is not scored, and no rating of the database's own: Unknown.
+        // Only a CVSS v4 vector (6.8, as Red Hat's Python `cvss` scores it too).
         Case {
             ecosystem: "crates.io",
             name: "time",
             version: "0.3.20",
             id: "RUSTSEC-2026-0009",
             fixed: Some("0.3.47"),
-            severity: Severity::Unknown,
-            base_score: None,
+            severity: Severity::Medium,
+            score: Some(6.8),
         },
         // Go: one record for stdlib and golang.org/x/net, each with its own fix.
         Case {
@@ -215,7 +215,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "GO-2026-5026",
             fixed: Some("1.25.13"),
             severity: Severity::Unknown,
-            base_score: None,
+            score: None,
         },
         Case {
             ecosystem: "Go",
@@ -224,7 +224,7 @@ fn fixes_and_severities_of_chosen_findings() {
             id: "GO-2026-5026",
             fixed: Some("0.55.0"),
             severity: Severity::Unknown,
-            base_score: None,
+            score: None,
         },
     ];
     for case in cases {
@@ -233,7 +233,7 @@ fn fixes_and_severities_of_chosen_findings() {
         let found = record.matches(&InstalledPackage { ecosystem: &ecosystem, name: case.name, version: case.version });
         assert_eq!(found.map(|found| found.fixed), Some(case.fixed), "{} {} {}", case.id, case.name, case.version);
         let rating = record.rating();
-        assert_eq!((rating.severity, rating.cvss.map(|cvss| cvss.base_score)), (case.severity, case.base_score), "{}", case.id);
+        assert_eq!((rating.severity, rating.cvss.map(|cvss| cvss.score)), (case.severity, case.score), "{}", case.id);
     }
 }
 

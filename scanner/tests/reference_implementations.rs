@@ -1,18 +1,20 @@
-//! Orderings against the reference implementations of their ecosystems, replayed from recordings in `data/` so the
-//! tests run offline and without those tools installed:
+//! Orderings and CVSS scores against reference implementations, replayed from recordings in `data/` so the tests
+//! run offline and without those tools installed:
 //!
 //! - `pep440_packaging_order.json`: Python's `packaging` (PEP 440's reference implementation) on every PyPI version of
 //!   the shared vulnerability data plus hand-picked spellings, and the strings it refuses.
 //! - `rpm_vercmp_order.json`: rpm's own `rpm.vercmp` on versions put together from real RHEL, Fedora and SUSE
 //!   versions and releases, with tildes and carets.
+//! - `cvss_reference_scores.json`: Red Hat's Python `cvss` on every CVSS vector of the shared vulnerability data and
+//!   on random v3.0, v3.1 and v4.0 base vectors.
 //!
-//! Each recording lists the versions as classes of equal versions in ascending order; every pair must compare as its
-//! classes do.
+//! The order recordings list versions as classes of equal versions in ascending order; every pair must compare as
+//! its classes do.
 
 use std::cmp::Ordering;
 use std::fs;
 
-use scanner::{pep440, rpm};
+use scanner::{cvss, pep440, rpm};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -64,4 +66,20 @@ fn what_packaging_refuses_sorts_before_every_valid_version() {
 #[test]
 fn rpm_agrees_with_rpm_vercmp_on_every_pair() {
     assert_eq!(assert_agrees(rpm::compare, &reference_order("rpm_vercmp_order.json")), 364);
+}
+
+#[derive(Deserialize)]
+struct ReferenceScores {
+    scores: Vec<(String, f64)>,
+}
+
+#[test]
+fn cvss_scores_agree_with_red_hats_cvss() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cvss_reference_scores.json");
+    let reference: ReferenceScores = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+    assert_eq!(reference.scores.len(), 830);
+    for (vector, score) in &reference.scores {
+        let ours = if vector.starts_with("CVSS:4.0/") { cvss::v4_score(vector) } else { cvss::v3_base_score(vector) };
+        assert_eq!(ours, Some(*score), "{vector}");
+    }
 }
