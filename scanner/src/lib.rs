@@ -5,7 +5,7 @@
 //!   Rocky, AlmaLinux, SUSE…), [`pep440`] (PyPI), [`semver`] (npm, crates.io, Go).
 //! - [`Ecosystem`]: an OSV ecosystem string with its ordering and package-name rule.
 //! - [`Record`]: an OSV advisory; [`Record::matches`] says whether it affects an [`InstalledPackage`] and which version
-//!   fixes it, [`Record::rating`] how severe it is.
+//!   fixes it, [`Record::rating`] how severe it is (CVSS v3 and v4 scores, [`cvss`], or the source's own rating).
 
 pub mod apk;
 pub mod cvss;
@@ -23,6 +23,6 @@ pub mod semver;
 pub mod severity;
 
 pub use ecosystem::{Ecosystem, UnknownEcosystem, VersionScheme};
-pub use matching::{InstalledPackage, Match};
+pub use matching::{FixedVersion, InstalledPackage, Match};
 pub use osv::Record;
 pub use severity::{Rating, Severity};

@@ -14,13 +14,16 @@ pub struct InstalledPackage<'a> {
     pub version: &'a str,
 }
 
+/// The version that fixes a finding; `None` is "no fix".
+pub type FixedVersion<'r> = Option<&'r str>;
+
 /// A record affects a package: the entry that says so and the version that fixes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Match<'r> {
     pub affected: &'r Affected,
     /// The first version that leaves every range the installed version is in; `None` when the record names no such
     /// fix ("no fix").
-    pub fixed: Option<&'r str>,
+    pub fixed: FixedVersion<'r>,
 }
 
 impl Record {
@@ -63,7 +66,7 @@ impl Affected {
     }
 
     /// For a version matched through the `versions` list alone: the smallest `fixed` above it in any range.
-    fn first_fix_above(&self, ecosystem_scheme: VersionScheme, version: &str) -> Option<&str> {
+    fn first_fix_above(&self, ecosystem_scheme: VersionScheme, version: &str) -> FixedVersion<'_> {
         let fixes = self.ranges.iter().filter_map(|range| Some((range_scheme(range.kind, ecosystem_scheme)?, range))).flat_map(
             |(scheme, range)| {
                 range.events.iter().filter_map(move |event| match event {
@@ -86,7 +89,7 @@ fn range_scheme(kind: RangeKind, ecosystem_scheme: VersionScheme) -> Option<Vers
 }
 
 /// Of two fixes for the same installed version, the one that leaves both ranges; no fix in either means no fix.
-fn latest_fix<'r>(scheme: VersionScheme, a: Option<&'r str>, b: Option<&'r str>) -> Option<&'r str> {
+fn latest_fix<'r>(scheme: VersionScheme, a: FixedVersion<'r>, b: FixedVersion<'r>) -> FixedVersion<'r> {
     Some(std::cmp::max_by(a?, b?, |a, b| scheme.compare(a, b)))
 }
 
@@ -95,7 +98,7 @@ impl Range {
     ///
     /// Events apply in version order: the version is affected after an `introduced` at or below it, until a `fixed`
     /// at or below it or a `last_affected` below it. A range with `limit` events only covers versions below one limit.
-    fn contains<'r>(&'r self, scheme: VersionScheme, version: &str) -> Option<Option<&'r str>> {
+    fn contains<'r>(&'r self, scheme: VersionScheme, version: &str) -> Option<FixedVersion<'r>> {
         let limits: Vec<&str> =
             self.events.iter().filter_map(|event| if let Event::Limit(limit) = event { Some(limit.as_str()) } else { None }).collect();
         if !limits.is_empty() && !limits.iter().any(|&limit| limit == "*" || scheme.compare(version, limit).is_lt()) {
