@@ -11,6 +11,7 @@ pub mod layout;
 pub mod local;
 pub mod resources;
 pub mod s3;
+mod s3_parts;
 
 #[cfg(test)]
 pub(crate) mod contract;

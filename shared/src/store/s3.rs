@@ -23,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 
+use super::s3_parts::Part;
 use super::{BlobStore, ByteRange, ByteStream, StoreError, UploadLease, UploadSession, layout};
 use crate::oci::Digest;
 
@@ -60,18 +61,12 @@ pub struct S3BlobStore {
 struct MultipartState {
     /// The multipart upload, once the first part is written.
     upload_id: Option<String>,
+    #[serde(with = "super::s3_parts")]
     parts: Vec<Part>,
     /// The tail object's generation and length; its bytes follow the parts.
     tail: Option<Tail>,
     /// Set once the bytes were assembled into the staging object (to be read back before commit).
     staged: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Part {
-    number: u32,
-    etag: String,
-    size: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -378,7 +373,11 @@ impl BlobStore for S3BlobStore {
         };
         let mut next_part_size = part_size(self.limits.part_size, state.parts.len() as u32 + 1);
         while let Some(chunk) = data.next().await {
-            buffer.extend_from_slice(&chunk?);
+            let chunk = chunk?;
+            // Room for one part, reused part after part once the part before it is sent: growing by doubling would
+            // hold up to twice that.
+            buffer.reserve((next_part_size as usize + chunk.len()).saturating_sub(buffer.len()));
+            buffer.extend_from_slice(&chunk);
             while buffer.len() as u64 >= next_part_size {
                 let part = buffer.split_to(next_part_size as usize).freeze();
                 self.upload_part(session, &mut state, part).await?;
