@@ -17,7 +17,7 @@ pub const ENDPOINT_VARIABLE: &str = "BERTH_TEST_AWS_ENDPOINT";
 
 /// S3's limits lowered as far as S3 (and so the emulator) allows: 5 MiB parts, and copies above 6 MiB done in parts,
 /// so a few MiB of test data exercise the paths real layers take above 5 GiB.
-pub const TEST_LIMITS: S3Limits = S3Limits { part_size: 5 << 20, max_single_copy: 6 << 20, copy_part_size: 5 << 20 };
+pub const TEST_LIMITS: S3Limits = S3Limits { part_size: 5 << 20, max_single_copy: 6 << 20, copy_part_size: 5 << 20, max_parts: 10_000 };
 
 /// The SDK configuration for the emulator, with its fixed test credentials.
 pub fn emulator_config() -> aws_config::SdkConfig {

@@ -149,7 +149,14 @@ impl Blobs {
 
     /// Links a stored blob. When another upload of the same digest recorded its own key first, this upload's bytes
     /// go and the link names that key: one digest, one object.
-    async fn link(&self, repository: &RepositoryName, digest: &Digest, size: u64, key: Option<String>, upload: Option<&str>) -> Result<(), Error> {
+    async fn link(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        key: Option<String>,
+        upload: Option<&str>,
+    ) -> Result<(), Error> {
         match self.index.link_blob(repository, digest, size, key.as_deref(), upload).await {
             Err(StoreError::StoredAt(recorded)) => {
                 if let Some(own) = &key {
@@ -286,10 +293,12 @@ fn new_session(repository: &RepositoryName) -> UploadSession {
     }
 }
 
-/// A conditional write that lost means another request moved the upload on: the client's chunk no longer fits.
+/// A conditional write that lost means another request moved the upload on: the client's chunk no longer fits. An
+/// upload the store cannot hold is the client's too big blob.
 fn concurrent_write(error: StoreError, size: u64) -> Error {
     match error {
         StoreError::Conflict => Error::ChunkOutOfOrder { uploaded: size, start: size },
+        StoreError::BlobTooLarge { limit } => Error::TooLarge { what: "blob", size: limit + 1, limit },
         other => Error::Store(other),
     }
 }

@@ -61,6 +61,9 @@ pub enum StoreError {
     Backend { service: &'static str, message: String },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// An upload outgrew what the store can hold in one blob.
+    #[error("a blob may hold at most {limit} bytes here")]
+    BlobTooLarge { limit: u64 },
     /// The blob is already recorded with its bytes at this key (another upload of the same digest won).
     #[error("the blob is already stored at {0}")]
     StoredAt(String),
@@ -265,13 +268,23 @@ pub struct LinkedBlob {
 pub trait ManifestIndex: Send + Sync {
     /// Records a manifest (its bytes already stored, and given as `content` for an index that keeps small ones
     /// inline) and points `tag` at it, in one transaction.
-    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>, content: &[u8]) -> Result<(), StoreError>;
+    async fn put_manifest(
+        &self,
+        repository: &RepositoryName,
+        record: &ManifestRecord,
+        tag: Option<&Tag>,
+        content: &[u8],
+    ) -> Result<(), StoreError>;
     async fn manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError>;
     /// The manifest `tag` points at, in one lookup where the backend can (a pull starts here).
     async fn tagged_manifest(&self, repository: &RepositoryName, tag: &Tag) -> Result<Option<ManifestRecord>, StoreError>;
     /// The manifest `reference` names, with its bytes when the index keeps them inline (DynamoDB keeps small
     /// manifests in their items, so a pull reads one item); without them, they are read from the blob store.
-    async fn manifest_content(&self, repository: &RepositoryName, reference: &Reference) -> Result<Option<(ManifestRecord, Option<Bytes>)>, StoreError> {
+    async fn manifest_content(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<(ManifestRecord, Option<Bytes>)>, StoreError> {
         let record = match reference {
             Reference::Digest(digest) => self.manifest(repository, digest).await?,
             Reference::Tag(tag) => self.tagged_manifest(repository, tag).await?,

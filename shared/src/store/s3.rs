@@ -36,16 +36,21 @@ pub struct S3Limits {
     pub max_single_copy: u64,
     /// The size of the ranges a multipart copy copies.
     pub copy_part_size: u64,
+    /// How many parts an upload may have (S3's 10,000); with the part sizes, what a blob may hold.
+    pub max_parts: u32,
 }
 
 impl Default for S3Limits {
     fn default() -> Self {
-        Self { part_size: 8 << 20, max_single_copy: 5 << 30, copy_part_size: 512 << 20 }
+        Self { part_size: 8 << 20, max_single_copy: 5 << 30, copy_part_size: 512 << 20, max_parts: MAX_PARTS }
     }
 }
 
-/// S3 allows 10,000 parts per upload; parts double in size every this many so that ACR-sized layers (200 GiB) fit.
+/// S3 allows 10,000 parts per upload; parts double in size every this many, up to [`MAX_PART_GROWTH`] times the base,
+/// so that layers far beyond ACR's 200 GiB fit while one part (what a request holds in memory) stays small.
 const PARTS_PER_SIZE_STEP: u32 = 1000;
+/// Three doublings: 64 MiB parts at the default 8 MiB base, and 10,000 parts hold 63,000 × the base (492 GiB).
+const MAX_PART_GROWTH: u32 = 3;
 const MAX_PARTS: u32 = 10_000;
 const MAX_PART_SIZE: u64 = 5 << 30;
 
@@ -78,7 +83,12 @@ struct Tail {
 /// The size of part `number`: `base`, doubling every [`PARTS_PER_SIZE_STEP`] parts so that 10,000 of them hold the
 /// largest layers while early parts (all most blobs need) stay small in memory.
 fn part_size(base: u64, number: u32) -> u64 {
-    (base << ((number - 1) / PARTS_PER_SIZE_STEP).min(9)).min(MAX_PART_SIZE)
+    (base << ((number - 1) / PARTS_PER_SIZE_STEP).min(MAX_PART_GROWTH)).min(MAX_PART_SIZE)
+}
+
+/// The most one upload can hold: every part it may have, each of its size.
+pub fn blob_capacity(limits: &S3Limits) -> u64 {
+    (1..=limits.max_parts).map(|number| part_size(limits.part_size, number)).sum()
 }
 
 fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: aws_sdk_s3::error::SdkError<E>) -> StoreError {
@@ -130,8 +140,8 @@ impl S3BlobStore {
             }
         };
         let number = state.parts.last().map_or(1, |part| part.number + 1);
-        if number > MAX_PARTS {
-            return Err(StoreError::Backend { service: "S3", message: format!("an upload cannot have more than {MAX_PARTS} parts") });
+        if number > self.limits.max_parts {
+            return Err(StoreError::BlobTooLarge { limit: blob_capacity(&self.limits) });
         }
         let size = bytes.len() as u64;
         let uploaded = self
@@ -478,17 +488,32 @@ mod tests {
 
     #[test]
     fn parts_grow_so_ten_thousand_hold_the_largest_layers() {
-        let base = S3Limits::default().part_size;
+        let limits = S3Limits::default();
+        let base = limits.part_size;
         assert_eq!(
-            (part_size(base, 1), part_size(base, 1000), part_size(base, 1001), part_size(base, 2001)),
-            (base, base, 2 * base, 4 * base)
+            (
+                part_size(base, 1),
+                part_size(base, 1000),
+                part_size(base, 1001),
+                part_size(base, 2001),
+                part_size(base, 3001),
+                part_size(base, MAX_PARTS)
+            ),
+            (base, base, 2 * base, 4 * base, 8 * base, 8 * base)
         );
-        let capacity: u64 = (1..=MAX_PARTS).map(|number| part_size(base, number)).sum();
-        assert!(capacity >= 200 << 30, "10,000 parts hold {capacity} bytes, less than ACR's 200 GiB layers");
-        let largest = part_size(base, MAX_PARTS);
-        assert!(largest <= 5 << 30, "a part of {largest} bytes exceeds S3's 5 GiB");
-        // What one request buffers before a part goes out: bounded, for a 200 GiB layer by the 5th size step.
-        assert_eq!(part_size(base, 5000), 16 * base);
-        assert_eq!(part_size(64 << 20, MAX_PARTS), MAX_PART_SIZE, "a large configured base stays within S3's part limit");
+        assert_eq!(blob_capacity(&limits), 63_000 * base, "10,000 parts hold 492 GiB, more than ACR's 200 GiB layers");
+        assert!(part_size(5 << 30, MAX_PARTS) <= MAX_PART_SIZE, "a large configured base stays within S3's part limit");
+    }
+
+    /// An upload that needs more parts than S3 allows is refused as too large, naming what a blob may hold.
+    #[tokio::test]
+    async fn an_upload_beyond_the_last_part_is_too_large() {
+        let (store, _) = crate::testing::fresh_aws_stores().await;
+        let limits = S3Limits { max_parts: 2, ..crate::testing::TEST_LIMITS };
+        let store = S3BlobStore { limits, ..store };
+        let mut upload = session("s3/huge");
+        let bytes = || -> ByteStream { Box::pin(stream::iter([Ok(Bytes::from(vec![b'H'; 15 << 20]))])) };
+        let refused = store.append_upload(&mut upload, bytes()).await;
+        assert!(matches!(refused, Err(StoreError::BlobTooLarge { limit }) if limit == 10 << 20), "{refused:?}");
     }
 }
