@@ -12,6 +12,7 @@ pub mod cvss;
 mod digits;
 pub mod dpkg;
 pub mod ecosystem;
+pub mod inventory;
 pub mod matching;
 #[cfg(test)]
 mod ordering_tests;
