@@ -3,7 +3,7 @@
 
 mod layers;
 
-use layers::{DOCKER_GZIP, GO_MODULES, GZIP, Layer, TAR, ZSTD, debian_os_release, go_binary, inventory_file, read};
+use layers::{DOCKER_GZIP, GO_MODULES, GZIP, Layer, TAR, ZSTD, alpine_layer, debian_os_release, go_binary, inventory_file, read};
 use scanner::inventory::{Distro, FileContents, ImageInventory, LayerError, LayerInventory, Package, read_layer};
 
 /// (path, ecosystem, name, version) of each package.
@@ -167,13 +167,7 @@ fn distroless_status_d_and_alpine_databases() {
     assert_eq!(summary(&image), [("var/lib/dpkg/status.d/libssl3", "Debian:12", "libssl3", "3.0.15-1~deb12u1")]);
     assert_eq!(image.packages[0].source.as_ref().unwrap().name, "openssl");
 
-    let alpine = read(
-        GZIP,
-        &Layer::new()
-            .file("etc/os-release", b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.3\n")
-            .file("lib/apk/db/installed", &inventory_file("alpine-v3.20.apk-installed"))
-            .gzip(),
-    );
+    let alpine = alpine_layer();
     let image = ImageInventory::compose(&[alpine]);
     assert_eq!(image.packages.len(), 6);
     let libcrypto = image.packages.iter().find(|package| package.name == "libcrypto3").unwrap();

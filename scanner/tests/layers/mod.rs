@@ -107,6 +107,17 @@ pub fn debian_os_release() -> &'static [u8] {
     b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n"
 }
 
+/// Alpine 3.20 with the apk database of `shared/vulndata`.
+pub fn alpine_layer() -> LayerInventory {
+    read(
+        GZIP,
+        &Layer::new()
+            .file("etc/os-release", b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.3\n")
+            .file("lib/apk/db/installed", &inventory_file("alpine-v3.20.apk-installed"))
+            .gzip(),
+    )
+}
+
 /// An ELF file whose data holds Go 1.18+ build info at `offset` (a multiple of 16), as `debug/buildinfo` reads it:
 /// the 32-byte header (magic, pointer size 8, the inline-strings flag), then the Go version and the module info
 /// (wrapped in 16-byte sentinels), each prefixed by its uvarint length.
