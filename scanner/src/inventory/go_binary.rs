@@ -133,7 +133,8 @@ fn uvarint(data: &[u8]) -> Option<(u64, usize)> {
 }
 
 fn build_info(version: &[u8], modules: &[u8]) -> Candidate {
-    let (Ok(version), Ok(modules)) = (std::str::from_utf8(version), std::str::from_utf8(modules)) else {
+    // The sentinels are not text, so they go before the module info is read as UTF-8.
+    let (Ok(version), Ok(modules)) = (std::str::from_utf8(version), std::str::from_utf8(strip_sentinels(modules))) else {
         return Candidate::NotBuildInfo;
     };
     // `go1.23.4`, maybe followed by experiment tags (`go1.23.4 X:boringcrypto`); a `devel` toolchain has no release.
@@ -141,14 +142,14 @@ fn build_info(version: &[u8], modules: &[u8]) -> Candidate {
         return Candidate::NotBuildInfo;
     };
     let mut packages = vec![module_version("stdlib", release)];
-    packages.extend(compiled_modules(strip_sentinels(modules)));
+    packages.extend(compiled_modules(modules));
     Candidate::BuildInfo(packages)
 }
 
-fn strip_sentinels(modules: &str) -> &str {
+fn strip_sentinels(modules: &[u8]) -> &[u8] {
     let length = modules.len();
-    if length > 2 * SENTINEL_BYTES && modules.as_bytes()[length - SENTINEL_BYTES - 1] == b'\n' {
-        modules.get(SENTINEL_BYTES..length - SENTINEL_BYTES).unwrap_or(modules)
+    if length > 2 * SENTINEL_BYTES && modules[length - SENTINEL_BYTES - 1] == b'\n' {
+        &modules[SENTINEL_BYTES..length - SENTINEL_BYTES]
     } else {
         modules
     }

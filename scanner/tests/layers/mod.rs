@@ -127,7 +127,8 @@ pub fn go_binary(offset: usize, version: &str, modules: &str) -> Vec<u8> {
     binary.extend_from_slice(b"\xff Go buildinf:");
     binary.extend_from_slice(&[8, 2]);
     binary.resize(offset + 32, 0);
-    let sentinel = [0x5a; 16];
+    // Go's own sentinels, which are not UTF-8.
+    let sentinel = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6";
     let modules = [&sentinel[..], modules.as_bytes(), &sentinel[..]].concat();
     for string in [version.as_bytes(), &modules] {
         let mut length = string.len();
