@@ -122,3 +122,43 @@ fn the_modules_of_a_real_go_binary_equal_syfts() {
     assert_eq!(ours.len(), 186);
     assert!(ours.contains(&("stdlib".to_owned(), "1.23.4".to_owned())));
 }
+
+/// The rpm database rpm itself wrote (tests/data/rpmdb/make.sh), in a Rocky Linux layer.
+#[test]
+fn the_rpm_inventory_equals_syfts() {
+    let database = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rpmdb/rpmdb.sqlite")).unwrap();
+    let os_release = b"NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"Rocky Linux 9.4 (Blue Onyx)\"\n";
+    let layer = read(TAR, &Layer::new().file("etc/os-release", os_release).file("var/lib/rpm/rpmdb.sqlite", &database).tar());
+    let image = ImageInventory::compose(&[layer]);
+    assert!(image.packages.iter().all(|package| package.ecosystem == "Rocky Linux:9" && package.path == "var/lib/rpm/rpmdb.sqlite"));
+    let tool = image.packages.iter().find(|package| package.name == "berth-tool-libs").unwrap();
+    let ecosystem = tool.ecosystem().unwrap();
+    let installed = tool.installed(&ecosystem);
+    // Rocky's advisories name binary packages, not the source rpm.
+    assert_eq!((installed.name, installed.version), ("berth-tool-libs", "2:1.2.3-4.el9"));
+    // (name, version, source rpm file)
+    let ours: BTreeSet<(String, String, String)> = image
+        .packages
+        .iter()
+        .map(|package| {
+            let source = package.source.as_ref().unwrap();
+            let source_version = source.version.split_once(':').map_or(source.version.as_str(), |(_epoch, version)| version);
+            (package.name.clone(), package.version.clone(), format!("{}-{source_version}.src.rpm", source.name))
+        })
+        .collect();
+
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("var/lib/rpm")).unwrap();
+    fs::create_dir_all(root.path().join("etc")).unwrap();
+    fs::write(root.path().join("var/lib/rpm/rpmdb.sqlite"), &database).unwrap();
+    fs::write(root.path().join("etc/os-release"), os_release).unwrap();
+    let report = syft_report(&format!("dir:{}", root.path().display()));
+    let theirs: BTreeSet<(String, String, String)> = artifacts(&report, "rpm")
+        .map(|artifact| {
+            let field = |name: &str| artifact[name].as_str().unwrap().to_owned();
+            (field("name"), field("version"), artifact["metadata"]["sourceRpm"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.len(), 3);
+}

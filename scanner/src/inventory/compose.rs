@@ -25,11 +25,11 @@ pub struct Package {
     pub path: String,
     /// The OSV ecosystem: `Debian:12`, `Alpine:v3.20`, `PyPI`, `npm`, `crates.io`, `Go`.
     pub ecosystem: String,
+    pub format: PackageFormat,
     /// As installed: a dpkg or apk binary package, a PyPI name in its PEP 503 form, a Go module path.
     pub name: String,
     pub version: String,
-    /// The source package a dpkg binary was built from, or an apk package's origin: what Debian and Alpine advisories
-    /// name.
+    /// The source package a dpkg or rpm binary was built from, or an apk package's origin.
     pub source: Option<SourcePackage>,
 }
 
@@ -73,6 +73,7 @@ impl Package {
         Package {
             path: record.location.clone().unwrap_or_else(|| file.to_owned()),
             ecosystem: ecosystem_name(record.format, distro),
+            format: record.format,
             name: record.name.clone(),
             version: record.version.clone(),
             source: record.source.clone(),
@@ -84,11 +85,11 @@ impl Package {
     }
 
     /// The package as its ecosystem's advisories name it: the source package and version for Debian, the origin
-    /// for Alpine, the package itself elsewhere.
+    /// for Alpine, the package itself elsewhere (rpm distributions' advisories list binary packages).
     pub fn installed<'a>(&'a self, ecosystem: &'a Ecosystem) -> InstalledPackage<'a> {
-        let (name, version) = match &self.source {
-            Some(source) => (source.name.as_str(), source.version.as_str()),
-            None => (self.name.as_str(), self.version.as_str()),
+        let (name, version) = match (&self.source, self.format) {
+            (Some(source), PackageFormat::Dpkg | PackageFormat::Apk) => (source.name.as_str(), source.version.as_str()),
+            _ => (self.name.as_str(), self.version.as_str()),
         };
         InstalledPackage { ecosystem, name, version }
     }
@@ -118,6 +119,10 @@ fn ecosystem_name(format: PackageFormat, distro: Option<&Distro>) -> String {
         (PackageFormat::Apk, "wolfi", _) => "Wolfi".to_owned(),
         (PackageFormat::Apk, "chainguard", _) => "Chainguard".to_owned(),
         (PackageFormat::Apk, ..) => "Alpine".to_owned(),
+        (PackageFormat::Rpm, "rocky", Some(release)) => format!("Rocky Linux:{}", major(release)),
+        (PackageFormat::Rpm, "almalinux", Some(release)) => format!("AlmaLinux:{}", major(release)),
+        (PackageFormat::Rpm, "mageia", Some(release)) => format!("Mageia:{release}"),
+        (PackageFormat::Rpm, ..) => "Red Hat".to_owned(),
     }
 }
 
@@ -126,6 +131,10 @@ fn ubuntu_ecosystem(release: &str) -> String {
     let long_term =
         release.split_once('.').is_some_and(|(year, month)| month == "04" && year.parse::<u32>().is_ok_and(|year| year % 2 == 0));
     if long_term { format!("Ubuntu:{release}:LTS") } else { format!("Ubuntu:{release}") }
+}
+
+fn major(release: &str) -> &str {
+    release.split('.').next().unwrap_or(release)
 }
 
 fn major_minor(release: &str) -> &str {
@@ -155,6 +164,9 @@ mod tests {
             (PackageFormat::Apk, Some(distro("alpine", Some("3.20.3"))), "Alpine:v3.20"),
             (PackageFormat::Apk, Some(distro("alpine", Some("3.21"))), "Alpine:v3.21"),
             (PackageFormat::Apk, Some(distro("wolfi", Some("20230201"))), "Wolfi"),
+            (PackageFormat::Rpm, Some(distro("rocky", Some("9.4"))), "Rocky Linux:9"),
+            (PackageFormat::Rpm, Some(distro("almalinux", Some("9.5"))), "AlmaLinux:9"),
+            (PackageFormat::Rpm, Some(distro("fedora", Some("41"))), "Red Hat"),
             (PackageFormat::Python, Some(distro("debian", Some("12"))), "PyPI"),
             (PackageFormat::Cargo, None, "crates.io"),
         ];

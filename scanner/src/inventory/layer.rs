@@ -8,11 +8,15 @@ use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 use tar::EntryType;
 
-use super::{FileContents, LayerInventory, PackageRecord, SkippedFile, apk, cargo, dpkg, go_binary, go_mod, npm, os_release, python};
+use super::{FileContents, LayerInventory, PackageRecord, SkippedFile, apk, cargo, dpkg, go_binary, go_mod, npm, os_release, python, rpm};
 
 /// The most a single package database or lockfile may hold; a larger one is skipped and listed in
 /// [`LayerInventory::skipped`], so a hostile layer cannot make the scanner hold more than this per file.
 pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// rpm's SQLite database is copied to a temporary file rather than held, so its limit is higher: a full RHEL
+/// system's is around 100 MB.
+pub const MAX_RPM_DATABASE_BYTES: u64 = 512 << 20;
 
 /// How much of the compressed blob is buffered at a time.
 const BLOB_BUFFER_BYTES: usize = 64 << 10;
@@ -124,6 +128,7 @@ enum FileKind {
     /// A file of distroless' `var/lib/dpkg/status.d/`: one package's stanza, without a `Status` field.
     DpkgStatusD,
     ApkInstalled,
+    RpmDatabase,
     PythonMetadata,
     NpmLockfile,
     NpmPackageJson,
@@ -140,6 +145,8 @@ impl FileKind {
             ("etc/os-release" | "usr/lib/os-release", _) => FileKind::OsRelease,
             ("var/lib/dpkg/status", _) => FileKind::DpkgStatus,
             ("lib/apk/db/installed", _) => FileKind::ApkInstalled,
+            // The second is where Fedora and openSUSE moved it.
+            ("var/lib/rpm/rpmdb.sqlite" | "usr/lib/sysimage/rpm/rpmdb.sqlite", _) => FileKind::RpmDatabase,
             (_, "package-lock.json") => FileKind::NpmLockfile,
             (_, "package.json") if npm::is_package_directory(directory) => FileKind::NpmPackageJson,
             (_, "Cargo.lock") => FileKind::CargoLock,
@@ -169,12 +176,27 @@ fn read_file(inventory: &mut LayerInventory, path: String, kind: FileKind, size:
 
 /// What the file says, or why it could not be read; `None` for an executable that is not an ELF file.
 fn read_contents(kind: FileKind, path: &str, size: u64, file: &mut impl Read) -> io::Result<Option<Result<FileContents, String>>> {
-    if kind == FileKind::Executable {
-        return Ok(match go_binary::scan(file)? {
-            go_binary::Scan::NotElf => None,
-            go_binary::Scan::Packages(packages) => Some(Ok(FileContents::Packages { packages })),
-            go_binary::Scan::Unreadable(reason) => Some(Err(reason)),
-        });
+    match kind {
+        FileKind::Executable => {
+            return Ok(match go_binary::scan(file)? {
+                go_binary::Scan::NotElf => None,
+                go_binary::Scan::Packages(packages) => Some(Ok(FileContents::Packages { packages })),
+                go_binary::Scan::Unreadable(reason) => Some(Err(reason)),
+            });
+        }
+        FileKind::RpmDatabase if size > MAX_RPM_DATABASE_BYTES => {
+            return Ok(Some(Err(format!("{size} bytes, over the {MAX_RPM_DATABASE_BYTES}-byte limit"))));
+        }
+        // SQLite reads files only: the database goes to a private temporary directory (with the journal files
+        // SQLite may add), which is removed when read.
+        FileKind::RpmDatabase => {
+            let copy = tempfile::tempdir()?;
+            let database = copy.path().join("rpmdb.sqlite");
+            io::copy(file, &mut std::fs::File::create(&database)?)?;
+            let packages = rpm::parse_database(&database);
+            return Ok(Some(packages.map(|packages| FileContents::Packages { packages })));
+        }
+        _ => {}
     }
     if size > MAX_FILE_BYTES {
         return Ok(Some(Err(format!("{size} bytes, over the {MAX_FILE_BYTES}-byte limit"))));
@@ -195,7 +217,7 @@ fn parse(kind: FileKind, path: &str, text: &str) -> Result<FileContents, String>
         FileKind::NpmPackageJson => npm::parse_package_json(path, text)?.into_iter().collect(),
         FileKind::CargoLock => cargo::parse_lockfile(text),
         FileKind::GoMod => go_mod::parse(text),
-        FileKind::Executable => unreachable!("executables are scanned as they stream"),
+        FileKind::Executable | FileKind::RpmDatabase => unreachable!("read by read_contents as they stream"),
     };
     Ok(FileContents::Packages { packages })
 }

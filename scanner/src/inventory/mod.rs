@@ -16,13 +16,14 @@ mod layer;
 mod npm;
 mod os_release;
 mod python;
+mod rpm;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 pub use compose::{ImageInventory, Package};
-pub use layer::{Compression, LayerError, MAX_FILE_BYTES, read_layer};
+pub use layer::{Compression, LayerError, MAX_FILE_BYTES, MAX_RPM_DATABASE_BYTES, read_layer};
 pub use os_release::Distro;
 
 /// What one layer contributes to an image's filesystem, as far as packages go.
@@ -76,6 +77,7 @@ pub struct SourcePackage {
 pub enum PackageFormat {
     Dpkg,
     Apk,
+    Rpm,
     Python,
     Npm,
     Cargo,
