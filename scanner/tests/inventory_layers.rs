@@ -89,7 +89,7 @@ fn a_whiteout_deletes_a_file_of_the_layers_below() {
             .file("app/Cargo.lock", &inventory_file("Cargo.lock"))
             .gzip(),
     );
-    assert_eq!(ImageInventory::compose(&[lower.clone()]).packages.len(), 16 + 15);
+    assert_eq!(ImageInventory::compose(std::slice::from_ref(&lower)).packages.len(), 16 + 15);
     let upper = read(GZIP, &Layer::new().whiteout("app/package-lock.json").gzip());
     assert_eq!(upper.whiteouts, ["app/package-lock.json"]);
     let image = ImageInventory::compose(&[lower, upper]);
@@ -110,7 +110,7 @@ fn a_whiteout_of_a_directory_deletes_everything_under_it_and_nothing_beside_it()
     );
     let upper = read(ZSTD, &Layer::new().whiteout("usr/lib/python3/dist-packages").zstd());
     // Ordered by path: `dist-packages-extra/` sorts before `dist-packages/`.
-    assert_eq!(names(&ImageInventory::compose(&[lower.clone()])), ["c", "a", "b"]);
+    assert_eq!(names(&ImageInventory::compose(std::slice::from_ref(&lower))), ["c", "a", "b"]);
     assert_eq!(names(&ImageInventory::compose(&[lower, upper])), ["c"]);
 }
 
