@@ -6,12 +6,15 @@
 //! - [`Ecosystem`]: an OSV ecosystem string with its ordering and package-name rule.
 //! - [`Record`]: an OSV advisory; [`Record::matches`] says whether it affects an [`InstalledPackage`] and which version
 //!   fixes it, [`Record::rating`] how severe it is (CVSS v3 and v4 scores, [`cvss`], or the source's own rating).
+//! - [`inventory`]: the packages an image holds, read from its layers as they stream, each named as its ecosystem's
+//!   advisories name it ([`inventory::Package::installed`]).
 
 pub mod apk;
 pub mod cvss;
 mod digits;
 pub mod dpkg;
 pub mod ecosystem;
+pub mod inventory;
 pub mod matching;
 #[cfg(test)]
 mod ordering_tests;

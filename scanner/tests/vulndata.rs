@@ -1,10 +1,15 @@
 //! The real advisories of `shared/vulndata/osv` against every package version of `shared/vulndata/expected.json`:
 //! each version is affected by exactly the advisories listed for it, no more and no fewer, and leaving through the
-//! reported fix version clears the advisory.
+//! reported fix version clears the advisory. Then the same, from images: the inventories of `shared/vulndata/inventories`
+//! as layers, composed and matched.
 
-use std::collections::BTreeSet;
+mod layers;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
+use layers::{GZIP, Layer, TAR, alpine_layer, debian_os_release, go_binary, inventory_file, read};
+use scanner::inventory::{ImageInventory, LayerInventory};
 use scanner::{Ecosystem, InstalledPackage, Record, Severity};
 use serde::Deserialize;
 
@@ -253,4 +258,75 @@ fn other_releases_never_match() {
     }
     let alpine_3_19: Ecosystem = "Alpine:v3.19".parse().unwrap();
     assert!(matching_ids(&records, &alpine_3_19, "openssl", "3.3.2-r0").is_empty());
+}
+
+/// The images the inventories make: a Debian base shared by two images (one with applications on top, one whose
+/// dpkg database is replaced by the selected stanzas), and an Alpine image.
+fn vulndata_images() -> Vec<ImageInventory> {
+    let debian_base = read(
+        TAR,
+        &Layer::new()
+            .symlink("etc/os-release", "../usr/lib/os-release")
+            .file("usr/lib/os-release", debian_os_release())
+            .file("var/lib/dpkg/status", &inventory_file("debian12-minbase.status"))
+            .tar(),
+    );
+    let requirements = String::from_utf8(inventory_file("requirements.txt")).unwrap();
+    let mut applications = Layer::new()
+        .file("app/package-lock.json", &inventory_file("package-lock.json"))
+        .file("app/Cargo.lock", &inventory_file("Cargo.lock"))
+        .file("app/go.mod", &inventory_file("go.mod"))
+        // The go.mod's comment: its stdlib advisories apply to binaries built with go1.23.5.
+        .executable("app/server", &go_binary(4096, "go1.23.5", "path\texample.com/vulndata-fixture\n"));
+    for requirement in requirements.lines() {
+        let (name, version) = requirement.split_once("==").unwrap();
+        let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nA description.\n");
+        applications =
+            applications.file(&format!("usr/local/lib/python3.11/site-packages/{name}-{version}.dist-info/METADATA"), metadata.as_bytes());
+    }
+    let applications = read(GZIP, &applications.gzip());
+    let selected = read(GZIP, &Layer::new().file("var/lib/dpkg/status", &inventory_file("debian12-selected.status")).gzip());
+    let alpine = alpine_layer();
+    let images: [&[LayerInventory]; 3] = [&[debian_base.clone(), applications], &[debian_base, selected], &[alpine]];
+    images.into_iter().map(ImageInventory::compose).collect()
+}
+
+/// Every record against every package of the composed images: the expected entries the images hold get exactly
+/// their advisories, and no other package of the images gets any.
+#[test]
+fn composed_images_are_affected_by_exactly_the_expected_advisories() {
+    let records = records();
+    // (ecosystem, advisory name, version) → advisory ids, over every package of every image.
+    let mut findings: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut packages = 0;
+    for image in vulndata_images() {
+        for package in &image.packages {
+            let ecosystem = package.ecosystem().unwrap();
+            let installed = package.installed(&ecosystem);
+            let key = (ecosystem.as_str().to_owned(), installed.name.to_owned(), installed.version.to_owned());
+            let ids = matching_ids(&records, &ecosystem, installed.name, installed.version);
+            findings.entry(key).or_default().extend(ids);
+            packages += 1;
+        }
+    }
+    // Applications image: 88 dpkg, 16 npm, 15 crates, 4 go.mod modules, stdlib and 11 Python distributions; the
+    // selected image: its 12 stanzas replace the base's 88; Alpine: 6.
+    assert_eq!(packages, 135 + 12 + 6);
+    let mut missing = Vec::new();
+    let mut mismatches = Vec::new();
+    for expected in expectations() {
+        let key = (expected.ecosystem.clone(), expected.package.clone(), expected.version.clone());
+        match findings.remove(&key) {
+            None => missing.push(format!("{} {} {}", key.0, key.1, key.2)),
+            Some(found) if found != expected.advisory_ids_expected => {
+                mismatches.push(format!("{key:?}: found {found:?}, expected {:?}", expected.advisory_ids_expected))
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    // The Alpine fixture keeps the first version of each origin, so curl's fixed version (a negative control) is not in it.
+    assert_eq!(missing, ["Alpine:v3.20 curl 8.14.1-r2"]);
+    let unexpected: Vec<_> = findings.iter().filter(|(_, ids)| !ids.is_empty()).collect();
+    assert!(unexpected.is_empty(), "packages outside expected.json with findings: {unexpected:?}");
 }
