@@ -383,11 +383,7 @@ impl BlobStore for S3BlobStore {
         };
         let mut next_part_size = part_size(self.limits.part_size, state.parts.len() as u32 + 1);
         while let Some(chunk) = data.next().await {
-            let chunk = chunk?;
-            // Room for one part, reused part after part once the part before it is sent: growing by doubling would
-            // hold up to twice that.
-            buffer.reserve((next_part_size as usize + chunk.len()).saturating_sub(buffer.len()));
-            buffer.extend_from_slice(&chunk);
+            buffer.extend_from_slice(&chunk?);
             while buffer.len() as u64 >= next_part_size {
                 let part = buffer.split_to(next_part_size as usize).freeze();
                 self.upload_part(session, &mut state, part).await?;
