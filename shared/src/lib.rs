@@ -11,6 +11,7 @@ pub mod registry;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -110,6 +110,14 @@ pub mod dynamo {
         format!("{MANIFEST_PREFIX}{digest}")
     }
 
+    /// The repository and digest a manifest item's keys name, or `None` for any other item (what the table's stream
+    /// delivers to the scan function).
+    pub fn manifest_of(pk: &str, sk: &str) -> Option<(RepositoryName, Digest)> {
+        let repository = RepositoryName::parse(pk.strip_prefix("REPO#")?).ok()?;
+        let digest = Digest::parse(sk.strip_prefix(MANIFEST_PREFIX)?).ok()?;
+        Some((repository, digest))
+    }
+
     pub fn tag_sk(tag: &Tag) -> String {
         format!("{TAG_PREFIX}{tag}")
     }
@@ -184,6 +192,9 @@ mod tests {
         assert_eq!(dynamo::repository_pk(&repository), "REPO#team/app");
         assert_eq!(dynamo::blob_sk(&digest), format!("BLOB#{digest}"));
         assert_eq!(dynamo::manifest_sk(&digest), format!("MANIFEST#{digest}"));
+        assert_eq!(dynamo::manifest_of("REPO#team/app", &format!("MANIFEST#{digest}")), Some((repository.clone(), digest.clone())));
+        assert_eq!(dynamo::manifest_of("REPO#team/app", &format!("TAG#{digest}")), None);
+        assert_eq!(dynamo::manifest_of(&format!("BLOB#{digest}"), "BLOB"), None);
         assert_eq!(dynamo::tag_sk(&Tag::parse("v1").unwrap()), "TAG#v1");
         assert_eq!(dynamo::referrer_sk(&subject, &digest), format!("REFERRER#{subject}#{digest}"));
         assert!(dynamo::referrer_sk(&subject, &digest).starts_with(&dynamo::referrers_of(&subject)));

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, ScalarAttributeType, SseSpecification,
-    SseType, TimeToLiveSpecification,
+    SseType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::{
     error::DisplayErrorContext,
@@ -125,6 +125,13 @@ struct TableProperties {
     point_in_time_recovery_specification: PointInTimeRecovery,
     #[serde(rename = "SSESpecification")]
     sse_specification: TableEncryption,
+    stream_specification: Stream,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct Stream {
+    stream_view_type: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,6 +306,13 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str, properti
         .sse_specification(
             SseSpecification::builder().enabled(encryption.enabled).set_sse_type(encryption.sse_type.as_deref().map(SseType::from)).build(),
         )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(properties.stream_specification.stream_view_type.as_str()))
+                .build()
+                .map_err(dynamodb_failed)?,
+        )
         .send()
         .await;
     match created {
@@ -444,6 +458,10 @@ mod tests {
             },
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": recovery == Some(&PointInTimeRecoveryStatus::Enabled)},
             "SSESpecification": {"SSEEnabled": described.sse_description().and_then(|sse| sse.status()) == Some(&SseStatus::Enabled)},
+            "StreamSpecification": {
+                "StreamViewType": described.stream_specification().filter(|stream| stream.stream_enabled())
+                    .and_then(|stream| stream.stream_view_type()).map(StreamViewType::as_str),
+            },
         });
         (bucket, table)
     }
