@@ -48,7 +48,7 @@ fn over(
         .contains(&Function::Manifests)
         .then(|| Arc::new(Manifests::new(store.clone(), metadata.clone(), metadata.clone(), events, limits.max_manifest_bytes)));
     let blobs = serve.contains(&Function::Blobs).then(|| Arc::new(Blobs::new(store, metadata.clone(), metadata, limits.max_request_bytes)));
-    Services { gate: access.gate, tokens: access.tokens, manifests, blobs, public_url, origin_secrets: Vec::new() }
+    Services { gate: access.gate, tokens: access.tokens, manifests, blobs, scans: None, public_url, origin_secrets: Vec::new() }
 }
 
 /// Every service over the embedded store (`berth serve`).
