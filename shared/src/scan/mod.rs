@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 pub use findings::AdvisoryIndex;
+pub use scanner::{Severity, UnknownSeverity};
 
 use crate::{
     error::Error,
