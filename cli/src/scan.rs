@@ -2,6 +2,7 @@
 //! image's vulnerability findings from it.
 
 use std::error::Error;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use berth::{
@@ -27,10 +28,10 @@ pub struct AdvisoriesArgs {
 
 #[derive(Subcommand)]
 enum AdvisoriesCommand {
-    /// Load OSV advisories (a folder of OSV JSON files, searched recursively) as the registry's new advisory
-    /// snapshot; every image already scanned is re-evaluated against it.
+    /// Load OSV advisories (a folder of OSV JSON files, searched recursively, or a zip of them) as the registry's
+    /// new advisory snapshot; every image already scanned is re-evaluated against it.
     Import {
-        /// The folder of `*.json` OSV records.
+        /// The folder or zip of `*.json` OSV records.
         #[arg(value_name = "PATH")]
         path: PathBuf,
     },
@@ -108,8 +109,17 @@ pub async fn advisories(args: AdvisoriesArgs) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Every `*.json` file under `folder`, each one OSV record, in path order.
-fn read_advisories(folder: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
+/// The OSV records at `path`: every `*.json` file under a folder (searched recursively) or in a zip (as OSV's
+/// exports are), each one record, in path order.
+fn read_advisories(path: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
+    if path.is_dir() { read_folder(path) } else { read_zip(path) }
+}
+
+fn parse_record(bytes: &[u8], name: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+    serde_json::from_slice(bytes).map_err(|error| format!("{name} is not JSON: {error}").into())
+}
+
+fn read_folder(folder: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
     let mut files = Vec::new();
     let mut folders = vec![folder.to_owned()];
     while let Some(folder) = folders.pop() {
@@ -126,10 +136,29 @@ fn read_advisories(folder: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Erro
     files
         .iter()
         .map(|path| {
-            let text = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-            serde_json::from_slice(&text).map_err(|error| format!("{} is not JSON: {error}", path.display()).into())
+            let bytes = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+            parse_record(&bytes, &path.display().to_string())
         })
         .collect()
+}
+
+fn read_zip(path: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
+    let file = std::fs::File::open(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|error| format!("{} is neither a folder nor a zip: {error}", path.display()))?;
+    let mut records = Vec::new();
+    for position in 0..archive.len() {
+        let mut entry = archive.by_index(position).map_err(|error| format!("{}: entry {position}: {error}", path.display()))?;
+        let name =
+            format!("{}: {}", path.display(), entry.name().map_err(|error| format!("{}: entry {position}: {error}", path.display()))?);
+        if entry.is_file() && name.ends_with(".json") {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(|error| format!("{name}: {error}"))?;
+            records.push((name.clone(), parse_record(&bytes, &name)?));
+        }
+    }
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(records.into_iter().map(|(_, record)| record).collect())
 }
 
 pub async fn scan(args: ScanArgs) -> Result<(), Box<dyn Error>> {

@@ -80,6 +80,17 @@ fn scan_show_reports_the_findings_of_a_pushed_image(kind: RegistryKind) {
     let table = stdout_of(berth(&registry, &["scan", "show", "scan/debian:v1", "--severity", "unknown"]).args(["--output", "table"]));
     assert!(table.contains("4 findings: 0 critical, 0 high, 0 medium, 0 low, 4 unknown"), "{table}");
     assert!(table.lines().any(|line| line.starts_with("Unknown") && line.contains("DLA-4783-1") && line.contains("xz-utils")), "{table}");
+
+    // The same records as a zip (OSV's exports are zips) make a new snapshot, which the image is re-evaluated against.
+    let zipped = tempfile::tempdir().unwrap();
+    let archive = zipped.path().join("osv.zip");
+    run(Command::new("python3").args(["-m", "zipfile", "-c"]).arg(&archive).arg(format!("{DATA}/osv")));
+    let reimported = json_of(&registry, &["advisories", "import", archive.to_str().unwrap()]);
+    assert_eq!(reimported["imported"], 211);
+    assert_ne!(reimported["snapshot"]["id"], imported["snapshot"]["id"]);
+    let reevaluated = json_of(&registry, &["scan", "show", "scan/debian:v1"]);
+    assert_eq!(reevaluated["snapshot"]["id"], reimported["snapshot"]["id"]);
+    assert_eq!(reevaluated["findings"], report["findings"]);
 }
 
 berth_tests::registry_tests!(scan_show_reports_the_findings_of_a_pushed_image);
