@@ -1426,6 +1426,8 @@ on_both_stores!(
     deleting_a_manifest_with_many_tags,
     large_blobs_in_one_stream_and_in_chunks,
     pushed_images_have_exactly_the_expected_findings,
+    every_platform_of_an_index_is_scanned,
+    a_layer_that_is_no_tar_fails_its_scan_only,
     a_whiteout_removes_a_packages_findings,
     a_shared_base_layer_is_read_once,
     later_advisories_reevaluate_scanned_images,

@@ -276,6 +276,51 @@ pub(super) async fn pushed_images_have_exactly_the_expected_findings(store: Stor
     assert_eq!(api.scanned("scan/app", &digest.to_string()).await["findings"], report["findings"]);
 }
 
+pub(super) async fn every_platform_of_an_index_is_scanned(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.import_advisories(&advisories(|_| true)).await;
+    let amd64 = api.push_layers("scan/multi", "amd64", &[debian_base(), applications()]).await;
+    let arm64 = api.push_layers("scan/multi", "arm64", &[debian_base()]).await;
+    let entry = |digest: &Digest, architecture: &str| json!({"mediaType": OCI_MANIFEST, "digest": digest.to_string(), "size": 1, "platform": {"os": "linux", "architecture": architecture}});
+    // The sizes are not checked on push, and the scan reads each child by digest.
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": super::OCI_INDEX,
+        "manifests": [entry(&amd64, "amd64"), entry(&arm64, "arm64")]}))
+    .unwrap();
+    assert_eq!(api.put_manifest("scan/multi", "v1", super::OCI_INDEX, &index).await.status, StatusCode::CREATED);
+    let report = api.scanned("scan/multi", "v1").await;
+    assert_eq!(report["status"], "done", "{report}");
+    let on = |platform: &str| -> BTreeSet<FindingKey> {
+        let only: Vec<Value> =
+            report["findings"].as_array().unwrap().iter().filter(|finding| finding["platform"] == platform).cloned().collect();
+        findings_of(&json!({ "findings": only }))
+    };
+    assert_eq!(on("linux/amd64"), expected_for_base_and_applications());
+    assert_eq!(
+        on("linux/arm64"),
+        expected_findings(|entry| entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status"))
+    );
+    assert_eq!(report["summary"]["total"], 54);
+}
+
+pub(super) async fn a_layer_that_is_no_tar_fails_its_scan_only(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.import_advisories(&advisories(|id| id.starts_with("DLA-"))).await;
+    let config = api.push_blob("scan/broken", b"{}").await;
+    let garbage = api.push_blob("scan/broken", b"this is no zstd frame").await;
+    let manifest = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": garbage.to_string(), "size": 21}]}))
+    .unwrap();
+    assert_eq!(api.put_manifest("scan/broken", "v1", OCI_MANIFEST, &manifest).await.status, StatusCode::CREATED);
+    let report = api.scanned("scan/broken", "v1").await;
+    assert_eq!(report["status"], "failed");
+    assert!(report["error"].as_str().unwrap().contains(&garbage.to_string()), "{report}");
+    assert_eq!(report["findings"], json!([]));
+    // The registry still scans what comes next.
+    api.push_layers("scan/broken", "v2", &[debian_base()]).await;
+    assert_eq!(api.scanned("scan/broken", "v2").await["summary"]["total"], 4);
+}
+
 pub(super) async fn a_whiteout_removes_a_packages_findings(store: Store) {
     let api = Api::with_limits(store, SCANNING).await;
     api.import_advisories(&advisories(|_| true)).await;
