@@ -168,7 +168,7 @@ pub async fn scan(args: ScanArgs) -> Result<(), Box<dyn Error>> {
     let mut report: Report = serde_json::from_value(answer).map_err(|error| format!("unexpected scan report: {error}"))?;
     report.findings.retain(|finding| severity.is_none_or(|least| finding.severity >= least));
     // Most severe first; the registry orders by package, which is how a report of one severity reads best.
-    report.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    report.findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
     emit(args.target.output, &report, findings_table)?;
     Ok(())
 }

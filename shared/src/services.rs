@@ -8,7 +8,7 @@ use crate::{
     identity::{Gate, TokenService},
     registry::{Blobs, EventSink, EventSinks, Manifests},
     scan::{Scans, worker::ScanTrigger},
-    store::{BlobIndex, BlobStore, MetadataStore, aws::AwsSettings, local::EmbeddedStore, scanning::ScanStore},
+    store::{BlobStore, MetadataStore, aws::AwsSettings, local::EmbeddedStore, scanning::ScanStore},
 };
 
 /// What a deployment limits.
@@ -84,10 +84,10 @@ pub fn over_aws(
 /// with [`ScanTrigger::spawn_worker`].
 pub fn scanning(
     blobs: Arc<dyn BlobStore>,
-    metadata: Arc<impl BlobIndex + ScanStore + 'static>,
+    metadata: Arc<impl MetadataStore + ScanStore + 'static>,
     events: Arc<dyn EventSink>,
 ) -> (Arc<Scans>, Arc<ScanTrigger>, Arc<dyn EventSink>) {
-    let scans = Arc::new(Scans::new(blobs, metadata.clone(), metadata));
+    let scans = Arc::new(Scans::new(blobs, metadata.clone(), metadata.clone(), metadata));
     let trigger = Arc::new(ScanTrigger::new(scans.clone()));
     let events: Arc<dyn EventSink> = Arc::new(EventSinks(vec![events, trigger.clone()]));
     (scans, trigger, events)

@@ -1428,6 +1428,7 @@ on_both_stores!(
     pushed_images_have_exactly_the_expected_findings,
     every_platform_of_an_index_is_scanned,
     a_layer_that_is_no_tar_fails_its_scan_only,
+    a_manifest_deleted_while_queued_fails_its_scan,
     a_whiteout_removes_a_packages_findings,
     a_shared_base_layer_is_read_once,
     later_advisories_reevaluate_scanned_images,

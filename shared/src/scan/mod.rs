@@ -1,7 +1,7 @@
 //! Vulnerability scanning: a manifest's layers to a stored inventory per layer, the image's packages to findings
 //! against the stored OSV advisories, and re-evaluation of every report when advisories change.
 //!
-//! Depends on the store's ports only ([`BlobStore`], [`BlobIndex`], [`ScanStore`]): `berth serve` drives it from its
+//! Depends on the store's ports only ([`BlobStore`], [`BlobIndex`], [`ManifestIndex`], [`ScanStore`]): `berth serve` drives it from its
 //! in-process [`worker`], and a function on AWS can call [`Scans::scan`] for each queued manifest the same way.
 
 mod findings;
@@ -24,7 +24,7 @@ use crate::{
     oci::{Descriptor, Digest, RepositoryName},
     registry::unix_millis,
     store::{
-        BlobIndex, BlobStore, PageRequest, StoreError,
+        BlobIndex, BlobStore, ManifestIndex, PageRequest, StoreError,
         scanning::{AdvisorySnapshot, QueuedScan, ScanReport, ScanStatus, ScanStore, ScannedImage, SeverityCounts, StoredAdvisory},
     },
 };
@@ -63,13 +63,19 @@ struct LoadedAdvisories {
 pub struct Scans {
     blobs: Arc<dyn BlobStore>,
     links: Arc<dyn BlobIndex>,
+    manifests: Arc<dyn ManifestIndex>,
     store: Arc<dyn ScanStore>,
     loaded: Mutex<Option<LoadedAdvisories>>,
 }
 
 impl Scans {
-    pub fn new(blobs: Arc<dyn BlobStore>, links: Arc<dyn BlobIndex>, store: Arc<dyn ScanStore>) -> Scans {
-        Scans { blobs, links, store, loaded: Mutex::new(None) }
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        links: Arc<dyn BlobIndex>,
+        manifests: Arc<dyn ManifestIndex>,
+        store: Arc<dyn ScanStore>,
+    ) -> Scans {
+        Scans { blobs, links, manifests, store, loaded: Mutex::new(None) }
     }
 
     pub fn store(&self) -> &Arc<dyn ScanStore> {
@@ -111,7 +117,7 @@ impl Scans {
 
     /// Scans `manifest` of `repository`: every image it names, each layer's inventory read only when not stored yet.
     pub async fn scan(&self, repository: &RepositoryName, manifest: &Digest) -> Result<ScanReport, ScanError> {
-        let parsed = self.read_manifest(manifest).await?;
+        let parsed = self.read_manifest(repository, manifest).await?;
         let mut images = Vec::new();
         if parsed.manifests.is_empty() {
             images.push(ScannedImage {
@@ -126,14 +132,18 @@ impl Scans {
             if platform.as_deref() == Some("unknown/unknown") {
                 continue;
             }
-            let layers = self.read_manifest(&child.digest).await?.layers;
+            let layers = self.read_manifest(repository, &child.digest).await?.layers;
             images.push(ScannedImage { digest: child.digest.clone(), platform, layers: self.inventory_layers(repository, &layers).await? });
         }
         let report = ScanReport { status: ScanStatus::Done, images, ..pending(repository, manifest) };
         Ok(self.evaluate(report).await?)
     }
 
-    async fn read_manifest(&self, digest: &Digest) -> Result<ScannedManifest, ScanError> {
+    /// A manifest of `repository`; one deleted since its push fails the scan rather than leaving it queued.
+    async fn read_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<ScannedManifest, ScanError> {
+        if self.manifests.manifest(repository, digest).await?.is_none() {
+            return Err(ScanError::Unreadable(format!("manifest {digest} is no longer in {repository}")));
+        }
         let bytes = self.blobs.get(digest).await?;
         serde_json::from_slice(&bytes).map_err(|error| ScanError::Unreadable(format!("manifest {digest}: {error}")))
     }

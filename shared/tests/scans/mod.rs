@@ -17,7 +17,7 @@ use berth::{
     registry::{EventBus, EventSink},
     scan::Scans,
     services,
-    store::{BlobIndex, BlobStore, ByteRange, ByteStream, StoreError, UploadLease, UploadSession, scanning::ScanStore},
+    store::{BlobStore, ByteRange, ByteStream, MetadataStore, StoreError, UploadLease, UploadSession, scanning::ScanStore},
 };
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -87,7 +87,7 @@ pub(super) fn sink(
     mode: Scanning,
     scans: &mut Option<(Arc<Scans>, Arc<CountingBlobs>)>,
     blobs: Arc<dyn BlobStore>,
-    metadata: Arc<impl BlobIndex + ScanStore + 'static>,
+    metadata: Arc<impl MetadataStore + ScanStore + 'static>,
     events: Arc<EventBus>,
 ) -> Arc<dyn EventSink> {
     if mode == Scanning::Off {
@@ -319,6 +319,20 @@ pub(super) async fn a_layer_that_is_no_tar_fails_its_scan_only(store: Store) {
     // The registry still scans what comes next.
     api.push_layers("scan/broken", "v2", &[debian_base()]).await;
     assert_eq!(api.scanned("scan/broken", "v2").await["summary"]["total"], 4);
+}
+
+pub(super) async fn a_manifest_deleted_while_queued_fails_its_scan(store: Store) {
+    let api = Api::with_limits(store, Limits { scanning: Scanning::QueueOnly, ..DEFAULT_LIMITS }).await;
+    let digest = api.push_layers("scan/gone", "v1", &[debian_base()]).await;
+    assert_eq!(api.send(Method::DELETE, &format!("/v2/scan/gone/manifests/{digest}"), &[], "").await.status, StatusCode::ACCEPTED);
+    let scans = &api.scans.as_ref().expect("the registry scans").0;
+    let queued = scans.store().queued_scans(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let report = scans.run(&queued[0]).await.unwrap();
+    assert_eq!(report.status, berth::store::scanning::ScanStatus::Failed);
+    assert_eq!(report.error.unwrap(), format!("manifest {digest} is no longer in scan/gone"));
+    assert!(scans.store().queued_scans(10).await.unwrap().is_empty(), "a failed scan leaves the queue");
+    assert_eq!(api.layer_reads(), 0);
 }
 
 pub(super) async fn a_whiteout_removes_a_packages_findings(store: Store) {
