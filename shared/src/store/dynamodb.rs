@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::{
     Client,
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, WriteRequest},
+    types::{AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest},
 };
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
@@ -166,6 +166,21 @@ fn decompress(compressed: &[u8]) -> Result<Vec<u8>, StoreError> {
     let mut json = Vec::new();
     flate2::read::GzDecoder::new(compressed).read_to_end(&mut json).map_err(|error| StoreError::Corrupt(format!("document: {error}")))?;
     Ok(json)
+}
+
+/// The items of a document at (`pk`, `sk`): its parts past the first, and its head (the first part, with the count).
+fn document_items(pk: String, sk: String, json: &[u8]) -> Result<(Vec<Item>, Item), StoreError> {
+    let compressed = compress(json)?;
+    let parts: Vec<&[u8]> = compressed.chunks(keys::DOCUMENT_CHUNK_BYTES).collect();
+    let chunk_pk = keys::chunk_pk(&pk, &sk);
+    let rest = parts.iter().enumerate().skip(1).map(|(number, part)| item(chunk_pk.clone(), number.to_string(), [(DATA, binary(part))]));
+    // Even an empty input compresses to a gzip header, so there is always a first part.
+    let head = item(pk, sk, [(DATA, binary(parts[0])), (CHUNKS, number(parts.len() as u64))]);
+    Ok((rest.collect(), head))
+}
+
+fn put_request(item: Item) -> WriteRequest {
+    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("the item is set")).build()
 }
 
 fn encode<T: Serialize>(record: &T) -> Vec<u8> {
@@ -379,14 +394,11 @@ impl DynamoMetadata {
     /// Stores `json` as a document at (`pk`, `sk`) (see [`keys::DOCUMENT_CHUNK_BYTES`]): the parts past the first go
     /// first, so the head never counts a part that is not there.
     async fn put_document(&self, pk: String, sk: String, json: &[u8]) -> Result<(), StoreError> {
-        let compressed = compress(json)?;
-        let parts: Vec<&[u8]> = compressed.chunks(keys::DOCUMENT_CHUNK_BYTES).collect();
-        let chunk_pk = keys::chunk_pk(&pk, &sk);
-        for (number, part) in parts.iter().enumerate().skip(1) {
-            self.put_item(item(chunk_pk.clone(), number.to_string(), [(DATA, binary(part))])).await?;
+        let (parts, head) = document_items(pk, sk, json)?;
+        for part in parts {
+            self.put_item(part).await?;
         }
-        // Even an empty input compresses to a gzip header, so there is always a first part.
-        self.put_item(item(pk, sk, [(DATA, binary(parts[0])), (CHUNKS, number(parts.len() as u64))])).await
+        self.put_item(head).await
     }
 
     /// The JSON of the document whose head item is `head`, its other parts read from their own items.
@@ -756,13 +768,19 @@ impl ManifestIndex for DynamoMetadata {
     }
 }
 
-/// Advisories: one document each under `ADVISORY`, so the whole set is one Query; the snapshot goes last.
+/// Advisories: one document each under `ADVISORY`, so the whole set is one Query, written in batches (every part
+/// past the first, then the heads); the snapshot goes last.
 #[async_trait]
 impl AdvisoryStore for DynamoMetadata {
     async fn import_advisories(&self, advisories: &[StoredAdvisory], snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
+        let (mut parts, mut heads) = (Vec::new(), Vec::new());
         for advisory in advisories {
-            self.put_document(keys::ADVISORY_PK.to_owned(), advisory.id.clone(), &advisory.json).await?;
+            let (rest, head) = document_items(keys::ADVISORY_PK.to_owned(), advisory.id.clone(), &advisory.json)?;
+            parts.extend(rest.into_iter().map(put_request));
+            heads.push(put_request(head));
         }
+        self.batch_write(parts).await?;
+        self.batch_write(heads).await?;
         self.put_item(item(keys::SCAN_STATE_PK.to_owned(), keys::SNAPSHOT_SK.to_owned(), [("snapshot", to_json(snapshot))])).await
     }
 
