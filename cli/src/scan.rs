@@ -52,7 +52,8 @@ enum ScanCommand {
         /// The image, by tag (team/app:v1) or digest (team/app@sha256:...).
         #[arg(value_name = "NAME:TAG|NAME@DIGEST", value_parser = parse_scanned_image)]
         image: (RepositoryName, Reference),
-        /// Only findings at least this severe: critical, high, medium, low or unknown (all).
+        /// Only findings at least this severe: critical, high, medium, low or unknown (all). The summary still
+        /// counts every finding of the image.
         #[arg(long, value_name = "LEVEL", value_parser = parse_severity)]
         severity: Option<Severity>,
     },
