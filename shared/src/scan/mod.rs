@@ -290,3 +290,17 @@ fn platform_name(platform: Option<&serde_json::Value>) -> Option<String> {
     }
     Some(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_are_named_os_architecture_and_variant() {
+        let named = |platform: serde_json::Value| platform_name(Some(&platform));
+        assert_eq!(named(serde_json::json!({"os": "linux", "architecture": "amd64"})).as_deref(), Some("linux/amd64"));
+        assert_eq!(named(serde_json::json!({"os": "linux", "architecture": "arm", "variant": "v7"})).as_deref(), Some("linux/arm/v7"));
+        assert_eq!(named(serde_json::json!({"os": "linux"})), None);
+        assert_eq!(platform_name(None), None);
+    }
+}
