@@ -236,18 +236,22 @@ impl Scans {
         }
         let snapshot = AdvisorySnapshot { id: uuid::Uuid::new_v4().to_string(), imported_at: unix_millis() };
         self.store.import_advisories(&advisories, &snapshot).await?;
-        self.reevaluate_all().await?;
+        self.reevaluate_stale().await?;
         Ok((snapshot, advisories.len()))
     }
 
-    /// Recomputes the findings of every scanned manifest from its stored layer inventories; no layer is read.
-    pub async fn reevaluate_all(&self) -> Result<usize, StoreError> {
+    /// Recomputes, from stored layer inventories alone, the findings of every scanned manifest matched against
+    /// another snapshot than the current one; returns how many. An import calls it, and so does the worker at start,
+    /// so a re-evaluation cut off by a stop is finished then.
+    pub async fn reevaluate_stale(&self) -> Result<usize, StoreError> {
+        let current = self.store.advisory_snapshot().await?;
         let mut page = PageRequest { limit: REEVALUATION_PAGE, after: None };
         let mut reevaluated = 0;
         loop {
             let manifests = self.store.reported_manifests(&page).await?;
             for manifest in &manifests {
-                if let Some(report) = self.store.scan_report(manifest).await?.filter(|report| report.status == ScanStatus::Done) {
+                let report = self.store.scan_report(manifest).await?;
+                if let Some(report) = report.filter(|report| report.status == ScanStatus::Done && report.snapshot != current) {
                     self.store.put_scan_report(&self.evaluate(report).await?).await?;
                     reevaluated += 1;
                 }

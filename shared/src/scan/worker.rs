@@ -1,5 +1,6 @@
 //! `berth serve`'s scanning: every pushed manifest is queued durably before its push is answered, and a worker in
-//! the process drains the queue a few scans at a time, starting with what a previous run left queued.
+//! the process drains the queue a few scans at a time, starting with what a previous run left queued (or left to
+//! re-evaluate).
 
 use std::{sync::Arc, time::Duration};
 
@@ -47,8 +48,14 @@ impl EventSink for ScanTrigger {
     }
 }
 
-/// Scans what is queued, then waits to be woken, forever; a store failure pauses it for [`RETRY_AFTER`].
+/// Finishes a re-evaluation a stop cut off, then scans what is queued and waits to be woken, forever; a store
+/// failure pauses it for [`RETRY_AFTER`].
 async fn drain_forever(scans: Arc<Scans>, wake: Arc<Notify>, concurrency: usize) {
+    match scans.reevaluate_stale().await {
+        Ok(0) => {}
+        Ok(reevaluated) => tracing::info!(reevaluated, "re-evaluated scans against the current advisories"),
+        Err(error) => tracing::warn!(%error, "cannot re-evaluate scans against the current advisories"),
+    }
     let slots = Arc::new(Semaphore::new(concurrency));
     loop {
         // Woken while draining: the permit Notify keeps makes the next wait return at once.

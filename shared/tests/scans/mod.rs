@@ -17,7 +17,10 @@ use berth::{
     registry::{EventBus, EventSink},
     scan::Scans,
     services,
-    store::{BlobStore, ByteRange, ByteStream, MetadataStore, StoreError, UploadLease, UploadSession, scanning::ScanStore},
+    store::{
+        BlobStore, ByteRange, ByteStream, MetadataStore, StoreError, UploadLease, UploadSession,
+        scanning::{AdvisorySnapshot, ScanStore, StoredAdvisory},
+    },
 };
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -383,6 +386,8 @@ pub(super) async fn later_advisories_reevaluate_scanned_images(store: Store) {
     assert_eq!(report["snapshot"]["id"], everything["snapshot"]["id"]);
     assert_eq!(findings_of(&report), expected_for_base_and_applications());
     assert_eq!(api.layer_reads(), 2, "re-evaluation reads no layer");
+    let scans = &api.scans.as_ref().expect("the registry scans").0;
+    assert_eq!(scans.reevaluate_stale().await.unwrap(), 0, "the import left no report on an older snapshot");
 }
 
 pub(super) async fn scan_endpoints_check_access_and_input(store: Store) {
@@ -425,4 +430,38 @@ async fn a_queued_scan_survives_a_restart() {
         expected_findings(|entry| entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status"))
     );
     assert_eq!(api.layer_reads(), 1);
+}
+
+/// An import whose re-evaluation a stop cut off (the advisories stored, the reports not yet matched against them) is
+/// finished when the registry starts again.
+#[tokio::test]
+async fn a_reevaluation_cut_off_by_a_stop_finishes_at_the_next_start() {
+    let api = Api::with_limits(Store::Embedded, Limits { scanning: Scanning::QueueOnly, ..DEFAULT_LIMITS }).await;
+    api.push_layers("scan/resume", "v1", &[debian_base()]).await;
+    let scans = api.scans.as_ref().expect("the registry scans").0.clone();
+    let queued = scans.store().queued_scans(10).await.unwrap();
+    assert_eq!(scans.run(&queued[0]).await.unwrap().findings, []);
+    let records: Vec<StoredAdvisory> = advisories(|id| id.starts_with("DLA-"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| StoredAdvisory { id: record["id"].as_str().unwrap().to_owned(), json: record.to_string().into_bytes() })
+        .collect();
+    let snapshot = AdvisorySnapshot { id: "cut-off".to_owned(), imported_at: 1 };
+    scans.store().import_advisories(&records, &snapshot).await.unwrap();
+    drop(scans);
+    let dir = api.into_dir();
+
+    let api = Api::in_dir(Store::Embedded, SCANNING, dir).await;
+    for _ in 0..600 {
+        let report = api.get("/berth/v1/repositories/scan/resume/scans/v1").await.json();
+        if report["snapshot"]["id"] == "cut-off" {
+            let expected = expected_findings(|entry| entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status"));
+            assert_eq!(findings_of(&report), expected);
+            assert_eq!(api.layer_reads(), 0, "re-evaluation reads no layer");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the report was not re-evaluated after the restart");
 }
