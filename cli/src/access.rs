@@ -27,11 +27,11 @@ pub struct Target {
     registry: Url,
     /// How to print results.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
-    output: OutputFormat,
+    pub(crate) output: OutputFormat,
 }
 
 impl Target {
-    fn client(&self) -> RegistryClient {
+    pub(crate) fn client(&self) -> RegistryClient {
         RegistryClient::new(self.registry.clone())
     }
 

@@ -6,6 +6,7 @@ mod client;
 mod output;
 mod reference;
 mod repository;
+mod scan;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,10 @@ enum Command {
     Token(access::TokenArgs),
     /// The registry's settings.
     Registry(access::RegistryArgs),
+    /// OSV advisories that pushed images are scanned against.
+    Advisories(scan::AdvisoriesArgs),
+    /// Vulnerability scans of pushed images.
+    Scan(scan::ScanArgs),
 }
 
 #[tokio::main]
@@ -52,6 +57,8 @@ async fn main() -> std::process::ExitCode {
         Command::ScopeMap(args) => access::scope_map(args).await,
         Command::Token(args) => access::token(args).await,
         Command::Registry(args) => access::registry(args).await,
+        Command::Advisories(args) => scan::advisories(args).await,
+        Command::Scan(args) => scan::scan(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

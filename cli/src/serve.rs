@@ -11,6 +11,7 @@ use berth::{
         oidc::OidcConfig,
     },
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
+    scan::worker,
     server,
     services::{self, AccessControl, Limits},
     store::{
@@ -125,7 +126,7 @@ fn external_logins(args: &ServeArgs) -> ExternalLogins {
     }
 }
 
-/// Subscribers of registry events (the scanner, webhooks) will listen here; until then events are only logged.
+/// Subscribers of registry events (webhooks) will listen here; until then events are logged, and scanning gets them.
 const EVENT_BUFFER: usize = 1024;
 
 fn registry_name(text: &str) -> Result<String, String> {
@@ -146,7 +147,11 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!(data_dir = %args.data_dir.display(), "embedded store");
             let seed = bootstrap::local_signing_seed(&args.data_dir)?;
             let access = access_control(store.metadata.clone(), &args.name, &seed, &args.data_dir, &external).await?;
-            services::over_embedded(&store, limits, events, args.public_url, access)
+            let (scans, trigger, events) = services::scanning(store.blobs.clone(), store.metadata.clone(), events);
+            trigger.spawn_worker(worker::DEFAULT_CONCURRENCY);
+            let mut services = services::over_embedded(&store, limits, events, args.public_url, access);
+            services.scans = Some(scans);
+            services
         }
         Store::Aws => {
             let (bucket, table) = (args.bucket.unwrap_or_default(), args.table.unwrap_or_default());
@@ -168,7 +173,13 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             };
             let records = Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table));
             let access = access_control(records, &args.name, &seed, &args.data_dir, &external).await?;
-            services::over_aws(&settings, s3, dynamodb, &[Function::Manifests, Function::Blobs], limits, events, args.public_url, access)
+            let (blobs, metadata) = aws::stores(s3.clone(), dynamodb.clone(), &settings);
+            let (scans, trigger, events) = services::scanning(Arc::new(blobs), Arc::new(metadata), events);
+            trigger.spawn_worker(worker::DEFAULT_CONCURRENCY);
+            let serve = [Function::Manifests, Function::Blobs];
+            let mut services = services::over_aws(&settings, s3, dynamodb, &serve, limits, events, args.public_url, access);
+            services.scans = Some(scans);
+            services
         }
     };
     let tls = match (&args.tls_cert, &args.tls_key) {

@@ -28,4 +28,4 @@ pub mod severity;
 pub use ecosystem::{Ecosystem, UnknownEcosystem, VersionScheme};
 pub use matching::{FixedVersion, InstalledPackage, Match};
 pub use osv::Record;
-pub use severity::{Rating, Severity};
+pub use severity::{Rating, Severity, UnknownSeverity};

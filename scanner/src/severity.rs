@@ -4,13 +4,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cvss;
 use crate::osv::Record;
 
-/// Ordered from least to most severe, so `>=` answers "at least this severe".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Ordered from least to most severe, so `>=` answers "at least this severe". Serialized by name (`"High"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Severity {
     Unknown,
     Low,

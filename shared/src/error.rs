@@ -41,6 +41,9 @@ pub enum Error {
     Denied(String),
     #[error("the operation is unsupported: {0}")]
     Unsupported(String),
+    /// A management request the registry cannot carry out as sent (an advisory that is not OSV JSON, say).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
 }

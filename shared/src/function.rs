@@ -195,6 +195,7 @@ pub async fn services(config: &FunctionConfig, serve: &[Function], sdk: &aws_con
             tokens: access.tokens,
             manifests: None,
             blobs: None,
+            scans: None,
             public_url: config.public_url.clone(),
             origin_secrets: Vec::new(),
         },

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::{
     http::{PublicUrl, Services, routes::Function},
     identity::{Gate, TokenService},
-    registry::{Blobs, EventSink, Manifests},
-    store::{BlobStore, MetadataStore, aws::AwsSettings, local::EmbeddedStore},
+    registry::{Blobs, EventSink, EventSinks, Manifests},
+    scan::{Scans, worker::ScanTrigger},
+    store::{BlobStore, MetadataStore, aws::AwsSettings, local::EmbeddedStore, scanning::ScanStore},
 };
 
 /// What a deployment limits.
@@ -48,7 +49,7 @@ fn over(
         .contains(&Function::Manifests)
         .then(|| Arc::new(Manifests::new(store.clone(), metadata.clone(), metadata.clone(), events, limits.max_manifest_bytes)));
     let blobs = serve.contains(&Function::Blobs).then(|| Arc::new(Blobs::new(store, metadata.clone(), metadata, limits.max_request_bytes)));
-    Services { gate: access.gate, tokens: access.tokens, manifests, blobs, public_url, origin_secrets: Vec::new() }
+    Services { gate: access.gate, tokens: access.tokens, manifests, blobs, scans: None, public_url, origin_secrets: Vec::new() }
 }
 
 /// Every service over the embedded store (`berth serve`).
@@ -76,4 +77,18 @@ pub fn over_aws(
 ) -> Services {
     let (store, metadata) = crate::store::aws::stores(s3, dynamodb, settings);
     over(Arc::new(store), Arc::new(metadata), serve, limits, events, public_url, access)
+}
+
+/// Scanning over one store, for a process that scans what is pushed to it (`berth serve`): the service, and the
+/// events to hand the registry so that every push is queued (`events` get them too). The caller starts the worker
+/// with [`ScanTrigger::spawn_worker`].
+pub fn scanning(
+    blobs: Arc<dyn BlobStore>,
+    metadata: Arc<impl MetadataStore + ScanStore + 'static>,
+    events: Arc<dyn EventSink>,
+) -> (Arc<Scans>, Arc<ScanTrigger>, Arc<dyn EventSink>) {
+    let scans = Arc::new(Scans::new(blobs, metadata.clone(), metadata.clone(), metadata));
+    let trigger = Arc::new(ScanTrigger::new(scans.clone()));
+    let events: Arc<dyn EventSink> = Arc::new(EventSinks(vec![events, trigger.clone()]));
+    (scans, trigger, events)
 }

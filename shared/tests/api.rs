@@ -28,8 +28,10 @@ use tower::ServiceExt;
 
 mod access;
 mod iam;
+mod scans;
 
 use access::*;
+use scans::*;
 
 /// The name of every registry this suite starts.
 const REGISTRY: &str = "berth-test";
@@ -51,6 +53,17 @@ struct Limits {
     public_url: Option<PublicUrl>,
     /// The OIDC issuer whose ID tokens the token service takes.
     external: ExternalLogins,
+    scanning: Scanning,
+}
+
+/// Whether the registry scans what is pushed to it, as `berth serve` does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scanning {
+    Off,
+    /// Pushes are queued for a scan, but no worker runs: the queue keeps them.
+    QueueOnly,
+    /// Pushes are queued and the worker scans them.
+    Worker,
 }
 
 const DEFAULT_LIMITS: Limits = Limits {
@@ -58,6 +71,7 @@ const DEFAULT_LIMITS: Limits = Limits {
     max_request_bytes: None,
     public_url: None,
     external: ExternalLogins { oidc: None, sts_endpoint: None },
+    scanning: Scanning::Off,
 };
 
 struct Api {
@@ -69,6 +83,8 @@ struct Api {
     events: Arc<EventBus>,
     /// For blob downloads redirected to the emulator.
     redirects: reqwest::Client,
+    /// The scanning service, when the registry scans (`Limits::scanning`), and how many blob reads it made.
+    scans: Option<(Arc<berth::scan::Scans>, Arc<scans::CountingBlobs>)>,
     _dir: tempfile::TempDir,
 }
 
@@ -104,8 +120,13 @@ impl Api {
     }
 
     async fn with_limits(store: Store, limits: Limits) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(store, limits, tempfile::tempdir().unwrap()).await
+    }
+
+    /// A registry keeping its embedded store in `dir` (which may hold one from before: a restart).
+    async fn in_dir(store: Store, limits: Limits, dir: tempfile::TempDir) -> Self {
         let events = Arc::new(EventBus::new(64));
+        let mut scans = None;
         let mut bucket = None;
         let service_limits = ServiceLimits { max_manifest_bytes: limits.max_manifest_bytes, max_request_bytes: limits.max_request_bytes };
         let public_url = limits.public_url.clone();
@@ -116,7 +137,8 @@ impl Api {
         let services = match store {
             Store::Embedded => {
                 let store = EmbeddedStore::open(dir.path()).await.unwrap();
-                services::over_embedded(&store, service_limits, events.clone(), public_url, access(store.metadata.clone()))
+                let sink = scans::sink(limits.scanning, &mut scans, store.blobs.clone(), store.metadata.clone(), events.clone());
+                services::over_embedded(&store, service_limits, sink, public_url, access(store.metadata.clone()))
             }
             Store::Aws => {
                 let settings = testing::fresh_aws_resources().await;
@@ -124,11 +146,15 @@ impl Api {
                 bucket = Some((s3.clone(), settings.bucket.clone()));
                 let serve = [Function::Manifests, Function::Blobs];
                 let access = access(Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table)));
-                services::over_aws(&settings, s3, dynamodb, &serve, service_limits, events.clone(), public_url, access)
+                let (blobs, metadata) = berth::store::aws::stores(s3.clone(), dynamodb.clone(), &settings);
+                let sink = scans::sink(limits.scanning, &mut scans, Arc::new(blobs), Arc::new(metadata), events.clone());
+                services::over_aws(&settings, s3, dynamodb, &serve, service_limits, sink, public_url, access)
             }
         };
+        let mut services = services;
+        services.scans = scans.as_ref().map(|(scans, _)| scans.clone());
         let tokens = services.tokens.clone().expect("the suite's registry issues tokens");
-        Self { router: router(services), tokens, bucket, events, redirects: reqwest::Client::new(), _dir: dir }
+        Self { router: router(services), tokens, bucket, events, redirects: reqwest::Client::new(), scans, _dir: dir }
     }
 
     /// A token for every action on the repositories `path` (and a mount's `from=`) names, the catalog and management:
@@ -138,7 +164,7 @@ impl Api {
         let mut scopes = vec!["registry:catalog:*".to_owned(), "registry:manage:*".to_owned()];
         let repository = route.strip_prefix("/v2/").or_else(|| route.strip_prefix("/berth/v1/repositories/")).map(|rest| {
             // The rightmost keyword ends the name, which may itself hold `blobs` or `manifests` segments.
-            let end = ["/blobs/", "/manifests/", "/tags/", "/referrers/"].iter().filter_map(|keyword| rest.rfind(keyword)).max();
+            let end = ["/blobs/", "/manifests/", "/tags/", "/referrers/", "/scans/"].iter().filter_map(|keyword| rest.rfind(keyword)).max();
             end.or_else(|| rest.strip_suffix("/manifests").map(str::len)).map_or(rest, |at| &rest[..at])
         });
         scopes.extend(repository.map(|name| format!("repository:{name}:*")));
@@ -289,6 +315,11 @@ impl Api {
         assert_eq!(reply.header("range"), "0-0");
         assert!(!reply.header("docker-upload-uuid").is_empty());
         reply.header("location").to_owned()
+    }
+
+    /// Stops this registry, keeping its data directory for another to open.
+    fn into_dir(self) -> tempfile::TempDir {
+        self._dir
     }
 
     /// Serves the router on a real socket of loopback, as `berth serve` and the containers do.
@@ -1394,4 +1425,12 @@ on_both_stores!(
     manifests_naming_one_digest_twice,
     deleting_a_manifest_with_many_tags,
     large_blobs_in_one_stream_and_in_chunks,
+    pushed_images_have_exactly_the_expected_findings,
+    every_platform_of_an_index_is_scanned,
+    a_layer_that_is_no_tar_fails_its_scan_only,
+    a_manifest_deleted_while_queued_fails_its_scan,
+    a_whiteout_removes_a_packages_findings,
+    a_shared_base_layer_is_read_once,
+    later_advisories_reevaluate_scanned_images,
+    scan_endpoints_check_access_and_input,
 );

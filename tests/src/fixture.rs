@@ -61,6 +61,23 @@ impl OciLayout {
         self.build_image(tag, "amd64", true, bytes)
     }
 
+    /// Adds a one-layer image holding exactly `files` (paths relative to the root, such as a package database) and
+    /// returns its `oci:` reference.
+    pub fn add_image_of_files(&self, tag: &str, files: &[(&str, &[u8])]) -> String {
+        let image = format!("{}:{tag}", self.path().display());
+        run(Command::new("umoci").args(["new", "--image"]).arg(&image));
+        let bundle = self.root.join(format!("bundle-{tag}"));
+        run(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(&image).arg(&bundle));
+        for (path, contents) in files {
+            let file = bundle.join("rootfs").join(path);
+            fs::create_dir_all(file.parent().expect("a file has a directory")).expect("create directories");
+            fs::write(file, contents).expect("write file");
+        }
+        run(Command::new("umoci").args(["repack", "--image"]).arg(&image).arg(&bundle));
+        fs::remove_dir_all(&bundle).expect("remove bundle");
+        format!("oci:{image}")
+    }
+
     fn build_image(&self, tag: &str, architecture: &str, busybox: bool, last_file_bytes: usize) -> OciImage {
         let image = format!("{}:{tag}", self.path().display());
         run(Command::new("umoci").args(["new", "--image"]).arg(&image));

@@ -38,7 +38,8 @@ pub(super) fn need(endpoint: &Endpoint) -> Need {
         Endpoint::Token | Endpoint::TokenExchange => Need::Nothing,
         Endpoint::ApiVersion => Need::AnyToken,
         Endpoint::Catalog => Need::Catalog,
-        Endpoint::Access { .. } => Need::Manage,
+        Endpoint::Access { .. } | Endpoint::ImportAdvisories => Need::Manage,
+        Endpoint::ScanReport { name, .. } => repository(name, &[MetadataRead]),
         Endpoint::ListTags { name } | Endpoint::ListManifests { name } => repository(name, &[Pull, MetadataRead]),
         Endpoint::GetManifest { name, .. } | Endpoint::Referrers { name, .. } | Endpoint::GetBlob { name, .. } => repository(name, &[Pull]),
         Endpoint::PutManifest { name, .. }

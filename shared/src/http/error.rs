@@ -47,6 +47,8 @@ impl Error {
             Self::EndpointUnknown(_) => ("UNSUPPORTED", StatusCode::NOT_FOUND),
             Self::Unsupported(_) => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             Self::Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
+            // The management API's code for a malformed request, as its identity endpoints answer.
+            Self::InvalidRequest(_) => ("INVALID_REQUEST", StatusCode::BAD_REQUEST),
             // A race the store could not settle in time: nothing changed, and the same request can succeed shortly.
             Self::Store(StoreError::Busy(_) | StoreError::Conflict) => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Self::Store(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),

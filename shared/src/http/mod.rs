@@ -11,6 +11,7 @@ mod error;
 mod manifests;
 mod ranges;
 pub mod routes;
+mod scans;
 mod token;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Instant};
@@ -29,6 +30,7 @@ use crate::{
     error::Error,
     identity::{Gate, TokenService, access::Granted},
     registry::{Blobs, Manifests},
+    scan::Scans,
     store::ByteStream,
     telemetry,
 };
@@ -42,6 +44,8 @@ pub struct Services {
     pub tokens: Option<Arc<TokenService>>,
     pub manifests: Option<Arc<Manifests>>,
     pub blobs: Option<Arc<Blobs>>,
+    /// Vulnerability scanning, where this process offers its endpoints (`berth serve`).
+    pub scans: Option<Arc<Scans>>,
     pub public_url: Option<PublicUrl>,
     /// The values of [`ORIGIN_HEADER`] accepted (the current secret and, during a rotation, the previous one); when
     /// any are set, a request without one did not come through the registry's CloudFront endpoint and is refused.
@@ -167,6 +171,10 @@ async fn serve(services: &Services, endpoint: routes::Endpoint, call: &Call<'_>,
     let path = call.parts.uri.path().to_owned();
     match (endpoint, &services.tokens, &services.manifests, &services.blobs) {
         (routes::Endpoint::Access { method, resource }, Some(tokens), _, _) => access::handle(tokens, method, resource, call, body).await,
+        (endpoint @ (routes::Endpoint::ScanReport { .. } | routes::Endpoint::ImportAdvisories), _, Some(manifests), _) => {
+            let scans = services.scans.as_deref().ok_or(Error::EndpointUnknown(path))?;
+            scans::handle(scans, manifests, endpoint, body).await
+        }
         (endpoint, tokens, _, _) if endpoint.function() == Function::Token => token::handle(tokens.as_deref(), endpoint, call, body).await,
         (endpoint, _, Some(manifests), _) if endpoint.function() == Function::Manifests => manifests::handle(manifests, endpoint, call, body).await,
         (endpoint, _, _, Some(blobs)) if endpoint.function() == Function::Blobs => blobs::handle(blobs, endpoint, call, body).await,

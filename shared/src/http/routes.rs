@@ -55,6 +55,10 @@ pub enum Endpoint {
     ListManifests { name: RepositoryName },
     /// `DELETE /berth/v1/repositories/<name>` (management: the whole repository)
     DeleteRepository { name: RepositoryName },
+    /// `GET /berth/v1/repositories/<name>/scans/<reference>` (management: the image's vulnerability findings)
+    ScanReport { name: RepositoryName, reference: Reference },
+    /// `POST /berth/v1/advisories` (management: OSV advisories to scan against, a new snapshot)
+    ImportAdvisories,
     /// `/berth/v1/access/...` (management: identities and access settings; the method says what to do)
     Access { method: Method, resource: AccessResource },
 }
@@ -128,16 +132,23 @@ impl Endpoint {
 }
 
 const MANAGEMENT_PREFIX: &str = "/berth/v1/repositories/";
+const ADVISORIES_PATH: &str = "/berth/v1/advisories";
 const ACCESS_PREFIX: &str = "/berth/v1/access/";
 
 pub fn parse(method: &Method, path: &str) -> Result<Endpoint, Error> {
     let unknown = || Error::EndpointUnknown(path.chars().take(300).collect());
     if let Some(rest) = path.strip_prefix(MANAGEMENT_PREFIX) {
-        return match (method, rest.strip_suffix("/manifests")) {
-            (&Method::GET, Some(name)) => Ok(Endpoint::ListManifests { name: RepositoryName::parse(name)? }),
-            (&Method::DELETE, _) => Ok(Endpoint::DeleteRepository { name: RepositoryName::parse(rest)? }),
+        return match (method, rest.strip_suffix("/manifests"), rest.rsplit_once("/scans/")) {
+            (&Method::GET, Some(name), _) => Ok(Endpoint::ListManifests { name: RepositoryName::parse(name)? }),
+            (&Method::GET, None, Some((name, reference))) => {
+                Ok(Endpoint::ScanReport { name: RepositoryName::parse(name)?, reference: Reference::parse(reference)? })
+            }
+            (&Method::DELETE, ..) => Ok(Endpoint::DeleteRepository { name: RepositoryName::parse(rest)? }),
             _ => Err(unknown()),
         };
+    }
+    if path == ADVISORIES_PATH {
+        return allow(method, &[Method::POST], Endpoint::ImportAdvisories);
     }
     if let Some(rest) = path.strip_prefix(ACCESS_PREFIX) {
         let resource = AccessResource::parse(rest).ok_or_else(unknown)?;
@@ -265,6 +276,17 @@ mod tests {
             ),
             (Method::GET, "/berth/v1/repositories/a/b/manifests".to_string(), Endpoint::ListManifests { name: name("a/b") }),
             (Method::DELETE, "/berth/v1/repositories/a/b".to_string(), Endpoint::DeleteRepository { name: name("a/b") }),
+            (
+                Method::GET,
+                "/berth/v1/repositories/a/scans/scans/v1".to_string(),
+                Endpoint::ScanReport { name: name("a/scans"), reference: Reference::parse("v1").unwrap() },
+            ),
+            (
+                Method::GET,
+                format!("/berth/v1/repositories/a/scans/{d}"),
+                Endpoint::ScanReport { name: name("a"), reference: Reference::Digest(digest()) },
+            ),
+            (Method::POST, "/berth/v1/advisories".to_string(), Endpoint::ImportAdvisories),
         ];
         for (method, path, expected) in cases {
             assert_eq!(parse(&method, &path).unwrap(), expected, "{method} {path}");
@@ -295,6 +317,8 @@ mod tests {
             (Method::PATCH, "/v2/a/blobs/uploads/not-a-session".into(), |e| matches!(e, Error::BlobUploadUnknown)),
             (Method::POST, format!("/v2/a/manifests/{d}"), |e| matches!(e, Error::Unsupported(_))),
             (Method::DELETE, "/v2/_catalog".into(), |e| matches!(e, Error::Unsupported(_))),
+            (Method::GET, "/berth/v1/advisories".into(), |e| matches!(e, Error::Unsupported(_))),
+            (Method::GET, "/berth/v1/repositories/a/scans/-bad".into(), |e| matches!(e, Error::TagInvalid(_))),
             (Method::GET, "/v3/".into(), |e| matches!(e, Error::EndpointUnknown(_))),
             (Method::GET, "/v2/a/unknown".into(), |e| matches!(e, Error::EndpointUnknown(_))),
         ];
@@ -330,6 +354,8 @@ mod properties {
                 name().prop_map(|name| Endpoint::ListTags { name }),
                 name().prop_map(|name| Endpoint::ListManifests { name }),
                 name().prop_map(|name| Endpoint::DeleteRepository { name }),
+                (name(), reference()).prop_map(|(name, reference)| Endpoint::ScanReport { name, reference }),
+                Just(Endpoint::ImportAdvisories),
             ],
             (name(), reference(), 0..4u8).prop_map(|(name, reference, method)| match method {
                 0 => Endpoint::GetManifest { name, reference, head: false },
@@ -378,6 +404,8 @@ mod properties {
             Endpoint::CancelUpload { name, id } => (Method::DELETE, format!("/v2/{name}/blobs/uploads/{id}")),
             Endpoint::ListManifests { name } => (Method::GET, format!("{MANAGEMENT_PREFIX}{name}/manifests")),
             Endpoint::DeleteRepository { name } => (Method::DELETE, format!("{MANAGEMENT_PREFIX}{name}")),
+            Endpoint::ScanReport { name, reference } => (Method::GET, format!("{MANAGEMENT_PREFIX}{name}/scans/{reference}")),
+            Endpoint::ImportAdvisories => (Method::POST, ADVISORIES_PATH.into()),
             Endpoint::Access { method, .. } => (method.clone(), format!("{ACCESS_PREFIX}admin")),
             Endpoint::TokenExchange => (Method::POST, "/oauth2/exchange".into()),
         }
@@ -386,8 +414,15 @@ mod properties {
     /// The repository an endpoint names, and where in its path the name starts.
     fn named(endpoint: &Endpoint) -> Option<(&RepositoryName, usize)> {
         match endpoint {
-            Endpoint::ApiVersion | Endpoint::Token | Endpoint::TokenExchange | Endpoint::Catalog | Endpoint::Access { .. } => None,
-            Endpoint::ListManifests { name } | Endpoint::DeleteRepository { name } => Some((name, MANAGEMENT_PREFIX.len())),
+            Endpoint::ApiVersion
+            | Endpoint::Token
+            | Endpoint::TokenExchange
+            | Endpoint::Catalog
+            | Endpoint::Access { .. }
+            | Endpoint::ImportAdvisories => None,
+            Endpoint::ListManifests { name } | Endpoint::DeleteRepository { name } | Endpoint::ScanReport { name, .. } => {
+                Some((name, MANAGEMENT_PREFIX.len()))
+            }
             Endpoint::ListTags { name }
             | Endpoint::GetManifest { name, .. }
             | Endpoint::PutManifest { name, .. }

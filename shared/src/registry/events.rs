@@ -1,5 +1,7 @@
 //! Registry events: what changed, for subscribers such as the vulnerability scanner.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
@@ -40,5 +42,17 @@ impl EventSink for EventBus {
         tracing::info!(?event, "registry event");
         // An error only means there is no subscriber right now.
         let _ = self.sender.send(event);
+    }
+}
+
+/// Several sinks as one: each gets every event, in order (`berth serve`'s bus and its scan trigger).
+pub struct EventSinks(pub Vec<Arc<dyn EventSink>>);
+
+#[async_trait]
+impl EventSink for EventSinks {
+    async fn publish(&self, event: RegistryEvent) {
+        for sink in &self.0 {
+            sink.publish(event.clone()).await;
+        }
     }
 }

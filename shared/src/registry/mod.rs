@@ -8,7 +8,7 @@ mod events;
 mod manifests;
 
 pub use blobs::{BlobDownload, Blobs, Chunk, REQUEST_BODY};
-pub use events::{EventBus, EventSink, RegistryEvent};
+pub use events::{EventBus, EventSink, EventSinks, RegistryEvent};
 pub use manifests::{Manifests, StoredManifest};
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,6 +21,6 @@ fn unix_seconds() -> u64 {
     unix_millis() / 1000
 }
 
-fn unix_millis() -> u64 {
+pub(crate) fn unix_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
 }

@@ -6,12 +6,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
-use super::{BlobStore, ByteRange, ByteStream, LinkedBlob, ManifestRecord, MetadataStore, PageRequest, StoreError, UploadSession};
+use super::{
+    BlobStore, ByteRange, ByteStream, LinkedBlob, ManifestRecord, MetadataStore, PageRequest, StoreError, UploadSession,
+    scanning::{AdvisorySnapshot, Finding, QueuedScan, ScanReport, ScanStatus, ScanStore, ScannedImage, SeverityCounts, StoredAdvisory},
+};
 use crate::oci::{Algorithm, Digest, DigestHasher, Reference, RepositoryName, Tag};
 
 pub(crate) struct Stores {
     pub blobs: Arc<dyn BlobStore>,
     pub metadata: Arc<dyn MetadataStore>,
+    pub scans: Arc<dyn ScanStore>,
 }
 
 pub(crate) async fn check_all(stores: Stores) {
@@ -26,6 +30,10 @@ pub(crate) async fn check_all(stores: Stores) {
     listings_page_in_lexical_order(&stores).await;
     manifest_and_referrer_listings_page_in_digest_order(&stores).await;
     deleting_a_repository_removes_everything_it_held(&stores).await;
+    advisories_replace_by_id_under_a_new_snapshot(&stores).await;
+    layer_inventories_by_digest(&stores).await;
+    scan_reports_of_any_size_page_in_digest_order(&stores).await;
+    the_scan_queue_keeps_one_entry_per_manifest_until_finished(&stores).await;
 }
 
 fn repo(name: &str) -> RepositoryName {
@@ -401,18 +409,121 @@ async fn deleting_a_repository_removes_everything_it_held(stores: &Stores) {
     assert_eq!(tag_target(stores, &kept, &tag("v1")).await.unwrap(), Some(image.digest));
 }
 
+fn digest_of(text: &str) -> Digest {
+    Digest::of(Algorithm::Sha256, text.as_bytes())
+}
+
+async fn advisories_replace_by_id_under_a_new_snapshot(stores: &Stores) {
+    let scans = &stores.scans;
+    assert_eq!(scans.advisory_snapshot().await.unwrap(), None);
+    assert!(scans.advisories().await.unwrap().is_empty());
+    let advisory = |id: &str, summary: &str| StoredAdvisory {
+        id: id.to_owned(),
+        json: format!(r#"{{"id":"{id}","summary":"{summary}"}}"#).into_bytes(),
+    };
+    let first = AdvisorySnapshot { id: "s1".to_owned(), imported_at: 1 };
+    scans.import_advisories(&[advisory("DLA-1", "old"), advisory("GHSA-2", "two")], &first).await.unwrap();
+    assert_eq!(scans.advisory_snapshot().await.unwrap(), Some(first));
+    let second = AdvisorySnapshot { id: "s2".to_owned(), imported_at: 2 };
+    scans.import_advisories(&[advisory("DLA-1", "new")], &second).await.unwrap();
+    assert_eq!(scans.advisory_snapshot().await.unwrap(), Some(second));
+    assert_eq!(scans.advisory("DLA-1").await.unwrap(), Some(advisory("DLA-1", "new").json));
+    assert_eq!(scans.advisory("DLA-3").await.unwrap(), None);
+    let mut all = scans.advisories().await.unwrap();
+    all.sort();
+    assert_eq!(all, [advisory("DLA-1", "new").json, advisory("GHSA-2", "two").json]);
+}
+
+async fn layer_inventories_by_digest(stores: &Stores) {
+    let layer = digest_of("layer");
+    assert_eq!(stores.scans.layer_inventory(&layer).await.unwrap(), None);
+    let inventory =
+        scanner::inventory::LayerInventory { whiteouts: vec!["usr/lib/python3/dist-packages/old".to_owned()], ..Default::default() };
+    stores.scans.put_layer_inventory(&layer, &inventory).await.unwrap();
+    assert_eq!(stores.scans.layer_inventory(&layer).await.unwrap(), Some(inventory));
+}
+
+/// A report whose findings compress to well over one DynamoDB item (random summaries barely compress).
+fn report(manifest: Digest, findings: usize) -> ScanReport {
+    let findings: Vec<Finding> = (0..findings)
+        .map(|number| Finding {
+            id: format!("DLA-{number}"),
+            aliases: vec![format!("CVE-2026-{number}")],
+            package: "openssl".to_owned(),
+            ecosystem: "Debian:12".to_owned(),
+            installed: "3.0.1-1".to_owned(),
+            fixed: (number % 2 == 0).then(|| "3.0.2-1".to_owned()),
+            severity: scanner::Severity::High,
+            summary: Some((0..4).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect()),
+            remediation: "upgrade openssl from 3.0.1-1 to 3.0.2-1 or later".to_owned(),
+            path: "var/lib/dpkg/status".to_owned(),
+            platform: None,
+        })
+        .collect();
+    ScanReport {
+        images: vec![ScannedImage { digest: manifest.clone(), platform: None, layers: vec![digest_of("layer")] }],
+        manifest,
+        repository: repo("scans/app"),
+        status: ScanStatus::Done,
+        error: None,
+        scanned_at: Some(7),
+        snapshot: Some(AdvisorySnapshot { id: "s1".to_owned(), imported_at: 1 }),
+        summary: SeverityCounts { high: findings.len() as u64, ..SeverityCounts::default() },
+        findings,
+    }
+}
+
+async fn scan_reports_of_any_size_page_in_digest_order(stores: &Stores) {
+    let scans = &stores.scans;
+    let small = report(digest_of("small"), 1);
+    let big = report(digest_of("big"), 8000);
+    // Some 500 KB even compressed: more than one DynamoDB item holds.
+    assert!(serde_json::to_vec(&big).unwrap().len() > 2_000_000);
+    assert_eq!(scans.scan_report(&small.manifest).await.unwrap(), None);
+    scans.put_scan_report(&small).await.unwrap();
+    scans.put_scan_report(&big).await.unwrap();
+    assert_eq!(scans.scan_report(&big.manifest).await.unwrap().as_ref(), Some(&big));
+    let smaller_again = ScanReport { findings: Vec::new(), summary: SeverityCounts::default(), ..big.clone() };
+    scans.put_scan_report(&smaller_again).await.unwrap();
+    assert_eq!(scans.scan_report(&big.manifest).await.unwrap(), Some(smaller_again));
+    let mut expected = vec![small.manifest.clone(), big.manifest.clone()];
+    expected.sort();
+    let listed = every_page(1, async |page| scans.reported_manifests(&page).await.unwrap()).await;
+    assert_eq!(listed, expected);
+}
+
+async fn the_scan_queue_keeps_one_entry_per_manifest_until_finished(stores: &Stores) {
+    let scans = &stores.scans;
+    let queued = |repository: &str, text: &str| QueuedScan { repository: repo(repository), manifest: digest_of(text), enqueued_at: 5 };
+    assert!(scans.queued_scans(10).await.unwrap().is_empty());
+    for scan in [queued("queue/a", "one"), queued("queue/a", "one"), queued("queue/a", "two"), queued("queue/b", "one")] {
+        scans.enqueue_scan(&scan).await.unwrap();
+    }
+    let mut waiting = scans.queued_scans(10).await.unwrap();
+    waiting.sort_by_key(|scan| (scan.repository.to_string(), scan.manifest.clone()));
+    let mut expected = vec![queued("queue/a", "one"), queued("queue/a", "two"), queued("queue/b", "one")];
+    expected.sort_by_key(|scan| (scan.repository.to_string(), scan.manifest.clone()));
+    assert_eq!(waiting, expected);
+    assert_eq!(scans.queued_scans(2).await.unwrap().len(), 2);
+    scans.finish_scan(&repo("queue/a"), &digest_of("one")).await.unwrap();
+    scans.finish_scan(&repo("queue/a"), &digest_of("missing")).await.unwrap();
+    assert_eq!(scans.queued_scans(10).await.unwrap().len(), 2);
+    assert!(!scans.queued_scans(10).await.unwrap().contains(&queued("queue/a", "one")));
+}
+
 /// The embedded adapters of `berth serve`.
 #[tokio::test]
 async fn embedded_adapters_keep_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let blobs = Arc::new(super::filesystem::FilesystemBlobStore::open(dir.path()).await.unwrap());
     let metadata = Arc::new(super::embedded::EmbeddedMetadata::open(&dir.path().join(super::layout::METADATA_FILE)).unwrap());
-    check_all(Stores { blobs, metadata }).await;
+    check_all(Stores { blobs, scans: metadata.clone(), metadata }).await;
 }
 
 /// The AWS adapters, on the emulator.
 #[tokio::test]
 async fn aws_adapters_keep_the_contract() {
     let (blobs, metadata) = crate::testing::fresh_aws_stores().await;
-    check_all(Stores { blobs: Arc::new(blobs), metadata: Arc::new(metadata) }).await;
+    let metadata = Arc::new(metadata);
+    check_all(Stores { blobs: Arc::new(blobs), scans: metadata.clone(), metadata }).await;
 }

@@ -4,20 +4,21 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::{
     Client,
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, WriteRequest},
+    types::{AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest},
 };
-use aws_sdk_dynamodb::primitives::Blob;
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, IdentityRecords, LinkedBlob, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError, TaggedManifest,
-    UploadSession, UploadSessions,
+    BlobIndex, IdentityRecords, LinkedBlob, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError,
+    TaggedManifest, UploadSession, UploadSessions,
     layout::dynamo::{self as keys, EXPIRES_AT, PK, SK},
+    scanning::{AdvisorySnapshot, AdvisoryStore, LayerInventories, QueuedScan, ScanQueue, ScanReport, ScanReports, StoredAdvisory},
 };
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
 
@@ -135,6 +136,55 @@ fn json_of<T: DeserializeOwned>(item: &Item, name: &str) -> Result<T, StoreError
 
 fn to_json<T: Serialize>(record: &T) -> AttributeValue {
     text(serde_json::to_string(record).expect("records serialize"))
+}
+
+/// A document's gzip-compressed JSON, or its first part.
+const DATA: &str = "data";
+/// How many parts a document has.
+const CHUNKS: &str = "chunks";
+
+fn binary(bytes: &[u8]) -> AttributeValue {
+    AttributeValue::B(Blob::new(bytes))
+}
+
+fn binary_of<'a>(item: &'a Item, name: &str) -> Result<&'a [u8], StoreError> {
+    item.get(name)
+        .and_then(|value| value.as_b().ok())
+        .map(Blob::as_ref)
+        .ok_or_else(|| StoreError::Corrupt(format!("item without binary attribute {name}")))
+}
+
+fn compress(json: &[u8]) -> Result<Vec<u8>, StoreError> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(json)?;
+    Ok(encoder.finish()?)
+}
+
+fn decompress(compressed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read;
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(compressed).read_to_end(&mut json).map_err(|error| StoreError::Corrupt(format!("document: {error}")))?;
+    Ok(json)
+}
+
+/// The items of a document at (`pk`, `sk`): its parts past the first, and its head (the first part, with the count).
+fn document_items(pk: String, sk: String, json: &[u8]) -> Result<(Vec<Item>, Item), StoreError> {
+    let compressed = compress(json)?;
+    let parts: Vec<&[u8]> = compressed.chunks(keys::DOCUMENT_CHUNK_BYTES).collect();
+    let chunk_pk = keys::chunk_pk(&pk, &sk);
+    let rest = parts.iter().enumerate().skip(1).map(|(number, part)| item(chunk_pk.clone(), number.to_string(), [(DATA, binary(part))]));
+    // Even an empty input compresses to a gzip header, so there is always a first part.
+    let head = item(pk, sk, [(DATA, binary(parts[0])), (CHUNKS, number(parts.len() as u64))]);
+    Ok((rest.collect(), head))
+}
+
+fn put_request(item: Item) -> WriteRequest {
+    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("the item is set")).build()
+}
+
+fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    serde_json::to_vec(record).expect("records serialize")
 }
 
 /// The part of a sort key after its kind prefix.
@@ -329,6 +379,49 @@ impl DynamoMetadata {
         }
     }
 
+    /// Sends `requests` in batches of [`BATCH_WRITE_LIMIT`], resending what DynamoDB leaves for later under load.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for batch in requests.chunks(BATCH_WRITE_LIMIT) {
+            let mut batch = batch.to_vec();
+            while !batch.is_empty() {
+                let output = self.client.batch_write_item().request_items(&self.table, batch).send().await.map_err(dynamo_error)?;
+                batch = output.unprocessed_items.and_then(|mut unprocessed| unprocessed.remove(&self.table)).unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `json` as a document at (`pk`, `sk`) (see [`keys::DOCUMENT_CHUNK_BYTES`]): the parts past the first go
+    /// first, so the head never counts a part that is not there.
+    async fn put_document(&self, pk: String, sk: String, json: &[u8]) -> Result<(), StoreError> {
+        let (parts, head) = document_items(pk, sk, json)?;
+        for part in parts {
+            self.put_item(part).await?;
+        }
+        self.put_item(head).await
+    }
+
+    /// The JSON of the document whose head item is `head`, its other parts read from their own items.
+    async fn document_json(&self, head: &Item) -> Result<Vec<u8>, StoreError> {
+        let mut compressed = binary_of(head, DATA)?.to_vec();
+        let chunk_pk = keys::chunk_pk(text_of(head, PK)?, text_of(head, SK)?);
+        for number in 1..number_of(head, CHUNKS)? {
+            let part = self
+                .get(chunk_pk.clone(), number.to_string())
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("{chunk_pk}: part {number} is missing")))?;
+            compressed.extend_from_slice(binary_of(&part, DATA)?);
+        }
+        decompress(&compressed)
+    }
+
+    /// The document at (`pk`, `sk`), decoded.
+    async fn document<T: DeserializeOwned>(&self, pk: String, sk: String) -> Result<Option<T>, StoreError> {
+        let Some(head) = self.get(pk, sk).await? else { return Ok(None) };
+        let json = self.document_json(&head).await?;
+        serde_json::from_slice(&json).map(Some).map_err(|error| StoreError::Corrupt(format!("document: {error}")))
+    }
+
     async fn put_item(&self, item: Item) -> Result<(), StoreError> {
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo_error)?;
         Ok(())
@@ -353,7 +446,11 @@ impl IdentityRecords for DynamoMetadata {
 
     async fn put_record(&self, kind: &'static str, key: &str, value: Vec<u8>, condition: RecordCondition) -> Result<(), StoreError> {
         let record = String::from_utf8(value).map_err(|_| StoreError::Corrupt("identity record is not UTF-8".to_owned()))?;
-        let request = self.client.put_item().table_name(&self.table).set_item(Some(item(keys::identity_pk(kind), key.to_owned(), [("record", text(record))])));
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item(
+            keys::identity_pk(kind),
+            key.to_owned(),
+            [("record", text(record))],
+        )));
         let request = match condition {
             RecordCondition::None => request,
             RecordCondition::Absent => request.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
@@ -456,14 +553,19 @@ impl BlobIndex for DynamoMetadata {
     ) -> Result<(), StoreError> {
         self.list_in_catalog(repository).await?;
         let key_attribute = blob_key.map(|blob_key| (BLOB_KEY, text(blob_key)));
-        let link = item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))].into_iter().chain(key_attribute.clone()));
+        let link =
+            item(keys::repository_pk(repository), keys::blob_sk(digest), [("size", number(size))].into_iter().chain(key_attribute.clone()));
         if blob_key.is_none() && finished_upload.is_none() {
             return self.put_item(link).await;
         }
         let mut items = vec![put(&self.table, link)];
         if let Some(blob_key) = blob_key {
             // One key per digest in the whole registry: the first upload to record its key wins, a racing one links that.
-            let record = item(keys::stored_blob_pk(digest), keys::STORED_BLOB_SK.to_owned(), [("size", number(size))].into_iter().chain(key_attribute));
+            let record = item(
+                keys::stored_blob_pk(digest),
+                keys::STORED_BLOB_SK.to_owned(),
+                [("size", number(size))].into_iter().chain(key_attribute),
+            );
             let unless_recorded = TransactWriteItem::builder()
                 .put(
                     Put::builder()
@@ -484,7 +586,8 @@ impl BlobIndex for DynamoMetadata {
         }
         match (self.transact(items).await, blob_key) {
             (Err(StoreError::Conflict), Some(_)) => {
-                let recorded = self.get(keys::stored_blob_pk(digest), keys::STORED_BLOB_SK.to_owned()).await?.ok_or(StoreError::Conflict)?;
+                let recorded =
+                    self.get(keys::stored_blob_pk(digest), keys::STORED_BLOB_SK.to_owned()).await?.ok_or(StoreError::Conflict)?;
                 Err(StoreError::StoredAt(text_of(&recorded, BLOB_KEY)?.to_owned()))
             }
             (written, _) => written,
@@ -498,7 +601,13 @@ impl BlobIndex for DynamoMetadata {
 
 #[async_trait]
 impl ManifestIndex for DynamoMetadata {
-    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>, content: &[u8]) -> Result<(), StoreError> {
+    async fn put_manifest(
+        &self,
+        repository: &RepositoryName,
+        record: &ManifestRecord,
+        tag: Option<&Tag>,
+        content: &[u8],
+    ) -> Result<(), StoreError> {
         self.list_in_catalog(repository).await?;
         let pk = keys::repository_pk(repository);
         // Small manifests (nearly all) ride in their manifest and tag items, so a pull by tag or digest is one read.
@@ -530,7 +639,11 @@ impl ManifestIndex for DynamoMetadata {
         self.get(keys::repository_pk(repository), keys::tag_sk(tag)).await?.map(|item| json_of(&item, "record")).transpose()
     }
 
-    async fn manifest_content(&self, repository: &RepositoryName, reference: &Reference) -> Result<Option<(ManifestRecord, Option<Bytes>)>, StoreError> {
+    async fn manifest_content(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<(ManifestRecord, Option<Bytes>)>, StoreError> {
         let sk = match reference {
             Reference::Digest(digest) => keys::manifest_sk(digest),
             Reference::Tag(tag) => keys::tag_sk(tag),
@@ -639,25 +752,102 @@ impl ManifestIndex for DynamoMetadata {
         }
         let pk = keys::repository_pk(repository);
         let items = self.query(pk.clone(), "", None, usize::MAX).await?;
-        for batch in items.chunks(BATCH_WRITE_LIMIT) {
-            let mut requests: Vec<WriteRequest> = batch
-                .iter()
-                .map(|item| {
-                    let sk = text_of(item, SK)?.to_owned();
-                    Ok(WriteRequest::builder()
-                        .delete_request(DeleteRequest::builder().set_key(Some(key(pk.clone(), sk))).build().expect("key is set"))
-                        .build())
-                })
-                .collect::<Result<_, StoreError>>()?;
-            // DynamoDB may leave some of a batch for later under load; resend those until none remain.
-            while !requests.is_empty() {
-                let output = self.client.batch_write_item().request_items(&self.table, requests).send().await.map_err(dynamo_error)?;
-                requests = output.unprocessed_items.and_then(|mut unprocessed| unprocessed.remove(&self.table)).unwrap_or_default();
-            }
-        }
+        let requests = items
+            .iter()
+            .map(|item| {
+                let sk = text_of(item, SK)?.to_owned();
+                Ok(WriteRequest::builder()
+                    .delete_request(DeleteRequest::builder().set_key(Some(key(pk.clone(), sk))).build().expect("key is set"))
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await?;
         // The catalog entry goes last: a crash midway leaves a listed repository with less in it, never hidden items.
         self.delete(keys::CATALOG_PK.to_owned(), repository.to_string()).await?;
         Ok(true)
+    }
+}
+
+/// Advisories: one document each under `ADVISORY`, so the whole set is one Query, written in batches (every part
+/// past the first, then the heads); the snapshot goes last.
+#[async_trait]
+impl AdvisoryStore for DynamoMetadata {
+    async fn import_advisories(&self, advisories: &[StoredAdvisory], snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
+        let (mut parts, mut heads) = (Vec::new(), Vec::new());
+        for advisory in advisories {
+            let (rest, head) = document_items(keys::ADVISORY_PK.to_owned(), advisory.id.clone(), &advisory.json)?;
+            parts.extend(rest.into_iter().map(put_request));
+            heads.push(put_request(head));
+        }
+        self.batch_write(parts).await?;
+        self.batch_write(heads).await?;
+        self.put_item(item(keys::SCAN_STATE_PK.to_owned(), keys::SNAPSHOT_SK.to_owned(), [("snapshot", to_json(snapshot))])).await
+    }
+
+    async fn advisory(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get(keys::ADVISORY_PK.to_owned(), id.to_owned()).await? {
+            Some(head) => self.document_json(&head).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn advisories(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut advisories = Vec::new();
+        for head in self.query(keys::ADVISORY_PK.to_owned(), "", None, usize::MAX).await? {
+            advisories.push(self.document_json(&head).await?);
+        }
+        Ok(advisories)
+    }
+
+    async fn advisory_snapshot(&self) -> Result<Option<AdvisorySnapshot>, StoreError> {
+        let item = self.get(keys::SCAN_STATE_PK.to_owned(), keys::SNAPSHOT_SK.to_owned()).await?;
+        item.map(|item| json_of(&item, "snapshot")).transpose()
+    }
+}
+
+#[async_trait]
+impl LayerInventories for DynamoMetadata {
+    async fn layer_inventory(&self, layer: &Digest) -> Result<Option<scanner::inventory::LayerInventory>, StoreError> {
+        self.document(keys::layer_pk(layer), keys::INVENTORY_SK.to_owned()).await
+    }
+
+    async fn put_layer_inventory(&self, layer: &Digest, inventory: &scanner::inventory::LayerInventory) -> Result<(), StoreError> {
+        self.put_document(keys::layer_pk(layer), keys::INVENTORY_SK.to_owned(), &encode(inventory)).await
+    }
+}
+
+/// Reports: a document per manifest, listed under `SCANS` once stored, for re-evaluation to find them all.
+#[async_trait]
+impl ScanReports for DynamoMetadata {
+    async fn scan_report(&self, manifest: &Digest) -> Result<Option<ScanReport>, StoreError> {
+        self.document(keys::report_pk(manifest), keys::REPORT_SK.to_owned()).await
+    }
+
+    async fn put_scan_report(&self, report: &ScanReport) -> Result<(), StoreError> {
+        self.put_document(keys::report_pk(&report.manifest), keys::REPORT_SK.to_owned(), &encode(report)).await?;
+        self.put_item(key(keys::REPORTED_PK.to_owned(), report.manifest.to_string())).await
+    }
+
+    async fn reported_manifests(&self, page: &PageRequest) -> Result<Vec<Digest>, StoreError> {
+        let items = self.query(keys::REPORTED_PK.to_owned(), "", page.after.as_deref(), page.limit).await?;
+        items.iter().map(|item| parse_stored(text_of(item, SK)?, Digest::parse)).collect()
+    }
+}
+
+#[async_trait]
+impl ScanQueue for DynamoMetadata {
+    async fn enqueue_scan(&self, scan: &QueuedScan) -> Result<(), StoreError> {
+        let sk = keys::queued_scan_sk(&scan.repository, &scan.manifest);
+        self.put_item(item(keys::SCAN_QUEUE_PK.to_owned(), sk, [("scan", to_json(scan))])).await
+    }
+
+    async fn queued_scans(&self, limit: usize) -> Result<Vec<QueuedScan>, StoreError> {
+        let items = self.query(keys::SCAN_QUEUE_PK.to_owned(), "", None, limit).await?;
+        items.iter().map(|item| json_of(item, "scan")).collect()
+    }
+
+    async fn finish_scan(&self, repository: &RepositoryName, manifest: &Digest) -> Result<(), StoreError> {
+        self.delete(keys::SCAN_QUEUE_PK.to_owned(), keys::queued_scan_sk(repository, manifest)).await.map(drop)
     }
 }
 

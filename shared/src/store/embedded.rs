@@ -8,9 +8,13 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefi
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    BlobIndex, IdentityRecords, LinkedBlob, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError, TaggedManifest,
-    UploadSession, UploadSessions,
-    layout::{BLOB_KEYS, BLOB_LINKS, IDENTITY, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS},
+    BlobIndex, IdentityRecords, LinkedBlob, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError,
+    TaggedManifest, UploadSession, UploadSessions,
+    layout::{
+        ADVISORIES, BLOB_KEYS, BLOB_LINKS, IDENTITY, INVENTORIES, MANIFESTS, REFERRERS, REPOSITORIES, SCAN_QUEUE, SCAN_REPORTS, SCAN_STATE,
+        SNAPSHOT_KEY, TAGS, UPLOADS,
+    },
+    scanning::{AdvisorySnapshot, AdvisoryStore, LayerInventories, QueuedScan, ScanQueue, ScanReport, ScanReports, StoredAdvisory},
 };
 use crate::oci::{Digest, RepositoryName, Tag};
 
@@ -49,6 +53,10 @@ impl EmbeddedMetadata {
         txn.open_table(REFERRERS).map_err(db_error)?;
         txn.open_table(UPLOADS).map_err(db_error)?;
         txn.open_table(IDENTITY).map_err(db_error)?;
+        for table in [ADVISORIES, SCAN_STATE, INVENTORIES, SCAN_REPORTS] {
+            txn.open_table(table).map_err(db_error)?;
+        }
+        txn.open_table(SCAN_QUEUE).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db), counters: Arc::default() })
     }
@@ -93,6 +101,29 @@ impl EmbeddedMetadata {
         let repository = repository.to_string();
         self.write(move |txn| {
             Ok(txn.open_table(table).map_err(db_error)?.remove((repository.as_str(), key.as_str())).map_err(db_error)?.is_some())
+        })
+        .await
+    }
+
+    /// The document stored under `key` in `table`.
+    fn document<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.read(|txn| txn.open_table(table).map_err(db_error)?.get(key).map_err(db_error)?.map(|value| decode(value.value())).transpose())
+    }
+
+    /// Stores `document` under `key` in `table`, replacing what was there.
+    async fn put_document(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: String,
+        document: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            txn.open_table(table).map_err(db_error)?.insert(key.as_str(), document.as_slice()).map_err(db_error)?;
+            Ok(())
         })
         .await
     }
@@ -267,11 +298,13 @@ impl BlobIndex for EmbeddedMetadata {
     async fn linked_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<Option<LinkedBlob>, StoreError> {
         self.read(|txn| {
             let link = (repository.as_str(), digest.to_string());
-            let Some(size) = txn.open_table(BLOB_LINKS).map_err(db_error)?.get((link.0, link.1.as_str())).map_err(db_error)?.map(|size| size.value())
+            let Some(size) =
+                txn.open_table(BLOB_LINKS).map_err(db_error)?.get((link.0, link.1.as_str())).map_err(db_error)?.map(|size| size.value())
             else {
                 return Ok(None);
             };
-            let key = txn.open_table(BLOB_KEYS).map_err(db_error)?.get(link.1.as_str()).map_err(db_error)?.map(|key| key.value().to_owned());
+            let key =
+                txn.open_table(BLOB_KEYS).map_err(db_error)?.get(link.1.as_str()).map_err(db_error)?.map(|key| key.value().to_owned());
             Ok(Some(LinkedBlob { size, key }))
         })
     }
@@ -320,7 +353,13 @@ impl BlobIndex for EmbeddedMetadata {
 #[async_trait]
 impl ManifestIndex for EmbeddedMetadata {
     /// The bytes are on the local filesystem, as cheap to read as the database: nothing is kept inline.
-    async fn put_manifest(&self, repository: &RepositoryName, record: &ManifestRecord, tag: Option<&Tag>, _content: &[u8]) -> Result<(), StoreError> {
+    async fn put_manifest(
+        &self,
+        repository: &RepositoryName,
+        record: &ManifestRecord,
+        tag: Option<&Tag>,
+        _content: &[u8],
+    ) -> Result<(), StoreError> {
         let (repository, digest, encoded) = (repository.to_string(), record.digest.to_string(), encode(record));
         let (tag, subject) = (tag.map(Tag::to_string), record.subject.as_ref().map(Digest::to_string));
         self.write(move |txn| {
@@ -507,5 +546,102 @@ impl ManifestIndex for EmbeddedMetadata {
             Ok(true)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl AdvisoryStore for EmbeddedMetadata {
+    async fn import_advisories(&self, advisories: &[StoredAdvisory], snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
+        let (advisories, snapshot) = (advisories.to_vec(), encode(snapshot));
+        self.write(move |txn| {
+            let mut table = txn.open_table(ADVISORIES).map_err(db_error)?;
+            for advisory in &advisories {
+                table.insert(advisory.id.as_str(), advisory.json.as_slice()).map_err(db_error)?;
+            }
+            txn.open_table(SCAN_STATE).map_err(db_error)?.insert(SNAPSHOT_KEY, snapshot.as_slice()).map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn advisory(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|txn| Ok(txn.open_table(ADVISORIES).map_err(db_error)?.get(id).map_err(db_error)?.map(|value| value.value().to_vec())))
+    }
+
+    async fn advisories(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(ADVISORIES).map_err(db_error)?;
+            table.iter().map_err(db_error)?.map(|entry| Ok(entry.map_err(db_error)?.1.value().to_vec())).collect()
+        })
+    }
+
+    async fn advisory_snapshot(&self) -> Result<Option<AdvisorySnapshot>, StoreError> {
+        self.document(SCAN_STATE, SNAPSHOT_KEY)
+    }
+}
+
+#[async_trait]
+impl LayerInventories for EmbeddedMetadata {
+    async fn layer_inventory(&self, layer: &Digest) -> Result<Option<scanner::inventory::LayerInventory>, StoreError> {
+        self.document(INVENTORIES, &layer.to_string())
+    }
+
+    async fn put_layer_inventory(&self, layer: &Digest, inventory: &scanner::inventory::LayerInventory) -> Result<(), StoreError> {
+        self.put_document(INVENTORIES, layer.to_string(), encode(inventory)).await
+    }
+}
+
+#[async_trait]
+impl ScanReports for EmbeddedMetadata {
+    async fn scan_report(&self, manifest: &Digest) -> Result<Option<ScanReport>, StoreError> {
+        self.document(SCAN_REPORTS, &manifest.to_string())
+    }
+
+    async fn put_scan_report(&self, report: &ScanReport) -> Result<(), StoreError> {
+        self.put_document(SCAN_REPORTS, report.manifest.to_string(), encode(report)).await
+    }
+
+    async fn reported_manifests(&self, page: &PageRequest) -> Result<Vec<Digest>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(SCAN_REPORTS).map_err(db_error)?;
+            let after = page.after.as_deref().unwrap_or("");
+            let mut digests = Vec::new();
+            for entry in table.range(after..).map_err(db_error)? {
+                let key = entry.map_err(db_error)?.0;
+                if digests.len() == page.limit {
+                    break;
+                }
+                if key.value() != after {
+                    digests.push(parse_stored(key.value(), Digest::parse)?);
+                }
+            }
+            Ok(digests)
+        })
+    }
+}
+
+#[async_trait]
+impl ScanQueue for EmbeddedMetadata {
+    async fn enqueue_scan(&self, scan: &QueuedScan) -> Result<(), StoreError> {
+        let (repository, manifest, record) = (scan.repository.to_string(), scan.manifest.to_string(), encode(scan));
+        self.write(move |txn| {
+            txn.open_table(SCAN_QUEUE)
+                .map_err(db_error)?
+                .insert((repository.as_str(), manifest.as_str()), record.as_slice())
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn queued_scans(&self, limit: usize) -> Result<Vec<QueuedScan>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(SCAN_QUEUE).map_err(db_error)?;
+            table.iter().map_err(db_error)?.take(limit).map(|entry| decode(entry.map_err(db_error)?.1.value())).collect()
+        })
+    }
+
+    async fn finish_scan(&self, repository: &RepositoryName, manifest: &Digest) -> Result<(), StoreError> {
+        self.remove(SCAN_QUEUE, repository, manifest.to_string()).await.map(drop)
     }
 }

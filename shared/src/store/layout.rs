@@ -17,6 +17,11 @@
 //! referrers     (<repo>, <subject>, <digest>)       -> ()            manifests whose `subject` is <subject>
 //! uploads       <session-id>                        -> UploadSession (JSON)
 //! identity      (<kind>, <key>)                     -> record (JSON)  identities, settings, signing keys
+//! advisories    <advisory-id>                       -> OSV record (JSON, as imported)
+//! scan_state    "snapshot"                          -> AdvisorySnapshot (JSON)  the last import
+//! inventories   <layer-digest>                      -> LayerInventory (JSON)
+//! scan_reports  <manifest-digest>                   -> ScanReport (JSON)
+//! scan_queue    (<repo>, <manifest-digest>)         -> QueuedScan (JSON)  manifests waiting for a scan
 //! ```
 //! Shared counters (failed logins) of the embedded store live in its process's memory: redb lets one process open
 //! the database, so that process sees every login.
@@ -39,7 +44,17 @@
 //! UPLOAD#<id>     UPLOAD                        session (JSON), size, expires_at (TTL, epoch seconds)
 //! IDENTITY#<kind> <key>                         record (JSON)                  identity record (identity/directory.rs)
 //! COUNTER#<name>  COUNTER                       count, expires_at (TTL)        shared counter (failed logins per window)
+//! ADVISORY        <advisory-id>                 document                       OSV record as imported
+//! SCAN-STATE      SNAPSHOT                      snapshot (JSON)                the last advisory import
+//! LAYER#<digest>  INVENTORY                     document                       a layer's inventory
+//! SCAN#<digest>   REPORT                        document                       a manifest's scan report
+//! SCANS           <digest>                      -                              every reported manifest (re-evaluation)
+//! SCAN-QUEUE      <repo>#<digest>               scan (JSON)                    manifests waiting for a scan
+//! CHUNK#<pk>#<sk> <n>                           data                           part n ≥ 1 of a long document
 //! ```
+//! A document is gzip-compressed JSON in `data` with its part count in `chunks`: when compressed it outgrows
+//! [`dynamo::DOCUMENT_CHUNK_BYTES`] (an item holds 400 KB), parts 1… go to their own `CHUNK#` items, written
+//! before the head that counts them.
 //! Identity record kinds and keys (both stores): `principal/<id>`, `principal-name/<name>` (-> id),
 //! `assignment/<assignee>\n<role>\n<scope>`, `admin/admin`, `scope-map/<name>`, `token/<name>`,
 //! `settings/settings`, `signing-key/<kid>` (a public JWK).
@@ -152,6 +167,34 @@ pub mod dynamo {
     }
 
     pub const COUNTER_SK: &str = "COUNTER";
+
+    /// The most compressed bytes one item of a document holds, well within DynamoDB's 400 KB per item.
+    pub const DOCUMENT_CHUNK_BYTES: usize = 350 * 1024;
+    pub const ADVISORY_PK: &str = "ADVISORY";
+    pub const SCAN_STATE_PK: &str = "SCAN-STATE";
+    pub const SNAPSHOT_SK: &str = "SNAPSHOT";
+    pub const INVENTORY_SK: &str = "INVENTORY";
+    pub const REPORT_SK: &str = "REPORT";
+    pub const REPORTED_PK: &str = "SCANS";
+    pub const SCAN_QUEUE_PK: &str = "SCAN-QUEUE";
+
+    pub fn layer_pk(layer: &Digest) -> String {
+        format!("LAYER#{layer}")
+    }
+
+    pub fn report_pk(manifest: &Digest) -> String {
+        format!("SCAN#{manifest}")
+    }
+
+    /// `#` appears in no repository name, so the two parts split apart again unambiguously.
+    pub fn queued_scan_sk(repository: &RepositoryName, manifest: &Digest) -> String {
+        format!("{repository}#{manifest}")
+    }
+
+    /// The partition holding parts 1… of the document at (`pk`, `sk`); each part's sort key is its number.
+    pub fn chunk_pk(pk: &str, sk: &str) -> String {
+        format!("CHUNK#{pk}#{sk}")
+    }
 }
 
 pub const REPOSITORIES: TableDefinition<&str, ()> = TableDefinition::new("repositories");
@@ -162,6 +205,12 @@ pub const TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("tags
 pub const REFERRERS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("referrers");
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 pub const IDENTITY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("identity");
+pub const ADVISORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("advisories");
+pub const SCAN_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("scan_state");
+pub const SNAPSHOT_KEY: &str = "snapshot";
+pub const INVENTORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("inventories");
+pub const SCAN_REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("scan_reports");
+pub const SCAN_QUEUE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scan_queue");
 
 #[cfg(test)]
 mod tests {
@@ -204,6 +253,10 @@ mod tests {
         let digest = Digest::parse(&format!("sha256:ab{}", "0".repeat(62))).unwrap();
         assert_eq!(dynamo::stored_blob_pk(&digest), format!("BLOB#sha256:ab{}", "0".repeat(62)));
         assert_eq!(dynamo::STORED_BLOB_SK, "BLOB");
+        assert_eq!(dynamo::layer_pk(&digest), format!("LAYER#{digest}"));
+        assert_eq!(dynamo::report_pk(&digest), format!("SCAN#{digest}"));
+        assert_eq!(dynamo::queued_scan_sk(&repository, &digest), format!("team/app#{digest}"));
+        assert_eq!(dynamo::chunk_pk(&dynamo::report_pk(&digest), dynamo::REPORT_SK), format!("CHUNK#SCAN#{digest}#REPORT"));
         assert!(!dynamo::stored_blob_pk(&digest).starts_with("REPO#"), "a registry-wide item, in no repository's partition");
         // The roles may update only counters (a dynamodb:LeadingKeys condition in the template, which the emulator
         // does not enforce): the condition's pattern must be the prefix the counters' keys have.

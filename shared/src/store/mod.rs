@@ -2,6 +2,7 @@
 //!
 //! Adapters: [`filesystem`] (blob bytes on local disk) and [`embedded`] (metadata in redb) make `berth serve`'s
 //! default store. [`layout`] owns every key the adapters write. [`contract`] is the suite each adapter must pass.
+//! [`scanning`] holds the ports of vulnerability scanning, which the same adapters implement.
 
 pub mod aws;
 pub mod dynamodb;
@@ -12,6 +13,7 @@ pub mod local;
 pub mod resources;
 pub mod s3;
 mod s3_parts;
+pub mod scanning;
 
 #[cfg(test)]
 pub(crate) mod contract;

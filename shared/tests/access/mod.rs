@@ -28,7 +28,7 @@ impl Api {
     }
 
     /// A new service principal with `roles` over `scope`: its id and password.
-    async fn principal(&self, name: &str, roles: &[&str], scope: Option<&str>) -> (String, String) {
+    pub(super) async fn principal(&self, name: &str, roles: &[&str], scope: Option<&str>) -> (String, String) {
         let created = self
             .manage(Method::POST, "service-principals", json!({"name": name, "roles": roles, "scope": scope}), StatusCode::CREATED)
             .await;
@@ -43,13 +43,13 @@ impl Api {
     }
 
     /// The access token of a login that must succeed.
-    async fn token_for(&self, username: &str, password: &str, scopes: &[&str]) -> String {
+    pub(super) async fn token_for(&self, username: &str, password: &str, scopes: &[&str]) -> String {
         let reply = self.login(username, password, scopes).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
         reply.json()["token"].as_str().unwrap().to_owned()
     }
 
-    async fn send_with(&self, token: &str, method: Method, path: &str, body: impl Into<Body>) -> Reply {
+    pub(super) async fn send_with(&self, token: &str, method: Method, path: &str, body: impl Into<Body>) -> Reply {
         self.send(method, path, &[("authorization", &bearer(token))], body).await
     }
 

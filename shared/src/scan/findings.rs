@@ -1,0 +1,99 @@
+//! Matching an image's packages against advisories: the findings, each with its severity and what to do about it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use scanner::{Ecosystem, Record, inventory::ImageInventory};
+
+use crate::store::scanning::Finding;
+
+/// Advisories by the (ecosystem, package name) they affect, so a package meets only the records naming it.
+pub struct AdvisoryIndex {
+    records: Vec<Record>,
+    by_package: HashMap<(String, String), Vec<usize>>,
+}
+
+impl AdvisoryIndex {
+    pub fn new(records: Vec<Record>) -> AdvisoryIndex {
+        let mut by_package: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (position, record) in records.iter().enumerate() {
+            for package in record.affected.iter().filter_map(|affected| affected.package.as_ref()) {
+                // Records of ecosystems Berth cannot order match nothing anyway.
+                let Ok(ecosystem) = package.ecosystem.parse::<Ecosystem>() else { continue };
+                let entry =
+                    by_package.entry((package.ecosystem.clone(), ecosystem.normalize_name(&package.name).into_owned())).or_default();
+                if entry.last() != Some(&position) {
+                    entry.push(position);
+                }
+            }
+        }
+        AdvisoryIndex { records, by_package }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Every finding of `inventory`, one per advisory and affected package version (two binaries of one Debian source
+    /// package make one finding), ordered by package, then advisory id.
+    pub fn findings(&self, inventory: &ImageInventory, platform: Option<&str>) -> Vec<Finding> {
+        let mut findings = BTreeMap::new();
+        for package in &inventory.packages {
+            let Ok(ecosystem) = package.ecosystem() else { continue };
+            let installed = package.installed(&ecosystem);
+            let key = (ecosystem.as_str().to_owned(), ecosystem.normalize_name(installed.name).into_owned());
+            for &position in self.by_package.get(&key).into_iter().flatten() {
+                let record = &self.records[position];
+                let Some(found) = record.matches(&installed) else { continue };
+                let fixed = found.fixed.map(str::to_owned);
+                findings.entry((installed.name.to_owned(), record.id.clone(), installed.version.to_owned())).or_insert_with(|| Finding {
+                    id: record.id.clone(),
+                    aliases: record.aliases.clone(),
+                    package: installed.name.to_owned(),
+                    ecosystem: ecosystem.as_str().to_owned(),
+                    installed: installed.version.to_owned(),
+                    remediation: remediation(record, installed.name, installed.version, fixed.as_deref()),
+                    fixed,
+                    severity: record.rating().severity,
+                    summary: record.summary.clone(),
+                    path: package.path.clone(),
+                    platform: platform.map(str::to_owned),
+                });
+            }
+        }
+        findings.into_values().collect()
+    }
+}
+
+/// What to do: upgrade to the fix, or, without one, the workaround the advisory's details give when they give one.
+fn remediation(record: &Record, package: &str, installed: &str, fixed: Option<&str>) -> String {
+    match (fixed, record.details.as_deref().and_then(workaround)) {
+        (Some(fixed), _) => format!("upgrade {package} from {installed} to {fixed} or later"),
+        (None, Some(workaround)) => format!("no fix available yet; {workaround}"),
+        (None, None) => "no fix available yet".to_owned(),
+    }
+}
+
+/// The text under a "Workarounds" heading of an advisory's Markdown details (GHSA and RustSec write one).
+fn workaround(details: &str) -> Option<String> {
+    let mut lines = details.lines().skip_while(|line| !(line.starts_with('#') && line.to_ascii_lowercase().contains("workaround")));
+    lines.next()?;
+    let text: Vec<&str> = lines.take_while(|line| !line.starts_with('#')).map(str::trim).filter(|line| !line.is_empty()).collect();
+    (!text.is_empty()).then(|| text.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workaround_section_is_the_guidance() {
+        let details = "### Impact\nLeaks.\n\n### Patches\nNone yet.\n\n### Workarounds\nAvoid the crate\nwhere timing is observable.\n\n### References\nx";
+        assert_eq!(workaround(details).as_deref(), Some("Avoid the crate where timing is observable."));
+        assert_eq!(workaround("### Impact\nLeaks."), None);
+        assert_eq!(workaround("## Workarounds\n\n## Next"), None);
+    }
+}

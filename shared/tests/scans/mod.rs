@@ -1,0 +1,467 @@
+//! Vulnerability scanning over HTTP, on both stores: images pushed with real package databases and lockfiles get
+//! exactly the findings `shared/vulndata/expected.json` lists, whiteouts remove findings, a shared layer is read once,
+//! an advisory import re-evaluates scanned images, and a queued scan survives a restart.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::{Method, StatusCode};
+use berth::{
+    oci::Digest,
+    registry::{EventBus, EventSink},
+    scan::Scans,
+    services,
+    store::{
+        BlobStore, ByteRange, ByteStream, MetadataStore, StoreError, UploadLease, UploadSession,
+        scanning::{AdvisorySnapshot, ScanStore, StoredAdvisory},
+    },
+};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::{Api, DEFAULT_LIMITS, Limits, OCI_MANIFEST, Scanning, Store, sha256};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vulndata");
+const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const SCANNING: Limits = Limits { scanning: Scanning::Worker, ..DEFAULT_LIMITS };
+
+/// The blob store the scanner reads through, counting the streams it opens (layer reads; manifests are `get`s).
+pub struct CountingBlobs {
+    inner: Arc<dyn BlobStore>,
+    reads: AtomicUsize,
+}
+
+impl CountingBlobs {
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl BlobStore for CountingBlobs {
+    async fn read(&self, digest: &Digest, key: Option<&str>, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read(digest, key, range).await
+    }
+    async fn download_url(&self, digest: &Digest, key: Option<&str>) -> Result<Option<String>, StoreError> {
+        self.inner.download_url(digest, key).await
+    }
+    async fn put(&self, digest: &Digest, bytes: Bytes) -> Result<(), StoreError> {
+        self.inner.put(digest, bytes).await
+    }
+    async fn get(&self, digest: &Digest) -> Result<Bytes, StoreError> {
+        self.inner.get(digest).await
+    }
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.inner.delete(digest).await
+    }
+    fn chunk_min_length(&self) -> Option<u64> {
+        self.inner.chunk_min_length()
+    }
+    async fn lease_upload(&self, id: &str) -> Result<UploadLease, StoreError> {
+        self.inner.lease_upload(id).await
+    }
+    async fn append_upload(&self, session: &mut UploadSession, data: ByteStream) -> Result<u64, StoreError> {
+        self.inner.append_upload(session, data).await
+    }
+    async fn read_upload(&self, session: &mut UploadSession) -> Result<ByteStream, StoreError> {
+        self.inner.read_upload(session).await
+    }
+    async fn commit_upload(&self, session: &UploadSession, digest: &Digest) -> Result<Option<String>, StoreError> {
+        self.inner.commit_upload(session, digest).await
+    }
+    async fn abort_upload(&self, session: &UploadSession) -> Result<(), StoreError> {
+        self.inner.abort_upload(session).await
+    }
+    async fn discard(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.discard(key).await
+    }
+}
+
+/// The events the registry under test publishes to: its bus alone, or with scanning as `berth serve` wires it, the
+/// scanning service going to `scans`.
+pub(super) fn sink(
+    mode: Scanning,
+    scans: &mut Option<(Arc<Scans>, Arc<CountingBlobs>)>,
+    blobs: Arc<dyn BlobStore>,
+    metadata: Arc<impl MetadataStore + ScanStore + 'static>,
+    events: Arc<EventBus>,
+) -> Arc<dyn EventSink> {
+    if mode == Scanning::Off {
+        return events;
+    }
+    let counting = Arc::new(CountingBlobs { inner: blobs, reads: AtomicUsize::new(0) });
+    let (service, trigger, sink) = services::scanning(counting.clone(), metadata, events);
+    if mode == Scanning::Worker {
+        trigger.spawn_worker(berth::scan::worker::DEFAULT_CONCURRENCY);
+    }
+    *scans = Some((service, counting));
+    sink
+}
+
+/// A gzip-compressed tar layer of regular files.
+fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, *contents).unwrap();
+    }
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&tar.into_inner().unwrap()).unwrap();
+    gzip.finish().unwrap()
+}
+
+fn inventory(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{DATA}/inventories/{name}")).unwrap()
+}
+
+const DEBIAN_12: &[u8] = b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n";
+
+/// Debian 12's minimal base: os-release and the dpkg database of `debootstrap --variant=minbase bookworm`.
+fn debian_base() -> Vec<u8> {
+    layer(&[("etc/os-release", DEBIAN_12), ("var/lib/dpkg/status", &inventory("debian12-minbase.status"))])
+}
+
+const SITE_PACKAGES: &str = "usr/local/lib/python3.11/site-packages";
+
+/// Applications: a Rust lockfile and the Python distributions of `requirements.txt`, installed.
+fn applications() -> Vec<u8> {
+    let requirements = String::from_utf8(inventory("requirements.txt")).unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = vec![("app/Cargo.lock".to_owned(), inventory("Cargo.lock"))];
+    for (name, version) in requirements.lines().filter_map(|line| line.split_once("==")) {
+        let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+        files.push((format!("{SITE_PACKAGES}/{name}-{version}.dist-info/METADATA"), metadata.into_bytes()));
+    }
+    layer(&files.iter().map(|(path, contents)| (path.as_str(), contents.as_slice())).collect::<Vec<_>>())
+}
+
+/// Every OSV record of the shared data whose id `keep` accepts, as the import endpoint takes them.
+fn advisories(keep: impl Fn(&str) -> bool) -> Value {
+    let mut records = Vec::new();
+    for entry in std::fs::read_dir(format!("{DATA}/osv")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|extension| extension == "json") {
+            let record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            if keep(record["id"].as_str().unwrap()) {
+                records.push(record);
+            }
+        }
+    }
+    Value::Array(records)
+}
+
+/// (ecosystem, package, installed version, advisory id) of every finding.
+type FindingKey = (String, String, String, String);
+
+/// What `expected.json` says the entries `holds` accepts must be reported.
+fn expected_findings(holds: impl Fn(&Value) -> bool) -> BTreeSet<FindingKey> {
+    let expected: Vec<Value> = serde_json::from_slice(&std::fs::read(format!("{DATA}/expected.json")).unwrap()).unwrap();
+    let text = |entry: &Value, field: &str| entry[field].as_str().unwrap().to_owned();
+    expected
+        .iter()
+        .filter(|entry| holds(entry))
+        .flat_map(|entry| {
+            entry["advisory_ids_expected"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |id| (text(entry, "ecosystem"), text(entry, "package"), text(entry, "version"), id.as_str().unwrap().to_owned()))
+        })
+        .collect()
+}
+
+/// The expected findings of an image of [`debian_base`] and [`applications`].
+fn expected_for_base_and_applications() -> BTreeSet<FindingKey> {
+    expected_findings(|entry| match entry["ecosystem"].as_str().unwrap() {
+        "Debian:12" => entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status"),
+        ecosystem => ["crates.io", "PyPI"].contains(&ecosystem),
+    })
+}
+
+fn findings_of(report: &Value) -> BTreeSet<FindingKey> {
+    let text = |finding: &Value, field: &str| finding[field].as_str().unwrap().to_owned();
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| (text(finding, "ecosystem"), text(finding, "package"), text(finding, "installed"), text(finding, "id")))
+        .collect()
+}
+
+fn finding<'r>(report: &'r Value, id: &str, package: &str) -> &'r Value {
+    let findings = report["findings"].as_array().unwrap();
+    findings.iter().find(|finding| finding["id"] == id && finding["package"] == package).unwrap_or_else(|| panic!("no {id} for {package}"))
+}
+
+impl Api {
+    async fn import_advisories(&self, records: &Value) -> Value {
+        let reply = self.send(Method::POST, "/berth/v1/advisories", &[("content-type", "application/json")], records.to_string()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+        reply.json()
+    }
+
+    /// Pushes an image of gzip `layers` (bottom first) under `tag`; returns the manifest's digest.
+    async fn push_layers(&self, name: &str, tag: &str, layers: &[Vec<u8>]) -> Digest {
+        let config = self.push_blob(name, b"{}").await;
+        let mut descriptors = Vec::new();
+        for layer in layers {
+            let digest = self.push_blob(name, layer).await;
+            descriptors.push(json!({"mediaType": GZIP_LAYER, "digest": digest.to_string(), "size": layer.len()}));
+        }
+        let manifest = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+            "layers": descriptors}))
+        .unwrap();
+        let reply = self.put_manifest(name, tag, OCI_MANIFEST, &manifest).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+        sha256(&manifest)
+    }
+
+    /// The scan report of `name:reference` once its scan is no longer pending.
+    async fn scanned(&self, name: &str, reference: &str) -> Value {
+        for _ in 0..600 {
+            let reply = self.get(&format!("/berth/v1/repositories/{name}/scans/{reference}")).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+            let report = reply.json();
+            if report["status"] != "pending" {
+                return report;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name}:{reference} was not scanned within 30 s");
+    }
+
+    fn layer_reads(&self) -> usize {
+        self.scans.as_ref().expect("the registry scans").1.reads()
+    }
+}
+
+pub(super) async fn pushed_images_have_exactly_the_expected_findings(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    let imported = api.import_advisories(&advisories(|_| true)).await;
+    assert_eq!(imported["imported"], 211);
+    let digest = api.push_layers("scan/app", "v1", &[debian_base(), applications()]).await;
+    let report = api.scanned("scan/app", "v1").await;
+    assert_eq!(report["status"], "done", "{report}");
+    assert_eq!(report["image"], format!("scan/app@{digest}"));
+    assert_eq!(report["snapshot"]["id"], imported["snapshot"]["id"]);
+    let expected = expected_for_base_and_applications();
+    assert_eq!(findings_of(&report), expected);
+    // 4 Debian (pcre2 twice, xz-utils, tzdata), 21 crates.io and 25 PyPI findings.
+    assert_eq!(expected.len(), 50);
+    assert_eq!(report["summary"]["total"], 50);
+    let counted: u64 =
+        ["critical", "high", "medium", "low", "unknown"].iter().map(|level| report["summary"][level].as_u64().unwrap()).sum();
+    assert_eq!(counted, 50);
+
+    let pcre2 = finding(&report, "DLA-4772-1", "pcre2");
+    assert_eq!(pcre2["installed"], "10.42-1");
+    assert_eq!(pcre2["fixed"], "10.42-1+deb12u1");
+    assert_eq!(pcre2["severity"], "Unknown");
+    assert_eq!(pcre2["remediation"], "upgrade pcre2 from 10.42-1 to 10.42-1+deb12u1 or later");
+    assert_eq!(pcre2["path"], "var/lib/dpkg/status");
+    let urllib3 = finding(&report, "PYSEC-2023-212", "urllib3");
+    assert_eq!((&urllib3["fixed"], &urllib3["severity"]), (&json!("1.26.18"), &json!("Medium")));
+    assert!(urllib3["aliases"].as_array().unwrap().contains(&json!("CVE-2023-45803")), "{urllib3}");
+    let rsa = finding(&report, "RUSTSEC-2023-0071", "rsa");
+    assert_eq!(rsa["fixed"], Value::Null);
+    assert_eq!(rsa["severity"], "Medium");
+    assert!(rsa["remediation"].as_str().unwrap().starts_with("no fix available yet; The only currently available workaround"), "{rsa}");
+    // By digest, the same report.
+    assert_eq!(api.scanned("scan/app", &digest.to_string()).await["findings"], report["findings"]);
+}
+
+pub(super) async fn every_platform_of_an_index_is_scanned(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.import_advisories(&advisories(|_| true)).await;
+    let amd64 = api.push_layers("scan/multi", "amd64", &[debian_base(), applications()]).await;
+    let arm64 = api.push_layers("scan/multi", "arm64", &[debian_base()]).await;
+    let entry = |digest: &Digest, architecture: &str| json!({"mediaType": OCI_MANIFEST, "digest": digest.to_string(), "size": 1, "platform": {"os": "linux", "architecture": architecture}});
+    // The sizes are not checked on push, and the scan reads each child by digest.
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": super::OCI_INDEX,
+        "manifests": [entry(&amd64, "amd64"), entry(&arm64, "arm64")]}))
+    .unwrap();
+    assert_eq!(api.put_manifest("scan/multi", "v1", super::OCI_INDEX, &index).await.status, StatusCode::CREATED);
+    let report = api.scanned("scan/multi", "v1").await;
+    assert_eq!(report["status"], "done", "{report}");
+    let on = |platform: &str| -> BTreeSet<FindingKey> {
+        let only: Vec<Value> =
+            report["findings"].as_array().unwrap().iter().filter(|finding| finding["platform"] == platform).cloned().collect();
+        findings_of(&json!({ "findings": only }))
+    };
+    assert_eq!(on("linux/amd64"), expected_for_base_and_applications());
+    assert_eq!(
+        on("linux/arm64"),
+        expected_findings(|entry| entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status"))
+    );
+    assert_eq!(report["summary"]["total"], 54);
+}
+
+pub(super) async fn a_layer_that_is_no_tar_fails_its_scan_only(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.import_advisories(&advisories(|id| id.starts_with("DLA-"))).await;
+    let config = api.push_blob("scan/broken", b"{}").await;
+    let garbage = api.push_blob("scan/broken", b"this is no zstd frame").await;
+    let manifest = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": garbage.to_string(), "size": 21}]}))
+    .unwrap();
+    assert_eq!(api.put_manifest("scan/broken", "v1", OCI_MANIFEST, &manifest).await.status, StatusCode::CREATED);
+    let report = api.scanned("scan/broken", "v1").await;
+    assert_eq!(report["status"], "failed");
+    assert!(report["error"].as_str().unwrap().contains(&garbage.to_string()), "{report}");
+    assert_eq!(report["findings"], json!([]));
+    // The registry still scans what comes next.
+    api.push_layers("scan/broken", "v2", &[debian_base()]).await;
+    assert_eq!(api.scanned("scan/broken", "v2").await["summary"]["total"], 4);
+}
+
+pub(super) async fn a_manifest_deleted_while_queued_fails_its_scan(store: Store) {
+    let api = Api::with_limits(store, Limits { scanning: Scanning::QueueOnly, ..DEFAULT_LIMITS }).await;
+    let digest = api.push_layers("scan/gone", "v1", &[debian_base()]).await;
+    assert_eq!(api.send(Method::DELETE, &format!("/v2/scan/gone/manifests/{digest}"), &[], "").await.status, StatusCode::ACCEPTED);
+    let scans = &api.scans.as_ref().expect("the registry scans").0;
+    let queued = scans.store().queued_scans(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let report = scans.run(&queued[0]).await.unwrap();
+    assert_eq!(report.status, berth::store::scanning::ScanStatus::Failed);
+    assert_eq!(report.error.unwrap(), format!("manifest {digest} is no longer in scan/gone"));
+    assert!(scans.store().queued_scans(10).await.unwrap().is_empty(), "a failed scan leaves the queue");
+    assert_eq!(api.layer_reads(), 0);
+}
+
+pub(super) async fn a_whiteout_removes_a_packages_findings(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.import_advisories(&advisories(|_| true)).await;
+    let removal = layer(&[(&format!("{SITE_PACKAGES}/.wh.urllib3-1.26.17.dist-info"), b"")]);
+    api.push_layers("scan/slim", "v1", &[debian_base(), applications(), removal]).await;
+    let report = api.scanned("scan/slim", "v1").await;
+    let mut expected = expected_for_base_and_applications();
+    expected.retain(|(_, package, ..)| package != "urllib3");
+    assert_eq!(expected.len(), 49);
+    assert_eq!(findings_of(&report), expected);
+}
+
+pub(super) async fn a_shared_base_layer_is_read_once(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.import_advisories(&advisories(|_| true)).await;
+    api.push_layers("scan/first", "v1", &[debian_base(), applications()]).await;
+    api.scanned("scan/first", "v1").await;
+    assert_eq!(api.layer_reads(), 2);
+    let tools = layer(&[("app/Cargo.lock", &inventory("Cargo.lock"))]);
+    api.push_layers("scan/second", "v1", &[debian_base(), tools]).await;
+    let report = api.scanned("scan/second", "v1").await;
+    assert_eq!(api.layer_reads(), 3, "only the second image's own layer is read");
+    let expected = expected_findings(|entry| {
+        entry["ecosystem"] == "crates.io" || entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status")
+    });
+    assert_eq!(findings_of(&report), expected);
+}
+
+pub(super) async fn later_advisories_reevaluate_scanned_images(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.push_layers("scan/early", "v1", &[debian_base(), applications()]).await;
+    let before = api.scanned("scan/early", "v1").await;
+    assert_eq!(before["status"], "done");
+    assert_eq!(before["snapshot"], Value::Null);
+    assert_eq!(before["findings"], json!([]));
+    let debian_only = api.import_advisories(&advisories(|id| id.starts_with("DLA-"))).await;
+    let report = api.scanned("scan/early", "v1").await;
+    assert_eq!(report["snapshot"]["id"], debian_only["snapshot"]["id"]);
+    assert_eq!(
+        findings_of(&report),
+        expected_findings(|entry| entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status"))
+    );
+    let everything = api.import_advisories(&advisories(|_| true)).await;
+    assert_ne!(everything["snapshot"]["id"], debian_only["snapshot"]["id"]);
+    let report = api.scanned("scan/early", "v1").await;
+    assert_eq!(report["snapshot"]["id"], everything["snapshot"]["id"]);
+    assert_eq!(findings_of(&report), expected_for_base_and_applications());
+    assert_eq!(api.layer_reads(), 2, "re-evaluation reads no layer");
+    let scans = &api.scans.as_ref().expect("the registry scans").0;
+    assert_eq!(scans.reevaluate_stale().await.unwrap(), 0, "the import left no report on an older snapshot");
+}
+
+pub(super) async fn scan_endpoints_check_access_and_input(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.push_layers("scan/guarded", "v1", &[debian_base()]).await;
+    let path = "/berth/v1/repositories/scan/guarded/scans/v1";
+    let (reader, password) = api.principal("reader", &["acrpull"], Some("scan/guarded")).await;
+    let token = api.token_for(&reader, &password, &["repository:scan/guarded:metadata_read"]).await;
+    assert_eq!(api.send_with(&token, Method::GET, path, "").await.status, StatusCode::OK);
+    let (outsider, password) = api.principal("outsider", &["acrpull"], Some("other/*")).await;
+    let token = api.token_for(&outsider, &password, &["repository:scan/guarded:metadata_read"]).await;
+    assert_eq!(api.send_with(&token, Method::GET, path, "").await.status, StatusCode::UNAUTHORIZED);
+    let import = api.send_with(&token, Method::POST, "/berth/v1/advisories", "[]").await;
+    assert_eq!(import.status, StatusCode::UNAUTHORIZED);
+
+    api.get("/berth/v1/repositories/scan/guarded/scans/v2").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.get("/berth/v1/repositories/scan/guarded/scans/-v2").await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    for body in ["not json", "{\"id\": \"x\"}", "[{\"id\": 5}]", "[{\"summary\": \"no id\"}]"] {
+        let reply = api.send(Method::POST, "/berth/v1/advisories", &[("content-type", "application/json")], body).await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+    }
+}
+
+/// A scan queued when the registry stopped runs when it starts again.
+#[tokio::test]
+async fn a_queued_scan_survives_a_restart() {
+    let api = Api::with_limits(Store::Embedded, Limits { scanning: Scanning::QueueOnly, ..DEFAULT_LIMITS }).await;
+    api.import_advisories(&advisories(|_| true)).await;
+    api.push_layers("scan/restart", "v1", &[debian_base()]).await;
+    let pending = api.get("/berth/v1/repositories/scan/restart/scans/v1").await.json();
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(api.layer_reads(), 0);
+    let dir = api.into_dir();
+
+    let api = Api::in_dir(Store::Embedded, SCANNING, dir).await;
+    let report = api.scanned("scan/restart", "v1").await;
+    assert_eq!(report["status"], "done");
+    assert_eq!(
+        findings_of(&report),
+        expected_findings(|entry| entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status"))
+    );
+    assert_eq!(api.layer_reads(), 1);
+}
+
+/// An import whose re-evaluation a stop cut off (the advisories stored, the reports not yet matched against them) is
+/// finished when the registry starts again.
+#[tokio::test]
+async fn a_reevaluation_cut_off_by_a_stop_finishes_at_the_next_start() {
+    let api = Api::with_limits(Store::Embedded, Limits { scanning: Scanning::QueueOnly, ..DEFAULT_LIMITS }).await;
+    api.push_layers("scan/resume", "v1", &[debian_base()]).await;
+    let scans = api.scans.as_ref().expect("the registry scans").0.clone();
+    let queued = scans.store().queued_scans(10).await.unwrap();
+    assert_eq!(scans.run(&queued[0]).await.unwrap().findings, []);
+    let records: Vec<StoredAdvisory> = advisories(|id| id.starts_with("DLA-"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| StoredAdvisory { id: record["id"].as_str().unwrap().to_owned(), json: record.to_string().into_bytes() })
+        .collect();
+    let snapshot = AdvisorySnapshot { id: "cut-off".to_owned(), imported_at: 1 };
+    scans.store().import_advisories(&records, &snapshot).await.unwrap();
+    drop(scans);
+    let dir = api.into_dir();
+
+    let api = Api::in_dir(Store::Embedded, SCANNING, dir).await;
+    for _ in 0..600 {
+        let report = api.get("/berth/v1/repositories/scan/resume/scans/v1").await.json();
+        if report["snapshot"]["id"] == "cut-off" {
+            let expected = expected_findings(|entry| entry["note"].as_str().unwrap_or_default().contains("debian12-minbase.status"));
+            assert_eq!(findings_of(&report), expected);
+            assert_eq!(api.layer_reads(), 0, "re-evaluation reads no layer");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the report was not re-evaluated after the restart");
+}
