@@ -73,6 +73,34 @@ pub struct ManifestSummary {
     pub tags: Vec<String>,
     #[serde(deserialize_with = "unix_millis", serialize_with = "crate::output::serialize_rfc3339")]
     pub pushed_at: SystemTime,
+    /// The vulnerability scan, where the registry scans what is pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanColumn>,
+}
+
+/// A manifest's scan in a listing: its status and its findings by severity.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ScanColumn {
+    pub status: String,
+    pub critical: u64,
+    pub high: u64,
+    pub medium: u64,
+    pub low: u64,
+    pub unknown: u64,
+}
+
+impl ScanColumn {
+    /// `pending`, `failed`, `none`, or the non-zero counts, most severe first (`1 critical, 4 unknown`).
+    pub fn describe(&self) -> String {
+        if self.status != "done" {
+            return self.status.clone();
+        }
+        let counts =
+            [("critical", self.critical), ("high", self.high), ("medium", self.medium), ("low", self.low), ("unknown", self.unknown)];
+        let found: Vec<String> =
+            counts.iter().filter(|(_, count)| *count > 0).map(|(severity, count)| format!("{count} {severity}")).collect();
+        if found.is_empty() { "none".to_owned() } else { found.join(", ") }
+    }
 }
 
 // Listings are optional because some registries send `null` rather than an empty list.

@@ -135,7 +135,7 @@ fn column(title: &'static str, values: &[String]) -> String {
 }
 
 fn manifest_table(manifests: &[ManifestSummary]) -> String {
-    let mut table = Table::new(vec!["DIGEST", "MEDIA TYPE", "SIZE", "PUSHED", "TAGS"]);
+    let mut table = Table::new(vec!["DIGEST", "MEDIA TYPE", "SIZE", "PUSHED", "TAGS", "VULNERABILITIES"]);
     for manifest in manifests {
         table.row(vec![
             manifest.digest.clone(),
@@ -143,6 +143,8 @@ fn manifest_table(manifests: &[ManifestSummary]) -> String {
             manifest.size.to_string(),
             rfc3339(manifest.pushed_at),
             manifest.tags.join(", "),
+            // A registry that does not scan (the AWS deployment today) says nothing about it.
+            manifest.scan.as_ref().map_or_else(|| "-".to_owned(), |scan| scan.describe()),
         ]);
     }
     table.render()

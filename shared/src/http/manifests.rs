@@ -14,7 +14,11 @@ use crate::{
     error::Error,
     oci::{Descriptor, Digest, Reference, RepositoryName, Tag, media_types},
     registry::Manifests,
-    store::{PageRequest, TaggedManifest},
+    scan::Scans,
+    store::{
+        PageRequest, TaggedManifest,
+        scanning::{ScanStatus, SeverityCounts},
+    },
 };
 
 /// The most entries one listing page returns, whatever `n` asks for; more come through the `Link` header.
@@ -22,7 +26,13 @@ const MAX_PAGE: usize = 1000;
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
-pub(super) async fn handle(manifests: &Manifests, endpoint: Endpoint, call: &Call<'_>, body: Body) -> Result<Response, Error> {
+pub(super) async fn handle(
+    manifests: &Manifests,
+    scans: Option<&Scans>,
+    endpoint: Endpoint,
+    call: &Call<'_>,
+    body: Body,
+) -> Result<Response, Error> {
     match endpoint {
         Endpoint::GetManifest { name, reference, head } => get_manifest(manifests, &name, &reference, head).await,
         Endpoint::PutManifest { name, reference } => put_manifest(manifests, &name, &reference, call, body).await,
@@ -30,7 +40,7 @@ pub(super) async fn handle(manifests: &Manifests, endpoint: Endpoint, call: &Cal
         Endpoint::ListTags { name } => list_tags(manifests, &name, call).await,
         Endpoint::Catalog => catalog(manifests, call).await,
         Endpoint::Referrers { name, digest } => referrers(manifests, &name, &digest, call).await,
-        Endpoint::ListManifests { name } => list_manifests(manifests, &name, call).await,
+        Endpoint::ListManifests { name } => list_manifests(manifests, scans, &name, call).await,
         Endpoint::DeleteRepository { name } => delete_repository(manifests, &name).await,
         other => Err(Error::EndpointUnknown(format!("{other:?}"))),
     }
@@ -171,6 +181,17 @@ struct ManifestSummary {
     tags: Vec<Tag>,
     /// Unix milliseconds.
     pushed_at: u64,
+    /// Where the registry scans what is pushed: the scan's status and its findings by severity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scan: Option<ScanColumn>,
+}
+
+/// A manifest's scan as a listing shows it.
+#[derive(Serialize)]
+struct ScanColumn {
+    status: ScanStatus,
+    #[serde(flatten)]
+    findings: SeverityCounts,
 }
 
 impl From<TaggedManifest> for ManifestSummary {
@@ -182,22 +203,31 @@ impl From<TaggedManifest> for ManifestSummary {
             size: manifest.size,
             tags,
             pushed_at: manifest.pushed_at,
+            scan: None,
         }
     }
 }
 
 /// `GET /berth/v1/repositories/<name>/manifests?n=<n>&last=<digest>` — a repository's manifests in digest order with
 /// their tags and push time, paged with a `Link` header.
-async fn list_manifests(manifests: &Manifests, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
+async fn list_manifests(manifests: &Manifests, scans: Option<&Scans>, name: &RepositoryName, call: &Call<'_>) -> Result<Response, Error> {
     let page = requested_page(call, Digest::parse)?;
     let listed = manifests.list_manifests(name, &page.fetch()).await?;
+    let mut summaries: Vec<ManifestSummary> = listed.into_iter().map(ManifestSummary::from).collect();
+    if let Some(scans) = scans {
+        // The page's entries only: the one past it tells whether there is a next page, and is not shown.
+        for summary in summaries.iter_mut().take(page.n) {
+            summary.scan =
+                scans.report(&summary.digest).await?.map(|report| ScanColumn { status: report.status, findings: report.summary });
+        }
+    }
     let path = call.url(&format!("/berth/v1/repositories/{name}/manifests"));
     Ok(page.respond(
         &path,
         &[],
-        listed,
-        |entry| entry.manifest.digest.to_string(),
-        |listed| ManifestListing { repository: name, manifests: listed.into_iter().map(ManifestSummary::from).collect() },
+        summaries,
+        |summary| summary.digest.to_string(),
+        |summaries| ManifestListing { repository: name, manifests: summaries },
     ))
 }
 

@@ -176,7 +176,7 @@ async fn serve(services: &Services, endpoint: routes::Endpoint, call: &Call<'_>,
             scans::handle(scans, manifests, endpoint, body).await
         }
         (endpoint, tokens, _, _) if endpoint.function() == Function::Token => token::handle(tokens.as_deref(), endpoint, call, body).await,
-        (endpoint, _, Some(manifests), _) if endpoint.function() == Function::Manifests => manifests::handle(manifests, endpoint, call, body).await,
+        (endpoint, _, Some(manifests), _) if endpoint.function() == Function::Manifests => manifests::handle(manifests, services.scans.as_deref(), endpoint, call, body).await,
         (endpoint, _, _, Some(blobs)) if endpoint.function() == Function::Blobs => blobs::handle(blobs, endpoint, call, body).await,
         _ => Err(Error::EndpointUnknown(path)),
     }
