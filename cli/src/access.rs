@@ -551,6 +551,14 @@ enum RegistryCommand {
         /// Let anyone pull without logging in.
         #[arg(long)]
         anonymous_pull: Option<bool>,
+        /// Refuse pulls of images with vulnerabilities at least this severe: critical, high, medium, low or unknown
+        /// (any finding); `none` turns blocking off (the default). Images not scanned yet are served.
+        #[arg(long, value_name = "LEVEL")]
+        block_severity: Option<String>,
+        /// An advisory (by id, or a CVE among its aliases) that never blocks a pull; repeat for more. Replaces the
+        /// list; `--allow-advisory ''` empties it.
+        #[arg(long = "allow-advisory", value_name = "ID")]
+        allow_advisories: Vec<String>,
     },
 }
 
@@ -558,13 +566,18 @@ pub async fn registry(args: RegistryArgs) -> Result<(), Box<dyn Error>> {
     let (client, target) = (args.target.client(), &args.target);
     let shown = match args.command {
         RegistryCommand::Show => client.manage(Method::GET, "/berth/v1/access/registry", &[], None).await?,
-        RegistryCommand::Update { anonymous_pull } => {
-            client.manage(Method::PATCH, "/berth/v1/access/registry", &[], Some(&json!({"anonymousPull": anonymous_pull}))).await?
+        RegistryCommand::Update { anonymous_pull, block_severity, allow_advisories } => {
+            let allowed: Option<Vec<&String>> =
+                (!allow_advisories.is_empty()).then(|| allow_advisories.iter().filter(|id| !id.is_empty()).collect());
+            let change = json!({"anonymousPull": anonymous_pull, "blockSeverity": block_severity, "allowedAdvisories": allowed});
+            client.manage(Method::PATCH, "/berth/v1/access/registry", &[], Some(&change)).await?
         }
     };
     target.emit(&shown, |shown| {
-        let mut table = Table::new(vec!["NAME", "ANONYMOUS PULL"]);
-        table.row(vec![text(&shown["name"]), text(&shown["anonymousPull"])]);
+        let mut table = Table::new(vec!["NAME", "ANONYMOUS PULL", "BLOCK SEVERITY", "ALLOWED ADVISORIES"]);
+        let allowed: Vec<String> = shown["allowedAdvisories"].as_array().into_iter().flatten().map(text).collect();
+        let block = if shown["blockSeverity"].is_null() { "none".to_owned() } else { text(&shown["blockSeverity"]) };
+        table.row(vec![text(&shown["name"]), text(&shown["anonymousPull"]), block, allowed.join(", ")]);
         table.render()
     })
 }

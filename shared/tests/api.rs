@@ -1433,4 +1433,5 @@ on_both_stores!(
     a_shared_base_layer_is_read_once,
     later_advisories_reevaluate_scanned_images,
     scan_endpoints_check_access_and_input,
+    the_pull_policy_blocks_vulnerable_images,
 );

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_tests::{OciLayout, Registry, RegistryKind, berth_bin, clients::skopeo, run, stdout_of};
+use berth_tests::{OciLayout, Registry, RegistryKind, berth_bin, clients::skopeo, run, run_failing, stdout_of};
 use serde_json::Value;
 
 /// In CI the repository is cloned beside `shared/`, as the worktree is here.
@@ -96,6 +96,25 @@ fn scan_show_reports_the_findings_of_a_pushed_image(kind: RegistryKind) {
     let table = stdout_of(berth(&registry, &["repository", "show-manifests", "scan/debian"]).args(["--output", "table"]));
     assert!(table.lines().next().unwrap().contains("VULNERABILITIES"), "{table}");
     assert!(table.lines().any(|line| line.starts_with(&digest) && line.trim_end().ends_with("4 unknown")), "{table}");
+
+    // The pull policy, set with the CLI and met by a real client: blocked at any severity, then every finding allowed.
+    let shown = json_of(&registry, &["registry", "update", "--block-severity", "unknown"]);
+    assert_eq!(shown["blockSeverity"], "Unknown");
+    let image = registry.docker_ref("scan/debian", "v1");
+    let refused = run_failing(skopeo().args(["inspect", "--tls-verify=false"]).arg(&image));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("denied") && said.contains("DLA-4772-1 (Unknown, pcre2 10.42-1)"), "{said}");
+    let mut allow = vec!["registry", "update"];
+    for id in &ids {
+        allow.extend(["--allow-advisory", id.as_str()]);
+    }
+    let shown = json_of(&registry, &allow);
+    assert_eq!(shown["allowedAdvisories"].as_array().unwrap().len(), 4, "{shown}");
+    run(skopeo().args(["inspect", "--tls-verify=false"]).arg(&image));
+    let table = stdout_of(
+        berth(&registry, &["registry", "update", "--block-severity", "none", "--allow-advisory", ""]).args(["--output", "table"]),
+    );
+    assert!(table.contains("BLOCK SEVERITY") && table.lines().any(|row| row.starts_with("berth-e2e") && row.contains("none")), "{table}");
 }
 
 /// Only `berth serve` scans what is pushed to it so far: the AWS deployment's scan function is not built yet.

@@ -9,6 +9,7 @@ use axum::{
     http::{Method, StatusCode},
     response::{IntoResponse, Response},
 };
+use scanner::Severity;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::json;
 
@@ -18,7 +19,7 @@ use crate::{
     identity::{
         TokenService,
         access::{RepositoryPattern, Role},
-        directory::{AdminUser, DirectoryError, RepositoryToken, RoleAssignment, ServicePrincipal},
+        directory::{AdminUser, DirectoryError, RegistrySettings, RepositoryToken, RoleAssignment, ServicePrincipal, SettingsUpdate},
     },
 };
 
@@ -73,6 +74,34 @@ struct NewToken {
 struct SettingsChange {
     #[serde(default)]
     anonymous_pull: Option<bool>,
+    /// A severity (any case), or `none` to stop blocking.
+    #[serde(default)]
+    block_severity: Option<String>,
+    #[serde(default)]
+    allowed_advisories: Option<Vec<String>>,
+}
+
+impl SettingsChange {
+    fn update(self) -> Result<SettingsUpdate, Error> {
+        let block_severity = match self.block_severity.as_deref() {
+            None => None,
+            Some(none) if none.eq_ignore_ascii_case("none") => Some(None),
+            Some(level) => {
+                Some(Some(level.parse::<Severity>().map_err(|error| Error::InvalidRequest(format!("blockSeverity: {error}, or none")))?))
+            }
+        };
+        Ok(SettingsUpdate { anonymous_pull: self.anonymous_pull, block_severity, allowed_advisories: self.allowed_advisories })
+    }
+}
+
+/// The registry's settings as the API shows them.
+fn settings_view(registry: &str, settings: &RegistrySettings) -> serde_json::Value {
+    json!({
+        "name": registry,
+        "anonymousPull": settings.anonymous_pull,
+        "blockSeverity": settings.block_severity,
+        "allowedAdvisories": settings.allowed_advisories,
+    })
 }
 
 /// A service principal as listed: never its password.
@@ -122,7 +151,13 @@ fn token_view(token: &RepositoryToken) -> serde_json::Value {
     json!({"username": token.name, "scopeMap": token.scope_map, "createdAt": token.created_at, "expiresAt": token.expires_at, "passwords": passwords})
 }
 
-pub(super) async fn handle(tokens: &TokenService, method: Method, resource: AccessResource, call: &Call<'_>, body: Body) -> Result<Response, Error> {
+pub(super) async fn handle(
+    tokens: &TokenService,
+    method: Method,
+    resource: AccessResource,
+    call: &Call<'_>,
+    body: Body,
+) -> Result<Response, Error> {
     match serve(tokens, &method, resource, call, body).await {
         Ok(response) => Ok(response),
         Err(Failure::Directory(DirectoryError::Store(error))) => Err(Error::Store(error)),
@@ -163,7 +198,9 @@ fn directory_refusal(error: DirectoryError) -> Response {
 }
 
 async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, Failure> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| invalid(format!("the request body is larger than {MAX_BODY_BYTES} bytes")))?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| invalid(format!("the request body is larger than {MAX_BODY_BYTES} bytes")))?;
     serde_json::from_slice(&bytes).map_err(|error| invalid(format!("invalid request body: {error}")))
 }
 
@@ -200,12 +237,15 @@ async fn serve(tokens: &TokenService, method: &Method, resource: AccessResource,
         }
         (AccessResource::Principals, Method::POST) => {
             let new: NewPrincipal = read_json(body).await?;
-            let (principal, password) = directory.create_principal(&new.name, roles(&new.roles)?, pattern(new.scope.as_deref())?, new.expires_at).await?;
+            let (principal, password) =
+                directory.create_principal(&new.name, roles(&new.roles)?, pattern(new.scope.as_deref())?, new.expires_at).await?;
             let mut view = serde_json::to_value(PrincipalView::from(&principal)).expect("views serialize");
             view["password"] = json!(password);
             created(view)
         }
-        (AccessResource::Principal(name), Method::GET) => ok(serde_json::to_value(PrincipalView::from(&directory.principal_named(&name).await?)).expect("views serialize")),
+        (AccessResource::Principal(name), Method::GET) => {
+            ok(serde_json::to_value(PrincipalView::from(&directory.principal_named(&name).await?)).expect("views serialize"))
+        }
         (AccessResource::Principal(name), Method::DELETE) => {
             directory.delete_principal(&name).await?;
             no_content()
@@ -244,12 +284,16 @@ async fn serve(tokens: &TokenService, method: &Method, resource: AccessResource,
             let map = directory.create_scope_map(&new.name, pattern(Some(&new.repository))?, new.actions).await?;
             created(serde_json::to_value(map).expect("scope maps serialize"))
         }
-        (AccessResource::ScopeMap(name), Method::GET) => ok(serde_json::to_value(directory.scope_map(&name).await?).expect("scope maps serialize")),
+        (AccessResource::ScopeMap(name), Method::GET) => {
+            ok(serde_json::to_value(directory.scope_map(&name).await?).expect("scope maps serialize"))
+        }
         (AccessResource::ScopeMap(name), Method::DELETE) => {
             directory.delete_scope_map(&name).await?;
             no_content()
         }
-        (AccessResource::Tokens, Method::GET) => ok(json!({"tokens": directory.tokens().await?.iter().map(token_view).collect::<Vec<_>>()})),
+        (AccessResource::Tokens, Method::GET) => {
+            ok(json!({"tokens": directory.tokens().await?.iter().map(token_view).collect::<Vec<_>>()}))
+        }
         (AccessResource::Tokens, Method::POST) => {
             let new: NewToken = read_json(body).await?;
             let (token, passwords) = directory.create_token(&new.name, &new.scope_map, new.expires_at).await?;
@@ -266,14 +310,10 @@ async fn serve(tokens: &TokenService, method: &Method, resource: AccessResource,
             let password = directory.renew_token_password(&name, slot).await?;
             ok(json!({"username": name, "password": password}))
         }
-        (AccessResource::Registry, Method::GET) => {
-            let settings = directory.settings().await?;
-            ok(json!({"name": directory.registry(), "anonymousPull": settings.anonymous_pull}))
-        }
+        (AccessResource::Registry, Method::GET) => ok(settings_view(directory.registry(), &directory.settings().await?)),
         (AccessResource::Registry, Method::PATCH) => {
             let change: SettingsChange = read_json(body).await?;
-            let settings = directory.update_settings(change.anonymous_pull).await?;
-            ok(json!({"name": directory.registry(), "anonymousPull": settings.anonymous_pull}))
+            ok(settings_view(directory.registry(), &directory.update_settings(change.update()?).await?))
         }
         _ => return Err(unsupported()),
     })

@@ -14,7 +14,7 @@ use crate::{
     error::Error,
     oci::{Descriptor, Digest, Reference, RepositoryName, Tag, media_types},
     registry::Manifests,
-    scan::Scans,
+    scan::{Scans, policy::PullPolicy},
     store::{
         PageRequest, TaggedManifest,
         scanning::{ScanStatus, SeverityCounts},
@@ -29,12 +29,13 @@ const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-app
 pub(super) async fn handle(
     manifests: &Manifests,
     scans: Option<&Scans>,
+    policy: Option<PullPolicy<'_>>,
     endpoint: Endpoint,
     call: &Call<'_>,
     body: Body,
 ) -> Result<Response, Error> {
     match endpoint {
-        Endpoint::GetManifest { name, reference, head } => get_manifest(manifests, &name, &reference, head).await,
+        Endpoint::GetManifest { name, reference, head } => get_manifest(manifests, policy, &name, &reference, head).await,
         Endpoint::PutManifest { name, reference } => put_manifest(manifests, &name, &reference, call, body).await,
         Endpoint::DeleteManifest { name, reference } => delete_manifest(manifests, &name, &reference).await,
         Endpoint::ListTags { name } => list_tags(manifests, &name, call).await,
@@ -47,13 +48,22 @@ pub(super) async fn handle(
 }
 
 /// `GET|HEAD /v2/<name>/manifests/<reference>` — the manifest's bytes with its media type and digest.
-async fn get_manifest(manifests: &Manifests, name: &RepositoryName, reference: &Reference, head: bool) -> Result<Response, Error> {
+async fn get_manifest(
+    manifests: &Manifests,
+    policy: Option<PullPolicy<'_>>,
+    name: &RepositoryName,
+    reference: &Reference,
+    head: bool,
+) -> Result<Response, Error> {
     let (record, body) = if head {
         (manifests.record(name, reference).await?, Body::empty())
     } else {
         let stored = manifests.get(name, reference).await?;
         (stored.record, Body::from(stored.bytes))
     };
+    if let Some(policy) = policy {
+        policy.check(&record.digest).await?;
+    }
     let mut response = (
         StatusCode::OK,
         [

@@ -30,7 +30,7 @@ use crate::{
     error::Error,
     identity::{Gate, TokenService, access::Granted},
     registry::{Blobs, Manifests},
-    scan::Scans,
+    scan::{Scans, policy::PullPolicy},
     store::ByteStream,
     telemetry,
 };
@@ -176,7 +176,11 @@ async fn serve(services: &Services, endpoint: routes::Endpoint, call: &Call<'_>,
             scans::handle(scans, manifests, endpoint, body).await
         }
         (endpoint, tokens, _, _) if endpoint.function() == Function::Token => token::handle(tokens.as_deref(), endpoint, call, body).await,
-        (endpoint, _, Some(manifests), _) if endpoint.function() == Function::Manifests => manifests::handle(manifests, services.scans.as_deref(), endpoint, call, body).await,
+        (endpoint, _, Some(manifests), _) if endpoint.function() == Function::Manifests => {
+            let scans = services.scans.as_deref();
+            let policy = scans.map(|scans| PullPolicy { scans, directory: services.gate.directory() });
+            manifests::handle(manifests, scans, policy, endpoint, call, body).await
+        }
         (endpoint, _, _, Some(blobs)) if endpoint.function() == Function::Blobs => blobs::handle(blobs, endpoint, call, body).await,
         _ => Err(Error::EndpointUnknown(path)),
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use scanner::Severity;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::{
@@ -74,6 +75,21 @@ pub struct RepositoryToken {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrySettings {
     pub anonymous_pull: bool,
+    /// Pulls of images with findings at least this severe are refused (off when `None`, the default).
+    #[serde(default)]
+    pub block_severity: Option<Severity>,
+    /// Advisories (by id or alias, a CVE say) that never block a pull.
+    #[serde(default)]
+    pub allowed_advisories: Vec<String>,
+}
+
+/// A change of the registry's settings: `None` keeps a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsUpdate {
+    pub anonymous_pull: Option<bool>,
+    /// `Some(None)` turns blocking off.
+    pub block_severity: Option<Option<Severity>>,
+    pub allowed_advisories: Option<Vec<String>>,
 }
 
 /// Who a token speaks for, as its `sub` claim spells it.
@@ -176,14 +192,16 @@ fn renew_slot(passwords: &mut [Option<StoredSecret>; 2], slot: u8) -> Result<Str
 
 /// Which of two passwords `password` is, naming it for refresh tokens (`<slot>:<created_at>`).
 fn matching_slot(passwords: &[Option<StoredSecret>; 2], password: &str) -> Option<String> {
-    passwords
-        .iter()
-        .enumerate()
-        .find_map(|(index, slot)| slot.as_ref().filter(|stored| stored.matches(password)).map(|stored| format!("{}:{}", index + 1, stored.created_at)))
+    passwords.iter().enumerate().find_map(|(index, slot)| {
+        slot.as_ref().filter(|stored| stored.matches(password)).map(|stored| format!("{}:{}", index + 1, stored.created_at))
+    })
 }
 
 fn slot_still_matches(passwords: &[Option<StoredSecret>; 2], credential: &str) -> bool {
-    passwords.iter().enumerate().any(|(index, slot)| slot.as_ref().is_some_and(|stored| format!("{}:{}", index + 1, stored.created_at) == credential))
+    passwords
+        .iter()
+        .enumerate()
+        .any(|(index, slot)| slot.as_ref().is_some_and(|stored| format!("{}:{}", index + 1, stored.created_at) == credential))
 }
 
 impl Directory {
@@ -372,7 +390,15 @@ impl Directory {
         // The name is claimed first, so two creations with one name cannot both succeed.
         self.create(PRINCIPAL_NAME, name, &id, format!("service principal {name}")).await?;
         let (password, stored) = secrets::generate(now_seconds());
-        let principal = ServicePrincipal { id: id.clone(), name: name.to_owned(), roles, scope, password: stored, created_at: now_seconds(), expires_at };
+        let principal = ServicePrincipal {
+            id: id.clone(),
+            name: name.to_owned(),
+            roles,
+            scope,
+            password: stored,
+            created_at: now_seconds(),
+            expires_at,
+        };
         self.create(PRINCIPAL, &id, &principal, format!("service principal {id}")).await?;
         Ok((principal, password))
     }
@@ -420,7 +446,9 @@ impl Directory {
 
     pub async fn create_assignment(&self, assignment: RoleAssignment) -> Result<(), DirectoryError> {
         if assignment.assignee.trim().is_empty() || assignment.assignee.contains('\n') {
-            return Err(DirectoryError::Invalid("--assignee must name an IAM principal ARN, an OIDC subject or a service principal id".to_owned()));
+            return Err(DirectoryError::Invalid(
+                "--assignee must name an IAM principal ARN, an OIDC subject or a service principal id".to_owned(),
+            ));
         }
         let key = assignment_key(&assignment);
         match self.create(ASSIGNMENT, &key, &assignment, "that role assignment".to_owned()).await {
@@ -476,7 +504,12 @@ impl Directory {
 
     // --- Scope maps and repository-scoped tokens ------------------------------------------------------------
 
-    pub async fn create_scope_map(&self, name: &str, repository: RepositoryPattern, actions: Vec<String>) -> Result<ScopeMap, DirectoryError> {
+    pub async fn create_scope_map(
+        &self,
+        name: &str,
+        repository: RepositoryPattern,
+        actions: Vec<String>,
+    ) -> Result<ScopeMap, DirectoryError> {
         check_name(name)?;
         if actions.is_empty() {
             return Err(DirectoryError::Invalid("a scope map needs --actions".to_owned()));
@@ -508,7 +541,12 @@ impl Directory {
     }
 
     /// Creates a token with two passwords, returned once.
-    pub async fn create_token(&self, name: &str, scope_map: &str, expires_at: Option<u64>) -> Result<(RepositoryToken, [String; 2]), DirectoryError> {
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scope_map: &str,
+        expires_at: Option<u64>,
+    ) -> Result<(RepositoryToken, [String; 2]), DirectoryError> {
         check_name(name)?;
         if name == self.registry || uuid::Uuid::parse_str(name).is_ok() {
             return Err(DirectoryError::Invalid(format!("{name} is reserved (the admin user, or a service principal id)")));
@@ -553,14 +591,20 @@ impl Directory {
         Ok(self.get(SETTINGS, SETTINGS).await?.unwrap_or_default())
     }
 
-    pub async fn update_settings(&self, anonymous_pull: Option<bool>) -> Result<RegistrySettings, DirectoryError> {
+    pub async fn update_settings(&self, change: SettingsUpdate) -> Result<RegistrySettings, DirectoryError> {
         self.update(
             SETTINGS,
             SETTINGS,
             "settings",
             |settings: &mut RegistrySettings| {
-                if let Some(anonymous_pull) = anonymous_pull {
+                if let Some(anonymous_pull) = change.anonymous_pull {
                     settings.anonymous_pull = anonymous_pull;
+                }
+                if let Some(block_severity) = change.block_severity {
+                    settings.block_severity = block_severity;
+                }
+                if let Some(allowed) = &change.allowed_advisories {
+                    settings.allowed_advisories = allowed.clone();
                 }
                 Ok(settings.clone())
             },

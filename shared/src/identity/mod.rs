@@ -46,6 +46,11 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// The directory the gate checks requests against (the registry's settings among its records).
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
     /// A gate trusting exactly `keys`.
     pub fn fixed(directory: Directory, keys: &[PublicKey]) -> Result<Self, keys::KeyError> {
         let registry = directory.registry().to_owned();

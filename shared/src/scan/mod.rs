@@ -5,6 +5,7 @@
 //! in-process [`worker`], and a function on AWS can call [`Scans::scan`] for each queued manifest the same way.
 
 mod findings;
+pub mod policy;
 pub mod worker;
 
 use std::sync::{Arc, Mutex};

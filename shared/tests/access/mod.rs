@@ -364,7 +364,7 @@ pub async fn anonymous_pull_is_off_by_default(store: Store) {
     let pull = api.send_with(token["token"].as_str().unwrap(), Method::GET, "/v2/public/app/manifests/v1", Body::empty()).await;
     assert_eq!(pull.status, StatusCode::UNAUTHORIZED);
     let shown = api.manage(Method::PATCH, "registry", json!({"anonymousPull": true}), StatusCode::OK).await;
-    assert_eq!(shown, json!({"name": REGISTRY, "anonymousPull": true}));
+    assert_eq!(shown, json!({"name": REGISTRY, "anonymousPull": true, "blockSeverity": null, "allowedAdvisories": []}));
     let token = anonymous_token(&api).await;
     assert_eq!(token["scope"], "repository:public/app:pull");
     let token = token["token"].as_str().unwrap();

@@ -411,6 +411,67 @@ pub(super) async fn scan_endpoints_check_access_and_input(store: Store) {
     }
 }
 
+/// The pull policy: off by default; at a severity, an image with findings that severe is refused with 403 DENIED
+/// naming them (by tag, by digest, HEAD too); allowing them, by id or by a CVE alias, lets it through; an image whose
+/// scan did not finish is served; `none` turns the policy off, and a severity that is none is refused.
+pub(super) async fn the_pull_policy_blocks_vulnerable_images(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.import_advisories(&advisories(|_| true)).await;
+    let digest = api.push_layers("scan/policy", "v1", &[debian_base(), applications()]).await;
+    let report = api.scanned("scan/policy", "v1").await;
+    let api = &api;
+    let policy = |change: Value| async move {
+        let reply = api.send(Method::PATCH, "/berth/v1/access/registry", &[("content-type", "application/json")], change.to_string()).await;
+        (reply.status, reply.json())
+    };
+    let pull = |reference: String, method: Method| async move {
+        api.send(method, &format!("/v2/scan/policy/manifests/{reference}"), &[("accept", OCI_MANIFEST)], "").await
+    };
+    assert_eq!(pull("v1".into(), Method::GET).await.status, StatusCode::OK, "off by default");
+
+    let (status, shown) = policy(json!({"blockSeverity": "medium"})).await;
+    assert_eq!((status, &shown["blockSeverity"], &shown["allowedAdvisories"]), (StatusCode::OK, &json!("Medium"), &json!([])));
+    let blocking: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| ["Medium", "High", "Critical"].contains(&finding["severity"].as_str().unwrap()))
+        .collect();
+    assert!(blocking.len() > 5, "{} findings at Medium or above", blocking.len());
+    let refused = pull("v1".into(), Method::GET).await;
+    refused.assert_error(StatusCode::FORBIDDEN, "DENIED");
+    let message = refused.json()["errors"][0]["message"].as_str().unwrap().to_owned();
+    let mut named: Vec<String> = blocking.iter().map(|finding| finding["id"].as_str().unwrap().to_owned()).collect();
+    named.sort();
+    assert!(message.contains("at or above Medium") && message.contains(&named[0]), "{message}");
+    assert_eq!(pull(digest.to_string(), Method::GET).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(pull("v1".into(), Method::HEAD).await.status, StatusCode::FORBIDDEN);
+
+    // Every blocking finding allowed, urllib3's by its CVE alias.
+    let allowed: Vec<&str> = blocking
+        .iter()
+        .map(|finding| if finding["id"] == "PYSEC-2023-212" { "CVE-2023-45803" } else { finding["id"].as_str().unwrap() })
+        .collect();
+    assert!(allowed.contains(&"CVE-2023-45803"));
+    let (status, shown) = policy(json!({"allowedAdvisories": allowed})).await;
+    assert_eq!((status, &shown["blockSeverity"]), (StatusCode::OK, &json!("Medium")), "the severity stays");
+    assert_eq!(pull("v1".into(), Method::GET).await.status, StatusCode::OK);
+    let (_, shown) = policy(json!({"allowedAdvisories": [], "blockSeverity": "unknown"})).await;
+    assert_eq!(shown["blockSeverity"], "Unknown");
+    assert_eq!(pull("v1".into(), Method::GET).await.status, StatusCode::FORBIDDEN);
+
+    // A scan that could not finish blocks nothing.
+    api.push_layers("scan/policy", "broken", &[b"no tar at all".to_vec()]).await;
+    assert_eq!(api.scanned("scan/policy", "broken").await["status"], "failed");
+    assert_eq!(pull("broken".into(), Method::GET).await.status, StatusCode::OK);
+
+    let (status, shown) = policy(json!({"blockSeverity": "none"})).await;
+    assert_eq!((status, &shown["blockSeverity"]), (StatusCode::OK, &Value::Null));
+    assert_eq!(pull("v1".into(), Method::GET).await.status, StatusCode::OK);
+    let (status, refusal) = policy(json!({"blockSeverity": "severe"})).await;
+    assert_eq!((status, &refusal["errors"][0]["code"]), (StatusCode::BAD_REQUEST, &json!("INVALID_REQUEST")));
+}
+
 /// A scan queued when the registry stopped runs when it starts again.
 #[tokio::test]
 async fn a_queued_scan_survives_a_restart() {
