@@ -113,8 +113,11 @@ pub mod dynamo {
     pub const REFERRER_PREFIX: &str = "REFERRER#";
     pub const TAG_PREFIX: &str = "TAG#";
 
+    /// Every repository's partition key starts so; [`manifest_of`] reads the name back from it.
+    const REPOSITORY_PREFIX: &str = "REPO#";
+
     pub fn repository_pk(repository: &RepositoryName) -> String {
-        format!("REPO#{repository}")
+        format!("{REPOSITORY_PREFIX}{repository}")
     }
 
     pub fn blob_sk(digest: &Digest) -> String {
@@ -128,7 +131,7 @@ pub mod dynamo {
     /// The repository and digest a manifest item's keys name, or `None` for any other item (what the table's stream
     /// delivers to the scan function).
     pub fn manifest_of(pk: &str, sk: &str) -> Option<(RepositoryName, Digest)> {
-        let repository = RepositoryName::parse(pk.strip_prefix("REPO#")?).ok()?;
+        let repository = RepositoryName::parse(pk.strip_prefix(REPOSITORY_PREFIX)?).ok()?;
         let digest = Digest::parse(sk.strip_prefix(MANIFEST_PREFIX)?).ok()?;
         Some((repository, digest))
     }
