@@ -82,6 +82,13 @@ pub struct ManifestSummary {
 #[derive(Debug, Deserialize, Serialize)]
 pub struct ScanColumn {
     pub status: String,
+    #[serde(flatten)]
+    pub findings: SeverityCounts,
+}
+
+/// How many findings of each severity a scan has, as the API counts them.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+pub struct SeverityCounts {
     pub critical: u64,
     pub high: u64,
     pub medium: u64,
@@ -95,8 +102,8 @@ impl ScanColumn {
         if self.status != "done" {
             return self.status.clone();
         }
-        let counts =
-            [("critical", self.critical), ("high", self.high), ("medium", self.medium), ("low", self.low), ("unknown", self.unknown)];
+        let SeverityCounts { critical, high, medium, low, unknown } = self.findings;
+        let counts = [("critical", critical), ("high", high), ("medium", medium), ("low", low), ("unknown", unknown)];
         let found: Vec<String> =
             counts.iter().filter(|(_, count)| *count > 0).map(|(severity, count)| format!("{count} {severity}")).collect();
         if found.is_empty() { "none".to_owned() } else { found.join(", ") }

@@ -15,6 +15,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Target;
+use crate::client::SeverityCounts;
 use crate::output::{Table, emit};
 use crate::reference::{ImageRef, parse_image};
 
@@ -92,11 +93,8 @@ struct Snapshot {
 #[derive(Deserialize, Serialize)]
 struct Summary {
     total: u64,
-    critical: u64,
-    high: u64,
-    medium: u64,
-    low: u64,
-    unknown: u64,
+    #[serde(flatten)]
+    counts: SeverityCounts,
 }
 
 pub async fn advisories(args: AdvisoriesArgs) -> Result<(), Box<dyn Error>> {
@@ -175,15 +173,15 @@ pub async fn scan(args: ScanArgs) -> Result<(), Box<dyn Error>> {
 }
 
 fn findings_table(report: &Report) -> String {
-    let summary = &report.summary;
+    let (total, SeverityCounts { critical, high, medium, low, unknown }) = (report.summary.total, report.summary.counts);
     let when = match (&report.scanned_at, &report.snapshot) {
         (Some(at), Some(snapshot)) => format!("scanned {at} against advisories {} ({})", snapshot.id, snapshot.imported_at),
         (Some(at), None) => format!("scanned {at}, before any advisories were imported"),
         _ => "not scanned yet".to_owned(),
     };
     let mut text = format!(
-        "{}: {} ({when})\n{} findings: {} critical, {} high, {} medium, {} low, {} unknown\n",
-        report.image, report.status, summary.total, summary.critical, summary.high, summary.medium, summary.low, summary.unknown
+        "{}: {} ({when})\n{total} findings: {critical} critical, {high} high, {medium} medium, {low} low, {unknown} unknown\n",
+        report.image, report.status
     );
     if let Some(error) = &report.error {
         text.push_str(&format!("error: {error}\n"));
