@@ -3,7 +3,12 @@
 //! alias. Off by default; an image not scanned yet (pending, failed, or pushed before scanning) is served, as ACR does.
 
 use super::Scans;
-use crate::{error::Error, identity::directory::Directory, oci::Digest, store::scanning::ScanStatus};
+use crate::{
+    error::Error,
+    identity::directory::{Directory, DirectoryError},
+    oci::Digest,
+    store::{StoreError, scanning::ScanStatus},
+};
 
 /// How many blocking findings a refusal names; the rest are counted.
 const NAMED_FINDINGS: usize = 5;
@@ -17,8 +22,11 @@ pub struct PullPolicy<'a> {
 impl PullPolicy<'_> {
     /// `Ok` when the manifest `digest` may be pulled.
     pub async fn check(&self, digest: &Digest) -> Result<(), Error> {
-        let settings =
-            self.directory.settings().await.map_err(|error| Error::Denied(format!("the pull policy cannot be read: {error}")))?;
+        // Reading settings fails only in storage: the registry's fault (500), never a refusal of the client's pull.
+        let settings = self.directory.settings().await.map_err(|error| match error {
+            DirectoryError::Store(error) => Error::Store(error),
+            other => Error::Store(StoreError::Corrupt(format!("registry settings: {other}"))),
+        })?;
         let Some(threshold) = settings.block_severity else {
             return Ok(());
         };
