@@ -143,7 +143,7 @@ fn manifest_table(manifests: &[ManifestSummary]) -> String {
             manifest.size.to_string(),
             rfc3339(manifest.pushed_at),
             manifest.tags.join(", "),
-            // A registry that does not scan (the AWS deployment today) says nothing about it.
+            // A registry that does not scan says nothing about it.
             manifest.scan.as_ref().map_or_else(|| "-".to_owned(), |scan| scan.describe()),
         ]);
     }

@@ -1,5 +1,6 @@
 //! Running the registry's functions on AWS storage: configuration from the environment, the adapters, and either
-//! the Lambda runtime (when `AWS_LAMBDA_RUNTIME_API` is set) or plain HTTP on `PORT` (containers, local runs).
+//! the Lambda runtime (when `AWS_LAMBDA_RUNTIME_API` is set) or, outside Lambda, plain HTTP on `PORT` (containers,
+//! local runs) — or, for the scan function, one stream event on stdin.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -17,6 +18,7 @@ use crate::{
         oidc::OidcConfig,
     },
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
+    scan::Scans,
     server,
     services::{self, AccessControl, Limits},
     store::{
@@ -24,7 +26,7 @@ use crate::{
         dynamodb::DynamoMetadata,
         s3::S3Limits,
     },
-    telemetry,
+    stream, telemetry,
 };
 
 /// Presigned URLs die with the credentials that signed them and should not outlive a pull: at most 20 minutes.
@@ -201,34 +203,56 @@ pub async fn services(config: &FunctionConfig, serve: &[Function], sdk: &aws_con
         },
         // Nothing in a function's process subscribes yet: events are logged.
         Some(settings) => {
-            services::over_aws(settings, s3, dynamodb, serve, config.limits, Arc::new(EventBus::new(64)), config.public_url.clone(), access)
+            let events = Arc::new(EventBus::new(64));
+            let mut services =
+                services::over_aws(settings, s3.clone(), dynamodb.clone(), serve, config.limits, events, config.public_url.clone(), access);
+            // On AWS the table's stream starts every scan (the scan function); the manifests function serves the
+            // reports, advisory imports and the pull policy.
+            if serve.iter().any(|function| matches!(function, Function::Manifests | Function::Scan)) {
+                let (blobs, metadata) = aws::stores(s3, dynamodb, settings);
+                services.scans = Some(Arc::new(Scans::over(Arc::new(blobs), Arc::new(metadata))));
+            }
+            services
         }
     };
     services.origin_secrets = config.origin_secrets.clone();
     Ok(services)
 }
 
-/// The whole life of one function's process: the `main` of `functions/<name>`. A function may serve more than its
-/// own endpoints (see `functions/blobs`).
-pub async fn run(functions: &[Function]) -> ExitCode {
+/// A function's process up to serving: tracing, its configuration and its services; `None` once the reason it
+/// cannot start is logged.
+async fn start(functions: &[Function]) -> Option<(FunctionConfig, Services, bool)> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     telemetry::init_tracing(on_lambda || std::env::var_os("BERTH_LOG_JSON").is_some());
-    let config = match FunctionConfig::from_env(|name| std::env::var(name).ok(), on_lambda, functions) {
-        Ok(config) => config,
+    let started = match FunctionConfig::from_env(|name| std::env::var(name).ok(), on_lambda, functions) {
+        Ok(config) => services(&config, functions, &aws::sdk_config(None).await).await.map(|services| (config, services)),
+        Err(error) => Err(error.to_string()),
+    };
+    match started {
+        Ok((config, services)) => Some((config, services, on_lambda)),
         Err(error) => {
             tracing::error!(%error, "cannot start");
             eprintln!("{error}");
-            return ExitCode::FAILURE;
+            None
         }
-    };
-    let services = match services(&config, functions, &aws::sdk_config(None).await).await {
-        Ok(services) => services,
+    }
+}
+
+/// The exit of a process that stopped with `result`, the error logged.
+fn exit_code(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "cannot start");
-            eprintln!("{error}");
-            return ExitCode::FAILURE;
+            tracing::error!(%error, "function stopped");
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+/// The whole life of one HTTP function's process: the `main` of `functions/<name>`. A function may serve more than
+/// its own endpoints (see `functions/blobs`).
+pub async fn run(functions: &[Function]) -> ExitCode {
+    let Some((config, services, on_lambda)) = start(functions).await else { return ExitCode::FAILURE };
     let router = http::router(services);
     let result = if on_lambda {
         lambda_http::run(router).await.map_err(|error| error.to_string())
@@ -242,13 +266,36 @@ pub async fn run(functions: &[Function]) -> ExitCode {
             Err(error) => Err(format!("cannot listen on {addr}: {error}")),
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "function stopped");
-            ExitCode::FAILURE
+    exit_code(result)
+}
+
+/// The whole life of the scan function's process: the table's stream batches from the Lambda runtime; outside
+/// Lambda, one batch read from stdin and its answer printed on stdout, which is how the tests and the benchmark invoke
+/// it with the records the emulator's stream holds.
+pub async fn run_scan() -> ExitCode {
+    let Some((_, services, on_lambda)) = start(&[Function::Scan]).await else { return ExitCode::FAILURE };
+    let scans = services.scans.expect("the scan function's services scan");
+    let result = if on_lambda {
+        let handler = lambda_runtime::service_fn(|event: lambda_runtime::LambdaEvent<stream::Event>| {
+            let scans = scans.clone();
+            async move { Ok::<_, std::convert::Infallible>(stream::scan_batch(&scans, &event.payload).await) }
+        });
+        lambda_runtime::run(handler).await.map_err(|error| error.to_string())
+    } else {
+        let mut input = Vec::new();
+        match std::io::Read::read_to_end(&mut std::io::stdin(), &mut input) {
+            Err(error) => Err(format!("cannot read the event from stdin: {error}")),
+            Ok(_) => match serde_json::from_slice::<stream::Event>(&input) {
+                Err(error) => Err(format!("stdin is not a DynamoDB stream event: {error}")),
+                Ok(event) => {
+                    let answer = stream::scan_batch(&scans, &event).await;
+                    println!("{}", serde_json::to_string(&answer).expect("the answer serializes"));
+                    Ok(())
+                }
+            },
         }
-    }
+    };
+    exit_code(result)
 }
 
 #[cfg(test)]
@@ -320,13 +367,15 @@ mod tests {
     fn the_token_function_checks_aws_logins_with_its_regional_sts() {
         let variables = |extra: &'static [(&'static str, &'static str)]| {
             move |name: &str| {
-                let base = [("BERTH_TABLE", "t"), ("BERTH_REGISTRY_NAME", "reg"), ("BERTH_SIGNING_KEY_SECRET", "s"), ("AWS_REGION", "eu-west-1")];
+                let base =
+                    [("BERTH_TABLE", "t"), ("BERTH_REGISTRY_NAME", "reg"), ("BERTH_SIGNING_KEY_SECRET", "s"), ("AWS_REGION", "eu-west-1")];
                 base.iter().chain(extra).find(|(key, _)| *key == name).map(|(_, value)| value.to_string())
             }
         };
         let regional = FunctionConfig::from_env(variables(&[]), true, &[Function::Token]).unwrap();
         assert_eq!(regional.external.sts_endpoint.unwrap().as_str(), "https://sts.eu-west-1.amazonaws.com/");
-        let chosen = FunctionConfig::from_env(variables(&[("BERTH_STS_ENDPOINT", "http://127.0.0.1:4566")]), true, &[Function::Token]).unwrap();
+        let chosen =
+            FunctionConfig::from_env(variables(&[("BERTH_STS_ENDPOINT", "http://127.0.0.1:4566")]), true, &[Function::Token]).unwrap();
         assert_eq!(chosen.external.sts_endpoint.unwrap().as_str(), "http://127.0.0.1:4566/");
         let manifests = FunctionConfig::from_env(variables(&[("BERTH_BUCKET", "b")]), true, &[Function::Manifests]).unwrap();
         assert!(manifests.external.sts_endpoint.is_none(), "only the token function checks logins");

@@ -87,7 +87,7 @@ pub fn scanning(
     metadata: Arc<impl MetadataStore + ScanStore + 'static>,
     events: Arc<dyn EventSink>,
 ) -> (Arc<Scans>, Arc<ScanTrigger>, Arc<dyn EventSink>) {
-    let scans = Arc::new(Scans::new(blobs, metadata.clone(), metadata.clone(), metadata));
+    let scans = Arc::new(Scans::over(blobs, metadata));
     let trigger = Arc::new(ScanTrigger::new(scans.clone()));
     let events: Arc<dyn EventSink> = Arc::new(EventSinks(vec![events, trigger.clone()]));
     (scans, trigger, events)

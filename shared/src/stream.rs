@@ -1,15 +1,19 @@
-//! The table's DynamoDB stream as Lambda delivers it to the scan function: which records are manifest pushes, and the
-//! partial-batch answer that makes Lambda retry only from the first record that failed.
+//! The table's DynamoDB stream as Lambda delivers it to the scan function: which records are manifest pushes, their
+//! scans, and the partial-batch answer that makes Lambda retry only from the first record that failed.
 
 use std::fmt::Display;
 use std::future::Future;
+use std::time::Instant;
 
-use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+pub use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde_dynamo::AttributeValue;
 
 use crate::oci::{Digest, RepositoryName};
+use crate::scan::Scans;
 use crate::store::layout::dynamo;
+use crate::telemetry;
 
 /// A manifest written to the table, as one stream record tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +42,10 @@ fn pushed_manifest(record: &EventRecord) -> Option<PushedManifest> {
 /// Runs `scan` on every manifest push of `event`, in order, and stops at the first that fails: Lambda then retries
 /// the batch from that record on (later ones were not tried, so they must come again), and after its retries sends
 /// it to the dead-letter queue.
-pub async fn scan_pushed<F, Fut, E>(event: &Event, mut scan: F) -> DynamoDbEventResponse
+pub async fn scan_pushed<F, Fut, T, E>(event: &Event, mut scan: F) -> DynamoDbEventResponse
 where
     F: FnMut(PushedManifest) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
+    Fut: Future<Output = Result<T, E>>,
     E: Display,
 {
     let mut response = DynamoDbEventResponse::default();
@@ -59,36 +63,54 @@ where
     response
 }
 
+/// The scan function's work on one batch: every manifest push in it scanned and its report stored, logged as one
+/// line with the backend calls made, as a request is.
+pub async fn scan_batch(scans: &Scans, event: &Event) -> DynamoDbEventResponse {
+    let started = Instant::now();
+    let (response, calls) = telemetry::count_backend_calls(scan_pushed(event, |pushed| async move {
+        scans.scan_and_store(&pushed.repository, &pushed.digest).await
+    }))
+    .await;
+    #[cfg(feature = "test-support")]
+    telemetry::signed::add(crate::http::routes::Function::Scan, calls.signed);
+    let calls = calls.sent;
+    let backend_calls: u32 = calls.values().sum();
+    let (records, failed) = (event.records.len(), response.batch_item_failures.len());
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(records, failed, elapsed_ms, backend_calls, ?calls, "stream batch scanned");
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{ManifestIndex, ManifestRecord};
 
-    /// The stream records the emulator produced for the table `table`, wrapped as Lambda wraps them, read with
-    /// boto3 (the emulator's own Python, `BERTH_TEST_PYTHON`) from the DynamoDB Streams API.
-    fn lambda_event_from_stream(table: &str) -> Event {
-        let python = std::env::var("BERTH_TEST_PYTHON").expect("BERTH_TEST_PYTHON: run the tests with tests/run");
-        let endpoint = std::env::var("BERTH_TEST_AWS_ENDPOINT").expect("BERTH_TEST_AWS_ENDPOINT: run the tests with tests/run");
-        let script = r#"
-import base64, boto3, json, sys
-endpoint, table = sys.argv[1], sys.argv[2]
-options = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-arn = boto3.client("dynamodb", **options).describe_table(TableName=table)["Table"]["LatestStreamArn"]
-streams = boto3.client("dynamodbstreams", **options)
-records = []
-for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    records += streams.get_records(ShardIterator=iterator)["Records"]
-for record in records:
-    record["eventSourceARN"] = arn
-# As Lambda's JSON has them: binary attributes in base64, times in epoch seconds.
-def lambda_json(value):
-    return base64.b64encode(value).decode() if isinstance(value, (bytes, bytearray)) else value.timestamp()
-print(json.dumps({"Records": records}, default=lambda_json))
-"#;
-        let out = std::process::Command::new(python).args(["-c", script, &endpoint, table]).output().expect("run python");
-        assert!(out.status.success(), "reading the stream: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&out.stdout)))
+    /// The event filter of the scan function's stream source in the SAM template.
+    fn template_filter() -> serde_json::Value {
+        let template: serde_norway::Value = serde_norway::from_str(crate::store::resources::TEMPLATE).unwrap();
+        let source = &template["Resources"]["ScanFunction"]["Properties"]["Events"]["ManifestPushes"]["Properties"];
+        let filters = source["FilterCriteria"]["Filters"].as_sequence().expect("the stream source filters");
+        assert_eq!(filters.len(), 1);
+        serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap()
+    }
+
+    /// Whether `record` matches the Lambda event filter `pattern`, for the parts of the syntax the template uses:
+    /// nested fields, lists of alternatives, exact strings and `{"prefix": …}`.
+    fn matches(pattern: &serde_json::Value, record: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match pattern {
+            Value::Object(fields) => fields.iter().all(|(name, pattern)| record.get(name).is_some_and(|value| matches(pattern, value))),
+            Value::Array(alternatives) => alternatives.iter().any(|alternative| match alternative {
+                Value::String(exact) => record.as_str() == Some(exact),
+                Value::Object(rule) => match (rule.get("prefix").and_then(Value::as_str), record.as_str()) {
+                    (Some(prefix), Some(value)) => rule.len() == 1 && value.starts_with(prefix),
+                    _ => panic!("a filter rule this test does not read: {alternative}"),
+                },
+                other => panic!("a filter rule this test does not read: {other}"),
+            }),
+            other => panic!("a filter pattern this test does not read: {other}"),
+        }
     }
 
     fn record(seed: &str) -> ManifestRecord {
@@ -118,11 +140,20 @@ print(json.dumps({"Records": records}, default=lambda_json))
         metadata.put_manifest(&repository, &first, Some(&tag), b"first").await.unwrap();
         metadata.put_manifest(&repository, &second, None, b"second").await.unwrap();
 
-        let event = lambda_event_from_stream(&settings.table);
+        let event = crate::testing::stream_event(&settings.table);
         assert!(event.records.len() > 2, "the stream carries every write: {} records", event.records.len());
         let pushed = pushed_manifests(&event);
         let digests: Vec<&Digest> = pushed.iter().map(|pushed| &pushed.digest).collect();
         assert_eq!(digests, [&first.digest, &second.digest]);
+        let filter = template_filter();
+        let passed: Vec<String> = event
+            .records
+            .iter()
+            .filter(|record| matches(&filter, &serde_json::to_value(record).unwrap()))
+            .filter_map(|record| record.change.sequence_number.clone())
+            .collect();
+        let sequence_numbers: Vec<String> = pushed.iter().map(|pushed| pushed.sequence_number.clone()).collect();
+        assert_eq!(passed, sequence_numbers, "the template's filter lets through exactly the manifest pushes");
         assert!(pushed.iter().all(|pushed| pushed.repository == repository));
 
         let mut scanned = Vec::new();

@@ -57,3 +57,36 @@ pub async fn fresh_aws_stores() -> (S3BlobStore, DynamoMetadata) {
     let (s3, dynamodb) = aws::clients_from(&emulator_config());
     aws::stores(s3, dynamodb, &settings)
 }
+
+/// Every record the emulator's stream of the table `table` holds, wrapped as Lambda delivers them to the scan
+/// function, read with boto3 (the emulator's own Python, `BERTH_TEST_PYTHON`) from the DynamoDB Streams API.
+pub fn stream_event(table: &str) -> crate::stream::Event {
+    let python = std::env::var("BERTH_TEST_PYTHON").expect("BERTH_TEST_PYTHON: run the tests with tests/run");
+    let endpoint = std::env::var(ENDPOINT_VARIABLE).unwrap_or_else(|_| panic!("{ENDPOINT_VARIABLE}: run the tests with tests/run"));
+    let script = r#"
+import base64, boto3, json, sys
+endpoint, table = sys.argv[1], sys.argv[2]
+options = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+arn = boto3.client("dynamodb", **options).describe_table(TableName=table)["Table"]["LatestStreamArn"]
+streams = boto3.client("dynamodbstreams", **options)
+records = []
+for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    # A page holds at most 1,000 records: read until a page comes back empty.
+    while iterator:
+        page = streams.get_records(ShardIterator=iterator)
+        if not page["Records"]:
+            break
+        records += page["Records"]
+        iterator = page.get("NextShardIterator")
+for record in records:
+    record["eventSourceARN"] = arn
+# As Lambda's JSON has them: binary attributes in base64, times in epoch seconds.
+def lambda_json(value):
+    return base64.b64encode(value).decode() if isinstance(value, (bytes, bytearray)) else value.timestamp()
+print(json.dumps({"Records": records}, default=lambda_json))
+"#;
+    let out = std::process::Command::new(python).args(["-c", script, &endpoint, table]).output().expect("run python");
+    assert!(out.status.success(), "reading the stream: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&out.stdout)))
+}

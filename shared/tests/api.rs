@@ -64,6 +64,9 @@ enum Scanning {
     QueueOnly,
     /// Pushes are queued and the worker scans them.
     Worker,
+    /// Pushes start nothing: the table's stream does, as on AWS, where the test hands its records to the scan
+    /// function's handler.
+    Stream,
 }
 
 const DEFAULT_LIMITS: Limits = Limits {
@@ -80,6 +83,8 @@ struct Api {
     tokens: Arc<TokenService>,
     /// The emulator's bucket behind the AWS store, to read what it holds directly.
     bucket: Option<(aws_sdk_s3::Client, String)>,
+    /// The emulator's table behind the AWS store, whose stream the scan function reads.
+    table: Option<String>,
     events: Arc<EventBus>,
     /// For blob downloads redirected to the emulator.
     redirects: reqwest::Client,
@@ -127,7 +132,7 @@ impl Api {
     async fn in_dir(store: Store, limits: Limits, dir: tempfile::TempDir) -> Self {
         let events = Arc::new(EventBus::new(64));
         let mut scans = None;
-        let mut bucket = None;
+        let (mut bucket, mut table) = (None, None);
         let service_limits = ServiceLimits { max_manifest_bytes: limits.max_manifest_bytes, max_request_bytes: limits.max_request_bytes };
         let public_url = limits.public_url.clone();
         let access = |records: Arc<dyn IdentityRecords>| {
@@ -144,6 +149,7 @@ impl Api {
                 let settings = testing::fresh_aws_resources().await;
                 let (s3, dynamodb) = berth::store::aws::clients_from(&testing::emulator_config());
                 bucket = Some((s3.clone(), settings.bucket.clone()));
+                table = Some(settings.table.clone());
                 let serve = [Function::Manifests, Function::Blobs];
                 let access = access(Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table)));
                 let (blobs, metadata) = berth::store::aws::stores(s3.clone(), dynamodb.clone(), &settings);
@@ -154,7 +160,7 @@ impl Api {
         let mut services = services;
         services.scans = scans.as_ref().map(|(scans, _)| scans.clone());
         let tokens = services.tokens.clone().expect("the suite's registry issues tokens");
-        Self { router: router(services), tokens, bucket, events, redirects: reqwest::Client::new(), scans, _dir: dir }
+        Self { router: router(services), tokens, bucket, table, events, redirects: reqwest::Client::new(), scans, _dir: dir }
     }
 
     /// A token for every action on the repositories `path` (and a mount's `from=`) names, the catalog and management:
@@ -1358,12 +1364,14 @@ async fn slow_and_idle_connections_do_not_starve_others() {
     }
 }
 
-/// Runs each test once per store, so the embedded store and the AWS adapters answer every request alike; and every AWS
-/// test in turn for the IAM check (`iam`), which needs all of them done.
+/// Runs each test once per store, so the embedded store and the AWS adapters answer every request alike, and the
+/// tests of what only AWS has (the table's stream) on AWS; and every AWS test in turn for the IAM check (`iam`), which
+/// needs all of them done.
 macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
+    ($($test:ident),* $(,)?; aws only: $($aws_test:ident),* $(,)?) => {
         async fn every_aws_test() {
             $($test(Store::Aws).await;)*
+            $($aws_test().await;)*
         }
         mod embedded {
             $(#[tokio::test]
@@ -1375,6 +1383,10 @@ macro_rules! on_both_stores {
             $(#[tokio::test]
             async fn $test() {
                 super::$test(super::Store::Aws).await
+            })*
+            $(#[tokio::test]
+            async fn $aws_test() {
+                super::$aws_test().await
             })*
         }
     };
@@ -1433,5 +1445,7 @@ on_both_stores!(
     a_shared_base_layer_is_read_once,
     later_advisories_reevaluate_scanned_images,
     scan_endpoints_check_access_and_input,
-    the_pull_policy_blocks_vulnerable_images,
+    the_pull_policy_blocks_vulnerable_images;
+    aws only:
+    the_tables_stream_starts_scans,
 );

@@ -14,6 +14,8 @@ pub enum Function {
     Token,
     Manifests,
     Blobs,
+    /// Serves no endpoint: the table's stream invokes it for every pushed manifest ([`crate::stream`]).
+    Scan,
 }
 
 #[derive(Debug, Clone, PartialEq)]

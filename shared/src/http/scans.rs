@@ -70,7 +70,7 @@ async fn scan_report(scans: &Scans, manifests: &Manifests, name: &RepositoryName
     let report: ScanReport = scans
         .report(&record.digest)
         .await?
-        .ok_or_else(|| Error::ManifestUnknown(format!("{name}@{} has not been queued for a scan", record.digest)))?;
+        .ok_or_else(|| Error::ManifestUnknown(format!("{name}@{} has no scan report yet: it is scanned after its push", record.digest)))?;
     let counts = report.summary;
     let view = ReportView {
         image: format!("{name}@{}", record.digest),

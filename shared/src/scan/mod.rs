@@ -2,7 +2,7 @@
 //! against the stored OSV advisories, and re-evaluation of every report when advisories change.
 //!
 //! Depends on the store's ports only ([`BlobStore`], [`BlobIndex`], [`ManifestIndex`], [`ScanStore`]): `berth serve` drives it from its
-//! in-process [`worker`], and a function on AWS can call [`Scans::scan`] for each queued manifest the same way.
+//! in-process [`worker`], and the scan function on AWS from the table's stream ([`crate::stream`]).
 
 mod findings;
 pub mod policy;
@@ -79,6 +79,11 @@ impl Scans {
         Scans { blobs, links, manifests, store, loaded: Mutex::new(None) }
     }
 
+    /// The service over one blob store and the metadata store that plays every other part.
+    pub fn over(blobs: Arc<dyn BlobStore>, metadata: Arc<impl BlobIndex + ManifestIndex + ScanStore + 'static>) -> Scans {
+        Scans::new(blobs, metadata.clone(), metadata.clone(), metadata)
+    }
+
     pub fn store(&self) -> &Arc<dyn ScanStore> {
         &self.store
     }
@@ -95,24 +100,31 @@ impl Scans {
         Ok(())
     }
 
-    /// Scans a queued manifest, stores its report (failed, with the reason, when the scan cannot finish) and takes it
-    /// off the queue. Only storage failures are returned: the scan stays queued for a later attempt.
+    /// Scans a queued manifest, stores its report and takes it off the queue. Only storage failures are returned: the
+    /// scan stays queued for a later attempt.
     pub async fn run(&self, queued: &QueuedScan) -> Result<ScanReport, StoreError> {
-        let report = match self.scan(&queued.repository, &queued.manifest).await {
+        let report = self.scan_and_store(&queued.repository, &queued.manifest).await?;
+        self.store.finish_scan(&queued.repository, &queued.manifest).await?;
+        Ok(report)
+    }
+
+    /// Scans `manifest` of `repository` and stores its report: failed, with the reason, when the scan cannot finish
+    /// (its layers will not read better next time). Only storage failures are returned, for the caller to retry.
+    pub async fn scan_and_store(&self, repository: &RepositoryName, manifest: &Digest) -> Result<ScanReport, StoreError> {
+        let report = match self.scan(repository, manifest).await {
             Ok(report) => report,
             Err(ScanError::Store(error)) => return Err(error),
             Err(error) => {
-                tracing::warn!(manifest = %queued.manifest, %error, "scan failed");
+                tracing::warn!(%manifest, %error, "scan failed");
                 ScanReport {
                     status: ScanStatus::Failed,
                     error: Some(error.to_string()),
                     scanned_at: Some(unix_millis()),
-                    ..pending(&queued.repository, &queued.manifest)
+                    ..pending(repository, manifest)
                 }
             }
         };
         self.store.put_scan_report(&report).await?;
-        self.store.finish_scan(&queued.repository, &queued.manifest).await?;
         Ok(report)
     }
 

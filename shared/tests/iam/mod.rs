@@ -11,8 +11,8 @@ use std::{
 use berth::{
     function::{self, FunctionConfig},
     http::routes::Function,
-    store::{aws, resources},
     store::resources::TEMPLATE,
+    store::{aws, resources},
     telemetry::{
         self,
         signed::{self, Signed},
@@ -30,6 +30,10 @@ enum Resource {
     SigningKeySecret,
     /// The bucket's keys whose first segment is this (`blobs/*`).
     Keys(String),
+    /// The table's streams.
+    TableStreams,
+    /// The SQS queue of this logical id.
+    Queue(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,6 +49,8 @@ impl fmt::Display for Grant {
             Resource::Bucket => write!(f, "{} on the bucket", self.action),
             Resource::SigningKeySecret => write!(f, "{} on the signing key secret", self.action),
             Resource::Keys(prefix) => write!(f, "{} on {prefix}/*", self.action),
+            Resource::TableStreams => write!(f, "{} on the table's streams", self.action),
+            Resource::Queue(queue) => write!(f, "{} on the queue {queue}", self.action),
         }
     }
 }
@@ -120,6 +126,14 @@ fn resource(value: &Value) -> Resource {
     if tagged.tag == "GetAtt" && tagged.value == "RegistryBucket.Arn" {
         return Resource::Bucket;
     }
+    if tagged.tag == "Sub" && tagged.value == "${RegistryTable.Arn}/stream/*" {
+        return Resource::TableStreams;
+    }
+    if let Some(queue) = tagged.value.as_str().and_then(|value| value.strip_suffix(".Arn")).filter(|_| tagged.tag == "GetAtt")
+        && queue.ends_with("Queue")
+    {
+        return Resource::Queue(queue.to_owned());
+    }
     let prefix = tagged.value.as_str().and_then(|arn| arn.strip_prefix("${RegistryBucket.Arn}/")?.strip_suffix("/*"));
     match prefix {
         Some(prefix) if tagged.tag == "Sub" && !prefix.is_empty() && !prefix.contains(['/', '*', '$']) => Resource::Keys(prefix.to_owned()),
@@ -146,8 +160,9 @@ fn granted(template: &Value, name: &str) -> BTreeSet<Grant> {
             for action in one_or_many(&statement["Action"]) {
                 let action = action.as_str().unwrap_or_else(|| panic!("{name}: action {action:?}"));
                 assert!(
-                    ["s3:", "dynamodb:", "secretsmanager:"].iter().any(|service| action.starts_with(service)) && !action.contains('*'),
-                    "{name} grants {action}: this test checks S3, DynamoDB and Secrets Manager actions, named one by one"
+                    ["s3:", "dynamodb:", "secretsmanager:", "sqs:"].iter().any(|service| action.starts_with(service))
+                        && !action.contains('*'),
+                    "{name} grants {action}: this test checks S3, DynamoDB, Secrets Manager and SQS actions, named one by one"
                 );
                 for resource in one_or_many(&statement["Resource"]) {
                     grants.insert(Grant { action: action.to_owned(), resource: self::resource(resource) });
@@ -156,6 +171,29 @@ fn granted(template: &Value, name: &str) -> BTreeSet<Grant> {
         }
     }
     grants
+}
+
+/// What Lambda itself does with the role of the function `name` for the function's event sources: it reads the
+/// table's stream (as AWSLambdaDynamoDBExecutionRole grants), and reports failed batches to an on-failure queue.
+fn event_source_needs(template: &Value, name: &str) -> BTreeSet<Grant> {
+    let grant = |action: &str, resource| Grant { action: action.to_owned(), resource };
+    let mut needs = BTreeSet::new();
+    let events = template["Resources"][name]["Properties"]["Events"].as_mapping().into_iter().flatten();
+    for (event, source) in events {
+        assert_eq!(source["Type"], "DynamoDB", "{name}: event {event:?} is of a type this test does not know");
+        let properties = &source["Properties"];
+        let Value::Tagged(stream) = &properties["Stream"] else { panic!("{name}: stream {:?}", properties["Stream"]) };
+        assert!(stream.tag == "GetAtt" && stream.value == "RegistryTable.StreamArn", "{name}: the stream of {stream:?}");
+        for action in ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"] {
+            needs.insert(grant(action, Resource::TableStreams));
+        }
+        let destination = &properties["DestinationConfig"]["OnFailure"];
+        if !destination.is_null() {
+            assert_eq!(destination["Type"], "SQS", "{name}: on-failure destination {destination:?}");
+            needs.insert(grant("sqs:SendMessage", resource(&destination["Destination"])));
+        }
+    }
+    needs
 }
 
 fn listed<'a>(grants: impl IntoIterator<Item = &'a Grant>) -> String {
@@ -175,9 +213,13 @@ async fn start_each_function() {
         ("BERTH_SIGNING_KEY_SECRET", secret.as_str()),
         ("BERTH_REGISTRY_NAME", "iam-test"),
     ];
-    for serve in [Function::Token, Function::Manifests, Function::Blobs] {
-        let config = FunctionConfig::from_env(|name| variables.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string()), true, &[serve])
-            .unwrap();
+    for serve in [Function::Token, Function::Manifests, Function::Blobs, Function::Scan] {
+        let config = FunctionConfig::from_env(
+            |name| variables.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string()),
+            true,
+            &[serve],
+        )
+        .unwrap();
         let (started, calls) = telemetry::count_backend_calls(function::services(&config, &[serve], &sdk)).await;
         assert!(started.is_ok(), "{serve:?} did not start");
         signed::add(serve, calls.signed);
@@ -187,6 +229,7 @@ async fn start_each_function() {
 /// Runs every AWS test of the suite in turn, and each function's start-up: the IAM actions are those they had signed.
 #[tokio::test]
 async fn each_role_grants_exactly_what_its_function_calls() {
+    let template: Value = serde_norway::from_str(TEMPLATE).expect("the template is YAML");
     start_each_function().await;
     super::every_aws_test().await;
     let used: BTreeMap<Function, BTreeSet<Grant>> =
@@ -200,8 +243,8 @@ async fn each_role_grants_exactly_what_its_function_calls() {
         // The blobs binary also serves the manifests endpoints of repositories with a path component named `blobs`
         // (routing at the top of the template).
         ("BlobsRole", using(&[Function::Blobs, Function::Manifests])),
+        ("ScanRole", using(&[Function::Scan]).union(&event_source_needs(&template, "ScanFunction")).cloned().collect()),
     ];
-    let template: Value = serde_norway::from_str(TEMPLATE).expect("the template is YAML");
     let (mut problems, mut kept_unused) = (Vec::new(), Vec::new());
     for (role, needed) in roles {
         let granted = granted(&template, role);

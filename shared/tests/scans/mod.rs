@@ -97,6 +97,10 @@ pub(super) fn sink(
         return events;
     }
     let counting = Arc::new(CountingBlobs { inner: blobs, reads: AtomicUsize::new(0) });
+    if mode == Scanning::Stream {
+        *scans = Some((Arc::new(Scans::over(counting.clone(), metadata)), counting));
+        return events;
+    }
     let (service, trigger, sink) = services::scanning(counting.clone(), metadata, events);
     if mode == Scanning::Worker {
         trigger.spawn_worker(berth::scan::worker::DEFAULT_CONCURRENCY);
@@ -210,12 +214,21 @@ impl Api {
 
     /// Pushes an image of gzip `layers` (bottom first) under `tag`; returns the manifest's digest.
     async fn push_layers(&self, name: &str, tag: &str, layers: &[Vec<u8>]) -> Digest {
-        let config = self.push_blob(name, b"{}").await;
-        let mut descriptors = Vec::new();
+        let mut pushed = Vec::new();
         for layer in layers {
-            let digest = self.push_blob(name, layer).await;
-            descriptors.push(json!({"mediaType": GZIP_LAYER, "digest": digest.to_string(), "size": layer.len()}));
+            pushed.push((GZIP_LAYER, self.push_blob(name, layer).await, layer.len()));
         }
+        self.push_layers_of(name, tag, &pushed).await
+    }
+
+    /// Pushes an image of layers already pushed, each as (media type, digest, size), under `tag`; returns the
+    /// manifest's digest.
+    async fn push_layers_of(&self, name: &str, tag: &str, layers: &[(&str, Digest, usize)]) -> Digest {
+        let config = self.push_blob(name, b"{}").await;
+        let descriptors: Vec<Value> = layers
+            .iter()
+            .map(|(media_type, digest, size)| json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}))
+            .collect();
         let manifest = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
             "layers": descriptors}))
@@ -279,6 +292,47 @@ pub(super) async fn pushed_images_have_exactly_the_expected_findings(store: Stor
     assert_eq!(api.scanned("scan/app", &digest.to_string()).await["findings"], report["findings"]);
 }
 
+/// On AWS the table's stream starts every scan: the records the emulator's stream holds after the pushes, handed to
+/// the scan function's handler as Lambda hands them, scan each pushed manifest once; a batch Lambda delivers again (at
+/// least once) changes nothing and reads no layer again.
+pub(super) async fn the_tables_stream_starts_scans() {
+    let api = Api::with_limits(Store::Aws, Limits { scanning: Scanning::Stream, ..DEFAULT_LIMITS }).await;
+    api.import_advisories(&advisories(|_| true)).await;
+    // A base layer bigger than one upload part, so its bytes stay where its multipart upload completed (`data/`).
+    let noise: Vec<u8> = (0..(7 << 20) / 16).flat_map(|_| uuid::Uuid::new_v4().into_bytes()).collect();
+    let base =
+        layer(&[("etc/os-release", DEBIAN_12), ("var/lib/dpkg/status", &inventory("debian12-minbase.status")), ("opt/noise", &noise)]);
+    let digest = api.push_layers("scan/stream", "v1", &[base.clone(), applications()]).await;
+    // Tagged again: the same manifest, a modified item, no second scan.
+    api.push_layers("scan/stream", "v1-again", &[base, applications()]).await;
+    let garbage = api.push_blob("scan/stream", b"no gzip").await;
+    let broken = api.push_layers_of("scan/stream", "broken", &[(GZIP_LAYER, garbage.clone(), 7)]).await;
+    let unscanned = api.get("/berth/v1/repositories/scan/stream/scans/v1").await;
+    unscanned.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    assert_eq!(api.layer_reads(), 0, "a push scans nothing by itself");
+
+    let scans = api.scans.as_ref().expect("the registry scans").0.clone();
+    let event = berth::testing::stream_event(api.table.as_ref().expect("the AWS store has a table"));
+    let pushes: Vec<(String, Digest)> =
+        berth::stream::pushed_manifests(&event).into_iter().map(|pushed| (pushed.repository.to_string(), pushed.digest)).collect();
+    assert_eq!(pushes, [("scan/stream".to_owned(), digest.clone()), ("scan/stream".to_owned(), broken.clone())]);
+    let answer = berth::stream::scan_batch(&scans, &event).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let report = api.scanned("scan/stream", "v1").await;
+    assert_eq!((&report["status"], &report["image"]), (&json!("done"), &json!(format!("scan/stream@{digest}"))));
+    assert_eq!(findings_of(&report), expected_for_base_and_applications());
+    let failed = api.scanned("scan/stream", "broken").await;
+    assert_eq!(failed["status"], "failed", "a layer that does not read is the image's fault: reported, not retried");
+    assert!(failed["error"].as_str().unwrap().contains(&garbage.to_string()), "{failed}");
+    let reads = api.layer_reads();
+    assert_eq!(reads, 3, "two layers of the image and the broken one");
+
+    let again = berth::stream::scan_batch(&scans, &event).await;
+    assert!(again.batch_item_failures.is_empty(), "{again:?}");
+    assert_eq!(api.scanned("scan/stream", "v1").await["findings"], report["findings"]);
+    assert_eq!(api.layer_reads(), reads + 1, "only the layer that never read is read again");
+}
+
 pub(super) async fn every_platform_of_an_index_is_scanned(store: Store) {
     let api = Api::with_limits(store, SCANNING).await;
     api.import_advisories(&advisories(|_| true)).await;
@@ -308,13 +362,8 @@ pub(super) async fn every_platform_of_an_index_is_scanned(store: Store) {
 pub(super) async fn a_layer_that_is_no_tar_fails_its_scan_only(store: Store) {
     let api = Api::with_limits(store, SCANNING).await;
     api.import_advisories(&advisories(|id| id.starts_with("DLA-"))).await;
-    let config = api.push_blob("scan/broken", b"{}").await;
     let garbage = api.push_blob("scan/broken", b"this is no zstd frame").await;
-    let manifest = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": garbage.to_string(), "size": 21}]}))
-    .unwrap();
-    assert_eq!(api.put_manifest("scan/broken", "v1", OCI_MANIFEST, &manifest).await.status, StatusCode::CREATED);
+    api.push_layers_of("scan/broken", "v1", &[("application/vnd.oci.image.layer.v1.tar+zstd", garbage.clone(), 21)]).await;
     let report = api.scanned("scan/broken", "v1").await;
     assert_eq!(report["status"], "failed");
     assert!(report["error"].as_str().unwrap().contains(&garbage.to_string()), "{report}");
