@@ -2,7 +2,6 @@
 //! image's vulnerability findings from it.
 
 use std::error::Error;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use berth::{
@@ -143,19 +142,13 @@ fn read_folder(folder: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> 
 
 fn read_zip(path: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
     let file = std::fs::File::open(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|error| format!("{} is neither a folder nor a zip: {error}", path.display()))?;
     let mut records = Vec::new();
-    for position in 0..archive.len() {
-        let mut entry = archive.by_index(position).map_err(|error| format!("{}: entry {position}: {error}", path.display()))?;
-        let name =
-            format!("{}: {}", path.display(), entry.name().map_err(|error| format!("{}: entry {position}: {error}", path.display()))?);
-        if entry.is_file() && name.ends_with(".json") {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).map_err(|error| format!("{name}: {error}"))?;
-            records.push((name.clone(), parse_record(&bytes, &name)?));
-        }
-    }
+    scanner::osv_archive::each_json_file(std::io::BufReader::new(file), |name, bytes| {
+        let name = format!("{}: {name}", path.display());
+        records.push((name.clone(), parse_record(&bytes, &name)?));
+        Ok::<_, Box<dyn Error>>(())
+    })
+    .map_err(|error| format!("{}: {error}", path.display()))?;
     records.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(records.into_iter().map(|(_, record)| record).collect())
 }

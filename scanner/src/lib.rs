@@ -6,6 +6,7 @@
 //! - [`Ecosystem`]: an OSV ecosystem string with its ordering and package-name rule.
 //! - [`Record`]: an OSV advisory; [`Record::matches`] says whether it affects an [`InstalledPackage`] and which version
 //!   fixes it, [`Record::rating`] how severe it is (CVSS v3 and v4 scores, [`cvss`], or the source's own rating).
+//! - [`osv_archive`]: the records of an OSV export (a zip), one at a time.
 //! - [`inventory`]: the packages an image holds, read from its layers as they stream, each named as its ecosystem's
 //!   advisories name it ([`inventory::Package::installed`]).
 
@@ -19,6 +20,7 @@ pub mod matching;
 #[cfg(test)]
 mod ordering_tests;
 pub mod osv;
+pub mod osv_archive;
 mod parsed;
 pub mod pep440;
 pub mod rpm;

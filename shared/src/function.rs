@@ -1,6 +1,6 @@
 //! Running the registry's functions on AWS storage: configuration from the environment, the adapters, and either
 //! the Lambda runtime (when `AWS_LAMBDA_RUNTIME_API` is set) or, outside Lambda, plain HTTP on `PORT` (containers,
-//! local runs) — or, for the scan function, one stream event on stdin.
+//! local runs) — or, for the scan function, one stream event on stdin, and for the advisories function, one run.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -18,7 +18,7 @@ use crate::{
         oidc::OidcConfig,
     },
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventBus},
-    scan::Scans,
+    scan::{Scans, download},
     server,
     services::{self, AccessControl, Limits},
     store::{
@@ -206,9 +206,10 @@ pub async fn services(config: &FunctionConfig, serve: &[Function], sdk: &aws_con
             let events = Arc::new(EventBus::new(64));
             let mut services =
                 services::over_aws(settings, s3.clone(), dynamodb.clone(), serve, config.limits, events, config.public_url.clone(), access);
-            // On AWS the table's stream starts every scan (the scan function); the manifests function serves the
-            // reports, advisory imports and the pull policy.
-            if serve.iter().any(|function| matches!(function, Function::Manifests | Function::Scan)) {
+            // On AWS the table's stream starts every scan (the scan function) and a schedule the advisory downloads
+            // (the advisories function); the manifests function serves the reports, advisory imports and the pull
+            // policy.
+            if serve.iter().any(|function| matches!(function, Function::Manifests | Function::Scan | Function::Advisories)) {
                 let (blobs, metadata) = aws::stores(s3, dynamodb, settings);
                 services.scans = Some(Arc::new(Scans::over(Arc::new(blobs), Arc::new(metadata))));
             }
@@ -294,6 +295,32 @@ pub async fn run_scan() -> ExitCode {
                 }
             },
         }
+    };
+    exit_code(result)
+}
+
+/// The whole life of the advisories function's process: each invocation (EventBridge's daily schedule) downloads
+/// the OSV exports `BERTH_ADVISORY_SOURCES` names and imports them as one snapshot, answering with the run's summary,
+/// or with an error naming the sources that failed once the others are imported. Outside Lambda, one run, its summary
+/// printed on stdout.
+pub async fn run_advisories() -> ExitCode {
+    let Some((_, services, on_lambda)) = start(&[Function::Advisories]).await else { return ExitCode::FAILURE };
+    let scans = services.scans.expect("the advisories function's services scan");
+    let sources = download::sources(std::env::var(download::SOURCES_VARIABLE).ok().as_deref());
+    let http = match reqwest::Client::builder().user_agent(concat!("berth/", env!("CARGO_PKG_VERSION"))).build() {
+        Ok(http) => http,
+        Err(error) => return exit_code(Err(format!("cannot make an HTTP client: {error}"))),
+    };
+    let result = if on_lambda {
+        let handler = lambda_runtime::service_fn(|_: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let (scans, http, sources) = (scans.clone(), http.clone(), sources.clone());
+            async move { download::scheduled_import(&scans, &http, &sources).await }
+        });
+        lambda_runtime::run(handler).await.map_err(|error| error.to_string())
+    } else {
+        download::scheduled_import(&scans, &http, &sources)
+            .await
+            .map(|summary| println!("{}", serde_json::to_string(&summary).expect("the summary serializes")))
     };
     exit_code(result)
 }

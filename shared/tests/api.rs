@@ -916,6 +916,8 @@ async fn pushes_announce_events(store: Store) {
             repository: berth::oci::RepositoryName::parse("events").unwrap(),
             digest: sha256(&manifest),
             media_type: OCI_MANIFEST.into(),
+            // An image's artifact type is its config's media type, as the referrers API gives it.
+            artifact_type: Some("application/vnd.oci.image.config.v1+json".into()),
             tag: Some(berth::oci::Tag::parse("v1").unwrap()),
         }
     );
@@ -1294,7 +1296,11 @@ async fn a_stopping_server_finishes_uploads_in_flight() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("range: 0-10"), "all 11 bytes were taken: {answer}");
-    tokio::time::timeout(std::time::Duration::from_secs(5), server).await.expect("the server stops once the upload is done").unwrap().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), server)
+        .await
+        .expect("the server stops once the upload is done")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -1444,6 +1450,8 @@ on_both_stores!(
     a_whiteout_removes_a_packages_findings,
     a_shared_base_layer_is_read_once,
     later_advisories_reevaluate_scanned_images,
+    reports_are_attached_to_their_images_as_referrers,
+    advisories_are_downloaded_from_their_sources,
     scan_endpoints_check_access_and_input,
     the_pull_policy_blocks_vulnerable_images;
     aws only:

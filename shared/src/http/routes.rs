@@ -16,6 +16,8 @@ pub enum Function {
     Blobs,
     /// Serves no endpoint: the table's stream invokes it for every pushed manifest ([`crate::stream`]).
     Scan,
+    /// Serves no endpoint: a daily schedule invokes it to download OSV's exports ([`crate::scan::download`]).
+    Advisories,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,7 @@ use crate::oci::{Digest, RepositoryName, Tag};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RegistryEvent {
-    ManifestPushed { repository: RepositoryName, digest: Digest, media_type: String, tag: Option<Tag> },
+    ManifestPushed { repository: RepositoryName, digest: Digest, media_type: String, artifact_type: Option<String>, tag: Option<Tag> },
     ManifestDeleted { repository: RepositoryName, digest: Digest },
     TagDeleted { repository: RepositoryName, tag: Tag },
     RepositoryDeleted { repository: RepositoryName },

@@ -95,6 +95,7 @@ impl Manifests {
                 repository: repository.clone(),
                 digest: digest.clone(),
                 media_type: record.media_type,
+                artifact_type: record.artifact_type,
                 tag: tag.cloned(),
             })
             .await;
@@ -112,7 +113,8 @@ impl Manifests {
 
     /// The manifest and its bytes: from the index alone when it keeps them inline, else from the blob store.
     pub async fn get(&self, repository: &RepositoryName, reference: &Reference) -> Result<StoredManifest, Error> {
-        let (record, inline) = self.index.manifest_content(repository, reference).await?.ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
+        let (record, inline) =
+            self.index.manifest_content(repository, reference).await?.ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
         let bytes = match inline {
             Some(bytes) => bytes,
             None => self.store.get(&record.digest).await?,

@@ -4,8 +4,12 @@
 //! Depends on the store's ports only ([`BlobStore`], [`BlobIndex`], [`ManifestIndex`], [`ScanStore`]): `berth serve` drives it from its
 //! in-process [`worker`], and the scan function on AWS from the table's stream ([`crate::stream`]).
 
+pub mod download;
 mod findings;
+pub mod import;
 pub mod policy;
+mod referrer;
+pub mod report;
 pub mod worker;
 
 use std::sync::{Arc, Mutex};
@@ -18,15 +22,15 @@ use serde::Deserialize;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 pub use findings::AdvisoryIndex;
+pub use referrer::{REPORT_ARTIFACT_TYPE, REPORT_FILE, SNAPSHOT_ANNOTATION};
 pub use scanner::{Severity, UnknownSeverity};
 
 use crate::{
-    error::Error,
     oci::{Descriptor, Digest, RepositoryName},
-    registry::unix_millis,
+    registry::{DEFAULT_MAX_MANIFEST_BYTES, EventSinks, Manifests, unix_millis},
     store::{
         BlobIndex, BlobStore, ManifestIndex, PageRequest, StoreError,
-        scanning::{AdvisorySnapshot, QueuedScan, ScanReport, ScanStatus, ScanStore, ScannedImage, SeverityCounts, StoredAdvisory},
+        scanning::{AdvisorySnapshot, QueuedScan, ScanReport, ScanStatus, ScanStore, ScannedImage, SeverityCounts},
     },
 };
 
@@ -66,6 +70,9 @@ pub struct Scans {
     links: Arc<dyn BlobIndex>,
     manifests: Arc<dyn ManifestIndex>,
     store: Arc<dyn ScanStore>,
+    /// Where report artifacts are pushed: the registry's own manifest service, announcing nothing (a report's push
+    /// is no push for scans or webhooks to act on).
+    registry: Manifests,
     loaded: Mutex<Option<LoadedAdvisories>>,
 }
 
@@ -76,7 +83,9 @@ impl Scans {
         manifests: Arc<dyn ManifestIndex>,
         store: Arc<dyn ScanStore>,
     ) -> Scans {
-        Scans { blobs, links, manifests, store, loaded: Mutex::new(None) }
+        let registry =
+            Manifests::new(blobs.clone(), links.clone(), manifests.clone(), Arc::new(EventSinks(Vec::new())), DEFAULT_MAX_MANIFEST_BYTES);
+        Scans { blobs, links, manifests, store, registry, loaded: Mutex::new(None) }
     }
 
     /// The service over one blob store and the metadata store that plays every other part.
@@ -102,15 +111,19 @@ impl Scans {
 
     /// Scans a queued manifest, stores its report and takes it off the queue. Only storage failures are returned: the
     /// scan stays queued for a later attempt.
-    pub async fn run(&self, queued: &QueuedScan) -> Result<ScanReport, StoreError> {
+    pub async fn run(&self, queued: &QueuedScan) -> Result<Option<ScanReport>, StoreError> {
         let report = self.scan_and_store(&queued.repository, &queued.manifest).await?;
         self.store.finish_scan(&queued.repository, &queued.manifest).await?;
         Ok(report)
     }
 
-    /// Scans `manifest` of `repository` and stores its report: failed, with the reason, when the scan cannot finish
-    /// (its layers will not read better next time). Only storage failures are returned, for the caller to retry.
-    pub async fn scan_and_store(&self, repository: &RepositoryName, manifest: &Digest) -> Result<ScanReport, StoreError> {
+    /// Scans `manifest` of `repository`, stores its report and attaches it to the image as a referrer; a report
+    /// artifact itself is left alone (`None`). A scan that cannot finish is reported failed, with the reason (its
+    /// layers will not read better next time). Only storage failures are returned, for the caller to retry.
+    pub async fn scan_and_store(&self, repository: &RepositoryName, manifest: &Digest) -> Result<Option<ScanReport>, StoreError> {
+        if self.is_report(repository, manifest).await? {
+            return Ok(None);
+        }
         let report = match self.scan(repository, manifest).await {
             Ok(report) => report,
             Err(ScanError::Store(error)) => return Err(error),
@@ -124,8 +137,10 @@ impl Scans {
                 }
             }
         };
+        // Attached first: once a report is served, its artifact is there too.
+        self.attach(&report).await?;
         self.store.put_scan_report(&report).await?;
-        Ok(report)
+        Ok(Some(report))
     }
 
     /// Scans `manifest` of `repository`: every image it names, each layer's inventory read only when not stored yet.
@@ -234,27 +249,8 @@ impl Scans {
         Ok((snapshot, index))
     }
 
-    /// Imports OSV records (each a JSON document), as a new snapshot, and re-evaluates every scanned image against
-    /// it. Returns the snapshot and how many records were imported.
-    pub async fn import(&self, documents: &[serde_json::Value]) -> Result<(AdvisorySnapshot, usize), Error> {
-        let mut advisories = Vec::with_capacity(documents.len());
-        for (position, document) in documents.iter().enumerate() {
-            let json = serde_json::to_vec(document).expect("JSON values serialize");
-            let record = Record::from_json(&json)
-                .map_err(|error| Error::InvalidRequest(format!("advisory {position} is not an OSV record: {error}")))?;
-            if record.id.is_empty() {
-                return Err(Error::InvalidRequest(format!("advisory {position} has no id")));
-            }
-            advisories.push(StoredAdvisory { id: record.id, json });
-        }
-        let snapshot = AdvisorySnapshot { id: uuid::Uuid::new_v4().to_string(), imported_at: unix_millis() };
-        self.store.import_advisories(&advisories, &snapshot).await?;
-        self.reevaluate_stale().await?;
-        Ok((snapshot, advisories.len()))
-    }
-
     /// Recomputes, from stored layer inventories alone, the findings of every scanned manifest matched against
-    /// another snapshot than the current one; returns how many. An import calls it, and so does the worker at start,
+    /// another snapshot than the current one, and attaches the new reports; returns how many. An import calls it, and so does the worker at start,
     /// so a re-evaluation cut off by a stop is finished then.
     pub async fn reevaluate_stale(&self) -> Result<usize, StoreError> {
         let current = self.store.advisory_snapshot().await?;
@@ -265,7 +261,9 @@ impl Scans {
             for manifest in &manifests {
                 let report = self.store.scan_report(manifest).await?;
                 if let Some(report) = report.filter(|report| report.status == ScanStatus::Done && report.snapshot != current) {
-                    self.store.put_scan_report(&self.evaluate(report).await?).await?;
+                    let report = self.evaluate(report).await?;
+                    self.attach(&report).await?;
+                    self.store.put_scan_report(&report).await?;
                     reevaluated += 1;
                 }
             }

@@ -769,10 +769,10 @@ impl ManifestIndex for DynamoMetadata {
 }
 
 /// Advisories: one document each under `ADVISORY`, so the whole set is one Query, written in batches (every part
-/// past the first, then the heads); the snapshot goes last.
+/// past the first, then the heads); an import writes the snapshot last.
 #[async_trait]
 impl AdvisoryStore for DynamoMetadata {
-    async fn import_advisories(&self, advisories: &[StoredAdvisory], snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
+    async fn put_advisories(&self, advisories: &[StoredAdvisory]) -> Result<(), StoreError> {
         let (mut parts, mut heads) = (Vec::new(), Vec::new());
         for advisory in advisories {
             let (rest, head) = document_items(keys::ADVISORY_PK.to_owned(), advisory.id.clone(), &advisory.json)?;
@@ -780,7 +780,10 @@ impl AdvisoryStore for DynamoMetadata {
             heads.push(put_request(head));
         }
         self.batch_write(parts).await?;
-        self.batch_write(heads).await?;
+        self.batch_write(heads).await
+    }
+
+    async fn put_advisory_snapshot(&self, snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
         self.put_item(item(keys::SCAN_STATE_PK.to_owned(), keys::SNAPSHOT_SK.to_owned(), [("snapshot", to_json(snapshot))])).await
     }
 

@@ -551,17 +551,20 @@ impl ManifestIndex for EmbeddedMetadata {
 
 #[async_trait]
 impl AdvisoryStore for EmbeddedMetadata {
-    async fn import_advisories(&self, advisories: &[StoredAdvisory], snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
-        let (advisories, snapshot) = (advisories.to_vec(), encode(snapshot));
+    async fn put_advisories(&self, advisories: &[StoredAdvisory]) -> Result<(), StoreError> {
+        let advisories = advisories.to_vec();
         self.write(move |txn| {
             let mut table = txn.open_table(ADVISORIES).map_err(db_error)?;
             for advisory in &advisories {
                 table.insert(advisory.id.as_str(), advisory.json.as_slice()).map_err(db_error)?;
             }
-            txn.open_table(SCAN_STATE).map_err(db_error)?.insert(SNAPSHOT_KEY, snapshot.as_slice()).map_err(db_error)?;
             Ok(())
         })
         .await
+    }
+
+    async fn put_advisory_snapshot(&self, snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
+        self.put_document(SCAN_STATE, SNAPSHOT_KEY.to_owned(), encode(snapshot)).await
     }
 
     async fn advisory(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -129,8 +129,16 @@ pub struct QueuedScan {
 /// OSV advisories, replaced by id on import.
 #[async_trait]
 pub trait AdvisoryStore: Send + Sync {
-    /// Stores `advisories` (replacing those of the same ids), then makes `snapshot` the current one.
-    async fn import_advisories(&self, advisories: &[StoredAdvisory], snapshot: &AdvisorySnapshot) -> Result<(), StoreError>;
+    /// Stores `advisories`, replacing those of the same ids. An import writes its records in batches of these, then
+    /// the snapshot.
+    async fn put_advisories(&self, advisories: &[StoredAdvisory]) -> Result<(), StoreError>;
+    /// Makes `snapshot` the current one: reports matched against another are out of date.
+    async fn put_advisory_snapshot(&self, snapshot: &AdvisorySnapshot) -> Result<(), StoreError>;
+    /// Stores `advisories`, then makes `snapshot` the current one.
+    async fn import_advisories(&self, advisories: &[StoredAdvisory], snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
+        self.put_advisories(advisories).await?;
+        self.put_advisory_snapshot(snapshot).await
+    }
     async fn advisory(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every stored advisory's JSON.
     async fn advisories(&self) -> Result<Vec<Vec<u8>>, StoreError>;

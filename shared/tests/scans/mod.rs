@@ -293,8 +293,9 @@ pub(super) async fn pushed_images_have_exactly_the_expected_findings(store: Stor
 }
 
 /// On AWS the table's stream starts every scan: the records the emulator's stream holds after the pushes, handed to
-/// the scan function's handler as Lambda hands them, scan each pushed manifest once; a batch Lambda delivers again (at
-/// least once) changes nothing and reads no layer again.
+/// the scan function's handler as Lambda hands them, scan each pushed manifest once and attach its report; a batch
+/// Lambda delivers again (at least once) reads no layer again, and the report artifacts it now carries are not
+/// scanned.
 pub(super) async fn the_tables_stream_starts_scans() {
     let api = Api::with_limits(Store::Aws, Limits { scanning: Scanning::Stream, ..DEFAULT_LIMITS }).await;
     api.import_advisories(&advisories(|_| true)).await;
@@ -327,10 +328,22 @@ pub(super) async fn the_tables_stream_starts_scans() {
     let reads = api.layer_reads();
     assert_eq!(reads, 3, "two layers of the image and the broken one");
 
+    let attached = api.reports_of("scan/stream", &digest).await;
+    assert_eq!(attached.len(), 1, "{attached:?}");
+    assert_eq!(api.attached_report("scan/stream", &digest, &attached[0]).await, report);
+
+    // Delivered again, now with the report artifact's own item in the stream: it is no image to scan.
+    let event = berth::testing::stream_event(api.table.as_ref().expect("the AWS store has a table"));
+    let artifact: Digest = attached[0]["digest"].as_str().unwrap().parse().unwrap();
+    let pushed: Vec<Digest> = berth::stream::pushed_manifests(&event).into_iter().map(|pushed| pushed.digest).collect();
+    assert_eq!(pushed, [digest.clone(), broken, artifact.clone()]);
     let again = berth::stream::scan_batch(&scans, &event).await;
     assert!(again.batch_item_failures.is_empty(), "{again:?}");
     assert_eq!(api.scanned("scan/stream", "v1").await["findings"], report["findings"]);
     assert_eq!(api.layer_reads(), reads + 1, "only the layer that never read is read again");
+    let unscanned = api.get(&format!("/berth/v1/repositories/scan/stream/scans/{artifact}")).await;
+    unscanned.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    assert_eq!(api.reports_of("scan/stream", &digest).await.len(), 1, "the image keeps one report");
 }
 
 pub(super) async fn every_platform_of_an_index_is_scanned(store: Store) {
@@ -380,7 +393,7 @@ pub(super) async fn a_manifest_deleted_while_queued_fails_its_scan(store: Store)
     let scans = &api.scans.as_ref().expect("the registry scans").0;
     let queued = scans.store().queued_scans(10).await.unwrap();
     assert_eq!(queued.len(), 1);
-    let report = scans.run(&queued[0]).await.unwrap();
+    let report = scans.run(&queued[0]).await.unwrap().expect("an image is no report artifact");
     assert_eq!(report.status, berth::store::scanning::ScanStatus::Failed);
     assert_eq!(report.error.unwrap(), format!("manifest {digest} is no longer in scan/gone"));
     assert!(scans.store().queued_scans(10).await.unwrap().is_empty(), "a failed scan leaves the queue");
@@ -437,6 +450,142 @@ pub(super) async fn later_advisories_reevaluate_scanned_images(store: Store) {
     assert_eq!(api.layer_reads(), 2, "re-evaluation reads no layer");
     let scans = &api.scans.as_ref().expect("the registry scans").0;
     assert_eq!(scans.reevaluate_stale().await.unwrap(), 0, "the import left no report on an older snapshot");
+}
+
+impl Api {
+    /// The report artifacts attached to `image`, from the referrers API filtered to their type: their descriptors.
+    async fn reports_of(&self, name: &str, image: &Digest) -> Vec<Value> {
+        let path = format!("/v2/{name}/referrers/{image}?artifactType={}", berth::scan::REPORT_ARTIFACT_TYPE.replace('+', "%2B"));
+        let reply = self.get(&path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+        reply.json()["manifests"].as_array().unwrap().clone()
+    }
+
+    /// The report an attached artifact holds, read as a client pulls it: its manifest, then its one layer.
+    async fn attached_report(&self, name: &str, image: &Digest, descriptor: &Value) -> Value {
+        let path = format!("/v2/{name}/manifests/{}", descriptor["digest"].as_str().unwrap());
+        let manifest = self.send(Method::GET, &path, &[("accept", OCI_MANIFEST)], "").await;
+        assert_eq!(manifest.status, StatusCode::OK);
+        assert_eq!(sha256(&manifest.body).to_string(), descriptor["digest"]);
+        let manifest = manifest.json();
+        assert_eq!(manifest["artifactType"], berth::scan::REPORT_ARTIFACT_TYPE);
+        assert_eq!(manifest["subject"]["digest"], image.to_string());
+        assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
+        let layers = manifest["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0]["annotations"]["org.opencontainers.image.title"], berth::scan::REPORT_FILE);
+        let layer = self.get(&format!("/v2/{name}/blobs/{}", layers[0]["digest"].as_str().unwrap())).await;
+        assert_eq!(layer.status, StatusCode::OK);
+        assert_eq!(sha256(&layer.body).to_string(), layers[0]["digest"]);
+        assert_eq!(manifest["annotations"], descriptor["annotations"], "the referrers API lists the artifact's annotations");
+        layer.json()
+    }
+}
+
+/// Every finished scan is attached to its image as an OCI referrer holding the report the API serves; when
+/// advisories change, the re-evaluated report replaces it (one report per image, the old artifact gone); a scan that
+/// failed attaches nothing, and a report artifact is never scanned itself.
+pub(super) async fn reports_are_attached_to_their_images_as_referrers(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    let debian_only = api.import_advisories(&advisories(|id| id.starts_with("DLA-"))).await;
+    let image = api.push_layers("scan/attached", "v1", &[debian_base()]).await;
+    let report = api.scanned("scan/attached", "v1").await;
+    let attached = api.reports_of("scan/attached", &image).await;
+    assert_eq!(attached.len(), 1, "{attached:?}");
+    assert_eq!(attached[0]["artifactType"], berth::scan::REPORT_ARTIFACT_TYPE);
+    assert_eq!(attached[0]["annotations"][berth::scan::SNAPSHOT_ANNOTATION], debian_only["snapshot"]["id"]);
+    assert_eq!(attached[0]["annotations"]["org.opencontainers.image.created"], report["scanned_at"]);
+    assert_eq!(api.attached_report("scan/attached", &image, &attached[0]).await, report);
+    assert_eq!(report["summary"]["total"], 4);
+    let unfiltered = api.get(&format!("/v2/scan/attached/referrers/{image}")).await.json();
+    assert_eq!(unfiltered["manifests"].as_array().unwrap().len(), 1);
+    let artifact = attached[0]["digest"].as_str().unwrap().to_owned();
+    let unscanned = api.get(&format!("/berth/v1/repositories/scan/attached/scans/{artifact}")).await;
+    unscanned.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+
+    let everything = api.import_advisories(&advisories(|_| true)).await;
+    let reevaluated = api.scanned("scan/attached", "v1").await;
+    assert_eq!(reevaluated["snapshot"]["id"], everything["snapshot"]["id"]);
+    let replaced = api.reports_of("scan/attached", &image).await;
+    assert_eq!(replaced.len(), 1, "the re-evaluated report replaces the old one: {replaced:?}");
+    assert_ne!(replaced[0]["digest"], artifact);
+    assert_eq!(replaced[0]["annotations"][berth::scan::SNAPSHOT_ANNOTATION], everything["snapshot"]["id"]);
+    assert_eq!(api.attached_report("scan/attached", &image, &replaced[0]).await, reevaluated);
+    let old = api.send(Method::GET, &format!("/v2/scan/attached/manifests/{artifact}"), &[("accept", OCI_MANIFEST)], "").await;
+    old.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+
+    let broken = api.push_layers("scan/attached", "broken", &[b"no tar at all".to_vec()]).await;
+    assert_eq!(api.scanned("scan/attached", "broken").await["status"], "failed");
+    assert_eq!(api.reports_of("scan/attached", &broken).await, Vec::<Value>::new());
+    let scans = &api.scans.as_ref().expect("the registry scans").0;
+    assert!(scans.store().queued_scans(10).await.unwrap().is_empty(), "no report artifact was queued for a scan");
+}
+
+/// A zip of `files`, as OSV publishes its exports.
+fn zip_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, contents) in files {
+        writer.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+        writer.write_all(contents).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// Serves `files` (path, body) over HTTP on loopback for as long as the test runs; answers 404 for other paths.
+async fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    let mut router = axum::Router::new();
+    for (path, body) in files {
+        router = router.route(path, axum::routing::get(move || async move { body }));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+/// The advisories function's run: the OSV exports its sources name (zips served over HTTP by the test) are
+/// downloaded and imported as one snapshot, which re-evaluates the images scanned before; a source that answers 404
+/// or is no zip is named in the run's error while the other sources' records still count, and a file of an export
+/// that is no OSV record is left out.
+pub(super) async fn advisories_are_downloaded_from_their_sources(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    let image = api.push_layers("scan/daily", "v1", &[debian_base(), applications()]).await;
+    assert_eq!(api.scanned("scan/daily", "v1").await["findings"], json!([]));
+    let records = advisories(|_| true);
+    let file = |record: &Value| (format!("{}.json", record["id"].as_str().unwrap()), record.to_string().into_bytes());
+    let (debian, others): (Vec<&Value>, Vec<&Value>) =
+        records.as_array().unwrap().iter().partition(|record| record["id"].as_str().unwrap().starts_with("DLA-"));
+    let mut other_files: Vec<(String, Vec<u8>)> = others.iter().map(|record| file(record)).collect();
+    other_files.push(("not-a-record.json".to_owned(), b"[1, 2, 3]".to_vec()));
+    let debian_files: Vec<(String, Vec<u8>)> = debian.iter().map(|record| file(record)).collect();
+    let url = serve_files(vec![
+        ("/Debian/all.zip", zip_of(&debian_files)),
+        ("/other/all.zip", zip_of(&other_files)),
+        ("/broken/all.zip", b"no zip at all".to_vec()),
+    ])
+    .await;
+    let source = |path: &str| format!("{url}{path}");
+    let scans = &api.scans.as_ref().expect("the registry scans").0;
+    let http = reqwest::Client::new();
+
+    let sources = [source("/Debian/all.zip"), source("/missing/all.zip"), source("/broken/all.zip"), source("/other/all.zip")];
+    let error = berth::scan::download::scheduled_import(scans, &http, &sources).await.unwrap_err();
+    assert!(error.starts_with(&format!("imported {} advisories, but some sources failed", records.as_array().unwrap().len())), "{error}");
+    assert!(error.contains(&format!("{}: the download answered 404 Not Found", sources[1])), "{error}");
+    assert!(error.contains(&format!("{}: not a zip archive", sources[2])), "{error}");
+    let report = api.scanned("scan/daily", "v1").await;
+    assert_eq!(findings_of(&report), expected_for_base_and_applications(), "the sources that worked were imported");
+
+    let sources = [source("/Debian/all.zip"), source("/other/all.zip")];
+    let summary = berth::scan::download::scheduled_import(scans, &http, &sources).await.unwrap();
+    let counts: Vec<(usize, usize)> = summary.sources.iter().map(|source| (source.records, source.skipped)).collect();
+    assert_eq!(counts, [(debian.len(), 0), (others.len(), 1)]);
+    assert!(summary.sources.iter().all(|source| source.error.is_none()));
+    assert_eq!((summary.import.imported, summary.import.reevaluated), (debian.len() + others.len(), 1));
+    let report = api.scanned("scan/daily", "v1").await;
+    assert_eq!(report["snapshot"]["id"], summary.import.snapshot.id);
+    assert_eq!(findings_of(&report), expected_for_base_and_applications());
+    assert_eq!(api.reports_of("scan/daily", &image).await.len(), 1, "the re-evaluated report replaced the attached one");
 }
 
 pub(super) async fn scan_endpoints_check_access_and_input(store: Store) {
@@ -550,7 +699,7 @@ async fn a_reevaluation_cut_off_by_a_stop_finishes_at_the_next_start() {
     api.push_layers("scan/resume", "v1", &[debian_base()]).await;
     let scans = api.scans.as_ref().expect("the registry scans").0.clone();
     let queued = scans.store().queued_scans(10).await.unwrap();
-    assert_eq!(scans.run(&queued[0]).await.unwrap().findings, []);
+    assert_eq!(scans.run(&queued[0]).await.unwrap().expect("an image is no report artifact").findings, []);
     let records: Vec<StoredAdvisory> = advisories(|id| id.starts_with("DLA-"))
         .as_array()
         .unwrap()
