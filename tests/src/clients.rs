@@ -98,3 +98,14 @@ pub fn python() -> Command {
 pub fn support_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("support").join(name)
 }
+
+/// Runs tests/support/oras_client.py (the Python oras client) with `args` as the registry's owner and returns the JSON
+/// it prints.
+pub fn oras(registry: &crate::Registry, args: &[&str]) -> serde_json::Value {
+    let mut command = python();
+    if let Some(owner) = registry.owner() {
+        command.env("ORAS_USERNAME", &owner.username).env("ORAS_PASSWORD", &owner.password);
+    }
+    let out = crate::stdout_of(command.arg(support_file("oras_client.py")).args(args));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("oras_client.py printed no JSON ({e}): {out}"))
+}

@@ -6,7 +6,11 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_tests::{OciLayout, Registry, RegistryKind, berth_bin, clients::skopeo, run, run_failing, stdout_of};
+use berth_tests::{
+    OciLayout, Registry, RegistryKind, berth_bin,
+    clients::{oras, skopeo},
+    run, run_failing, stdout_of,
+};
 use serde_json::Value;
 
 /// In CI the repository is cloned beside `shared/`, as the worktree is here.
@@ -69,6 +73,18 @@ fn scan_show_reports_the_findings_of_a_pushed_image(kind: RegistryKind) {
         (&Value::from("xz-utils"), &Value::from("Debian:12"), &Value::from("5.4.1-1+deb12u1"))
     );
     assert_eq!(xz["remediation"], format!("upgrade xz-utils from 5.4.1-1+deb12u1 to {} or later", xz["fixed"].as_str().unwrap()));
+
+    // The report is attached to the image as an OCI referrer, which oras pulls as the file the API's report is.
+    let referrers: Value = registry.get(&format!("/v2/scan/debian/referrers/{digest}")).json().unwrap();
+    let attached = referrers["manifests"].as_array().unwrap();
+    assert_eq!(attached.len(), 1, "{referrers}");
+    assert_eq!(attached[0]["artifactType"], "application/vnd.berth.vulnerability-report.v1+json");
+    let pulled = tempfile::tempdir().unwrap();
+    let target = format!("scan/debian@{}", attached[0]["digest"].as_str().unwrap());
+    let files = oras(&registry, &["pull", registry.host(), &target, pulled.path().to_str().unwrap()]);
+    assert_eq!(files["files"].as_array().unwrap().len(), 1, "{files}");
+    let file: Value = serde_json::from_slice(&std::fs::read(pulled.path().join("vulnerability-report.json")).unwrap()).unwrap();
+    assert_eq!(file, report);
 
     // By digest, the same findings; --severity keeps those at least that severe (the Debian records rate none).
     let by_digest = json_of(&registry, &["scan", "show", &format!("scan/debian@{digest}")]);

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use berth_tests::clients::{python, support_file};
+use berth_tests::clients::oras;
 use berth_tests::digest::{random_bytes, sha256_digest};
 use berth_tests::{Registry, RegistryKind, stdout_of};
 use reqwest::StatusCode;
@@ -16,16 +16,6 @@ const SBOM_TYPE: &str = "application/vnd.berth.test.sbom.v1";
 const SIGNATURE_CONFIG_TYPE: &str = "application/vnd.berth.test.signature.config.v1+json";
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-
-/// Runs tests/support/oras_client.py with `args` as the registry's owner and returns the JSON it prints.
-fn oras(registry: &Registry, args: &[&str]) -> Value {
-    let mut command = python();
-    if let Some(owner) = registry.owner() {
-        command.env("ORAS_USERNAME", &owner.username).env("ORAS_PASSWORD", &owner.password);
-    }
-    let out = stdout_of(command.arg(support_file("oras_client.py")).args(args));
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("oras_client.py printed no JSON ({e}): {out}"))
-}
 
 /// Pushes `file` as `REPO:tag` and returns the manifest the registry serves for it.
 fn push(registry: &Registry, tag: &str, file: &Path, extra: &[&str]) -> berth_tests::Manifest {
