@@ -111,6 +111,9 @@ pub struct Registry {
     tokens: Mutex<HashMap<String, String>>,
     /// Settings given to every process of the registry (`berth serve` and the functions read the same variables).
     environment: Vec<(String, String)>,
+    /// The variables every function of `aws-functions` runs with besides its own port and limits: the settings
+    /// above, the emulator's endpoint and credentials, the bucket, table and registry name (empty for the other kinds).
+    function_environment: Vec<(String, String)>,
     /// What takes uploads on `aws-functions` (the template's `UploadService`).
     uploads: UploadService,
     // Held for its Drop: the data directory lives exactly as long as the servers.
@@ -176,6 +179,7 @@ impl Registry {
             function_ports: HashMap::new(),
             tokens: Mutex::new(HashMap::new()),
             environment: environment.to_vec(),
+            function_environment: Vec::new(),
             uploads,
             _dir: dir,
         };
@@ -217,18 +221,23 @@ impl Registry {
         // Bucket names: 3-63 characters of lowercase letters, digits and hyphens; one bucket and table per test.
         let name = format!("berth-e2e-{}", random_token());
         self.presigned_prefix = Some(format!("{}/{name}/", endpoint.trim_end_matches('/')));
-        let environment = self.environment.clone();
+        let mut function_environment = self.environment.clone();
+        function_environment.extend(
+            [
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("BERTH_BUCKET", &name),
+                ("BERTH_TABLE", &name),
+                ("BERTH_REGISTRY_NAME", REGISTRY_NAME),
+            ]
+            .map(|(variable, value)| (variable.to_owned(), value.to_owned())),
+        );
         let aws_env = |command: &mut Command| {
             command
-                .envs(environment.iter().cloned())
-                .env("AWS_ENDPOINT_URL", &endpoint)
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .env("BERTH_BUCKET", &name)
-                .env("BERTH_TABLE", &name)
-                .env("BERTH_REGISTRY_NAME", REGISTRY_NAME)
+                .envs(function_environment.iter().cloned())
                 .env("BERTH_SIGNING_KEY_SECRET", format!("{name}-signing-key"))
                 .env_remove("AWS_PROFILE")
                 .env_remove("AWS_SESSION_TOKEN")
@@ -284,6 +293,7 @@ impl Registry {
         }
 
         self.function_ports = ports;
+        self.function_environment = function_environment;
         Ok(Startup { ports: function_ports })
     }
 
@@ -380,6 +390,13 @@ impl Registry {
     /// The function URLs behind the router (`aws-functions`): `http://127.0.0.1:PORT` by function.
     pub fn function_urls(&self) -> HashMap<String, String> {
         self.function_ports.iter().map(|(function, port)| (function.clone(), format!("http://127.0.0.1:{port}"))).collect()
+    }
+
+    /// What the functions of `aws-functions` are started with besides their port and limits (empty for the other
+    /// kinds): the whole environment of a function run outside the router, such as the scan function fed one stream
+    /// event on stdin.
+    pub fn function_environment(&self) -> &[(String, String)] {
+        &self.function_environment
     }
 
     /// The owner's credentials (none for the reference registry, which runs without authentication).
