@@ -2,7 +2,8 @@
 //! scope maps with their repository-scoped tokens, and the registry's access settings, kept as records in the
 //! store's [`IdentityRecords`] port.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use scanner::Severity;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -165,7 +166,13 @@ pub struct Directory {
     registry: String,
     /// The IAM principal the deployment names as its first owner (on AWS), an owner whatever the records say.
     bootstrap_owner: Option<String>,
+    /// The settings as this process last read or wrote them, and when: what [`Directory::recent_settings`] serves.
+    settings_seen: Arc<Mutex<Option<(Instant, RegistrySettings)>>>,
 }
+
+/// How long [`Directory::recent_settings`] trusts settings it read: a change made through another process (another
+/// Lambda sandbox) applies within this time; one made through this process applies at once.
+pub const SETTINGS_MAX_AGE: Duration = Duration::from_secs(10);
 
 fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     serde_json::to_vec(record).expect("records serialize")
@@ -206,7 +213,7 @@ fn slot_still_matches(passwords: &[Option<StoredSecret>; 2], credential: &str) -
 
 impl Directory {
     pub fn new(records: Arc<dyn IdentityRecords>, registry: String, bootstrap_owner: Option<String>) -> Self {
-        Self { records, registry, bootstrap_owner }
+        Self { records, registry, bootstrap_owner, settings_seen: Arc::default() }
     }
 
     /// The records underneath, for what keeps no identity (the shared failed-login counters).
@@ -588,29 +595,49 @@ impl Directory {
     // --- Settings and keys ----------------------------------------------------------------------------------
 
     pub async fn settings(&self) -> Result<RegistrySettings, DirectoryError> {
-        Ok(self.get(SETTINGS, SETTINGS).await?.unwrap_or_default())
+        let settings: RegistrySettings = self.get(SETTINGS, SETTINGS).await?.unwrap_or_default();
+        self.saw_settings(&settings);
+        Ok(settings)
+    }
+
+    /// The settings, read again only when this process's copy is older than [`SETTINGS_MAX_AGE`]: for what checks
+    /// them on every request (the pull policy on every manifest pull), at one read per process and period.
+    pub async fn recent_settings(&self) -> Result<RegistrySettings, DirectoryError> {
+        if let Some((seen_at, settings)) = self.settings_seen.lock().expect("lock is not poisoned").as_ref()
+            && seen_at.elapsed() < SETTINGS_MAX_AGE
+        {
+            return Ok(settings.clone());
+        }
+        self.settings().await
+    }
+
+    fn saw_settings(&self, settings: &RegistrySettings) {
+        *self.settings_seen.lock().expect("lock is not poisoned") = Some((Instant::now(), settings.clone()));
     }
 
     pub async fn update_settings(&self, change: SettingsUpdate) -> Result<RegistrySettings, DirectoryError> {
-        self.update(
-            SETTINGS,
-            SETTINGS,
-            "settings",
-            |settings: &mut RegistrySettings| {
-                if let Some(anonymous_pull) = change.anonymous_pull {
-                    settings.anonymous_pull = anonymous_pull;
-                }
-                if let Some(block_severity) = change.block_severity {
-                    settings.block_severity = block_severity;
-                }
-                if let Some(allowed) = &change.allowed_advisories {
-                    settings.allowed_advisories = allowed.clone();
-                }
-                Ok(settings.clone())
-            },
-            Some(RegistrySettings::default()),
-        )
-        .await
+        let updated = self
+            .update(
+                SETTINGS,
+                SETTINGS,
+                "settings",
+                |settings: &mut RegistrySettings| {
+                    if let Some(anonymous_pull) = change.anonymous_pull {
+                        settings.anonymous_pull = anonymous_pull;
+                    }
+                    if let Some(block_severity) = change.block_severity {
+                        settings.block_severity = block_severity;
+                    }
+                    if let Some(allowed) = &change.allowed_advisories {
+                        settings.allowed_advisories = allowed.clone();
+                    }
+                    Ok(settings.clone())
+                },
+                Some(RegistrySettings::default()),
+            )
+            .await?;
+        self.saw_settings(&updated);
+        Ok(updated)
     }
 
     /// Publishes the token function's public key for the verifying functions.

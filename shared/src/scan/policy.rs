@@ -22,8 +22,9 @@ pub struct PullPolicy<'a> {
 impl PullPolicy<'_> {
     /// `Ok` when the manifest `digest` may be pulled.
     pub async fn check(&self, digest: &Digest) -> Result<(), Error> {
-        // Reading settings fails only in storage: the registry's fault (500), never a refusal of the client's pull.
-        let settings = self.directory.settings().await.map_err(|error| match error {
+        // At most one settings read per process every few seconds, not one per pull. Reading them fails only in
+        // storage: the registry's fault (500), never a refusal of the client's pull.
+        let settings = self.directory.recent_settings().await.map_err(|error| match error {
             DirectoryError::Store(error) => Error::Store(error),
             other => Error::Store(StoreError::Corrupt(format!("registry settings: {other}"))),
         })?;
