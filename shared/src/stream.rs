@@ -131,7 +131,7 @@ mod tests {
     /// only it, for Lambda to retry from.
     #[tokio::test]
     async fn manifest_pushes_come_from_the_tables_stream() {
-        let settings = crate::testing::fresh_aws_resources().await;
+        let settings = crate::testing::fresh_aws_resources_with(crate::store::resources::TableStream::FromTemplate).await;
         let (s3, dynamodb) = crate::store::aws::clients_from(&crate::testing::emulator_config());
         let (_, metadata) = crate::store::aws::stores(s3, dynamodb, &settings);
         let repository = RepositoryName::parse("scan/app").unwrap();

@@ -37,8 +37,16 @@ pub fn emulator_config() -> aws_config::SdkConfig {
         .build()
 }
 
-/// A bucket and table no other test uses, created with the template's settings.
+/// A bucket and table no other test uses, created with the template's settings, the table without its stream: the
+/// emulator copies the whole table, stream records included, once per item of every TransactWriteItems (moto's
+/// rollback copy), so a long stream slows transactions past the SDK's attempt timeout, and the retry races the first
+/// attempt. Only the tests that read the stream keep it.
 pub async fn fresh_aws_resources() -> AwsSettings {
+    fresh_aws_resources_with(resources::TableStream::Off).await
+}
+
+/// A bucket and table no other test uses, created with the template's settings, the stream as `stream` says.
+pub async fn fresh_aws_resources_with(stream: resources::TableStream) -> AwsSettings {
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let settings = AwsSettings {
         bucket: format!("berth-test-{suffix}"),
@@ -47,7 +55,7 @@ pub async fn fresh_aws_resources() -> AwsSettings {
         limits: TEST_LIMITS,
     };
     let (s3, dynamodb) = aws::clients_from(&emulator_config());
-    resources::create_resources(&s3, &dynamodb, &settings).await.expect("the emulator creates the bucket and table");
+    resources::create_resources_with(&s3, &dynamodb, &settings, stream).await.expect("the emulator creates the bucket and table");
     settings
 }
 

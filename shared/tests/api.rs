@@ -146,7 +146,12 @@ impl Api {
                 services::over_embedded(&store, service_limits, sink, public_url, access(store.metadata.clone()))
             }
             Store::Aws => {
-                let settings = testing::fresh_aws_resources().await;
+                let stream = if limits.scanning == Scanning::Stream {
+                    berth::store::resources::TableStream::FromTemplate
+                } else {
+                    berth::store::resources::TableStream::Off
+                };
+                let settings = testing::fresh_aws_resources_with(stream).await;
                 let (s3, dynamodb) = berth::store::aws::clients_from(&testing::emulator_config());
                 bucket = Some((s3.clone(), settings.bucket.clone()));
                 table = Some(settings.table.clone());

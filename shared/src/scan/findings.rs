@@ -6,24 +6,45 @@ use scanner::{Ecosystem, Record, inventory::ImageInventory};
 
 use crate::store::scanning::Finding;
 
-/// Advisories by the (ecosystem, package name) they affect, so a package meets only the records naming it.
+/// The key advisories are stored and looked up under: an OSV ecosystem string (exact: `Debian:12` is not `Debian:11`)
+/// and a package name in the form its ecosystem compares names in (PEP 503 for PyPI). A tab is in neither.
+pub fn package_key(ecosystem: &Ecosystem, name: &str) -> String {
+    format!("{}\t{}", ecosystem.as_str(), ecosystem.normalize_name(name))
+}
+
+/// The keys of the packages `record` affects; records of ecosystems Berth cannot order have none (they match nothing).
+pub fn record_package_keys(record: &Record) -> Vec<String> {
+    let mut keys: Vec<String> = record
+        .affected
+        .iter()
+        .filter_map(|affected| affected.package.as_ref())
+        .filter_map(|package| package.ecosystem.parse::<Ecosystem>().ok().map(|ecosystem| package_key(&ecosystem, &package.name)))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The keys of the packages `inventory` holds: what the advisories that may affect it are stored under.
+pub fn inventory_package_keys(inventory: &ImageInventory) -> impl Iterator<Item = String> + '_ {
+    inventory.packages.iter().filter_map(|package| {
+        let ecosystem = package.ecosystem().ok()?;
+        Some(package_key(&ecosystem, package.installed(&ecosystem).name))
+    })
+}
+
+/// Advisories by the package keys they affect, so a package meets only the records naming it.
 pub struct AdvisoryIndex {
     records: Vec<Record>,
-    by_package: HashMap<(String, String), Vec<usize>>,
+    by_package: HashMap<String, Vec<usize>>,
 }
 
 impl AdvisoryIndex {
     pub fn new(records: Vec<Record>) -> AdvisoryIndex {
-        let mut by_package: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut by_package: HashMap<String, Vec<usize>> = HashMap::new();
         for (position, record) in records.iter().enumerate() {
-            for package in record.affected.iter().filter_map(|affected| affected.package.as_ref()) {
-                // Records of ecosystems Berth cannot order match nothing anyway.
-                let Ok(ecosystem) = package.ecosystem.parse::<Ecosystem>() else { continue };
-                let entry =
-                    by_package.entry((package.ecosystem.clone(), ecosystem.normalize_name(&package.name).into_owned())).or_default();
-                if entry.last() != Some(&position) {
-                    entry.push(position);
-                }
+            for key in record_package_keys(record) {
+                by_package.entry(key).or_default().push(position);
             }
         }
         AdvisoryIndex { records, by_package }
@@ -44,8 +65,7 @@ impl AdvisoryIndex {
         for package in &inventory.packages {
             let Ok(ecosystem) = package.ecosystem() else { continue };
             let installed = package.installed(&ecosystem);
-            let key = (ecosystem.as_str().to_owned(), ecosystem.normalize_name(installed.name).into_owned());
-            for &position in self.by_package.get(&key).into_iter().flatten() {
+            for &position in self.by_package.get(&package_key(&ecosystem, installed.name)).into_iter().flatten() {
                 let record = &self.records[position];
                 let Some(found) = record.matches(&installed) else { continue };
                 let fixed = found.fixed.map(str::to_owned);

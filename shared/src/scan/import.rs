@@ -23,7 +23,8 @@ pub fn checked_advisory(json: Vec<u8>) -> Result<StoredAdvisory, String> {
     if record.id.is_empty() {
         return Err("the record has no id".to_owned());
     }
-    Ok(StoredAdvisory { id: record.id, json })
+    let packages = super::record_package_keys(&record);
+    Ok(StoredAdvisory { id: record.id, json, packages })
 }
 
 /// What a finished import did.

@@ -12,7 +12,7 @@ mod referrer;
 pub mod report;
 pub mod worker;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use scanner::{
     Record,
@@ -21,7 +21,7 @@ use scanner::{
 use serde::Deserialize;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-pub use findings::AdvisoryIndex;
+pub use findings::{AdvisoryIndex, inventory_package_keys, package_key, record_package_keys};
 pub use referrer::{REPORT_ARTIFACT_TYPE, REPORT_FILE, SNAPSHOT_ANNOTATION};
 pub use scanner::{Severity, UnknownSeverity};
 
@@ -30,7 +30,7 @@ use crate::{
     registry::{DEFAULT_MAX_MANIFEST_BYTES, EventSinks, Manifests, unix_millis},
     store::{
         BlobIndex, BlobStore, ManifestIndex, PageRequest, StoreError,
-        scanning::{AdvisorySnapshot, QueuedScan, ScanReport, ScanStatus, ScanStore, ScannedImage, SeverityCounts},
+        scanning::{QueuedScan, ScanReport, ScanStatus, ScanStore, ScannedImage, SeverityCounts},
     },
 };
 
@@ -58,12 +58,6 @@ struct ScannedManifest {
     manifests: Vec<Descriptor>,
 }
 
-/// The advisories of one snapshot, parsed and indexed once and shared by the scans that use them.
-struct LoadedAdvisories {
-    snapshot: AdvisorySnapshot,
-    index: Arc<AdvisoryIndex>,
-}
-
 /// The scanning service over the store's ports.
 pub struct Scans {
     blobs: Arc<dyn BlobStore>,
@@ -73,7 +67,6 @@ pub struct Scans {
     /// Where report artifacts are pushed: the registry's own manifest service, announcing nothing (a report's push
     /// is no push for scans or webhooks to act on).
     registry: Manifests,
-    loaded: Mutex<Option<LoadedAdvisories>>,
 }
 
 impl Scans {
@@ -85,7 +78,7 @@ impl Scans {
     ) -> Scans {
         let registry =
             Manifests::new(blobs.clone(), links.clone(), manifests.clone(), Arc::new(EventSinks(Vec::new())), DEFAULT_MAX_MANIFEST_BYTES);
-        Scans { blobs, links, manifests, store, registry, loaded: Mutex::new(None) }
+        Scans { blobs, links, manifests, store, registry }
     }
 
     /// The service over one blob store and the metadata store that plays every other part.
@@ -206,47 +199,40 @@ impl Scans {
         read.map_err(|source| ScanError::Layer { digest: layer.digest.clone(), source })
     }
 
-    /// Matches `report`'s images, composed from their stored inventories, against the current advisories.
+    /// Matches `report`'s images, composed from their stored inventories, against the current advisories: only the
+    /// records stored for the packages the images hold are read.
     async fn evaluate(&self, mut report: ScanReport) -> Result<ScanReport, StoreError> {
-        let (snapshot, advisories) = self.advisories().await?;
-        let mut findings = Vec::new();
+        let snapshot = self.store.advisory_snapshot().await?;
+        let mut images = Vec::with_capacity(report.images.len());
         for image in &report.images {
             let mut layers = Vec::with_capacity(image.layers.len());
             for digest in &image.layers {
                 let inventory = self.store.layer_inventory(digest).await?;
                 layers.push(inventory.ok_or_else(|| StoreError::Corrupt(format!("no stored inventory of layer {digest}")))?);
             }
-            findings.extend(advisories.findings(&ImageInventory::compose(&layers), image.platform.as_deref()));
+            images.push(ImageInventory::compose(&layers));
         }
-        report.summary = SeverityCounts::of(&findings);
-        report.findings = findings;
-        report.snapshot = snapshot;
-        report.scanned_at = Some(unix_millis());
-        Ok(report)
-    }
-
-    /// The current snapshot's advisories, loaded again only when an import changed the snapshot.
-    async fn advisories(&self) -> Result<(Option<AdvisorySnapshot>, Arc<AdvisoryIndex>), StoreError> {
-        let snapshot = self.store.advisory_snapshot().await?;
-        if let Some(loaded) = self.loaded.lock().expect("lock is not poisoned").as_ref()
-            && Some(&loaded.snapshot) == snapshot.as_ref()
-        {
-            return Ok((snapshot, loaded.index.clone()));
-        }
+        let mut packages: Vec<String> = images.iter().flat_map(findings::inventory_package_keys).collect();
+        packages.sort();
+        packages.dedup();
         let mut records = Vec::new();
-        for json in self.store.advisories().await? {
+        for json in self.store.advisories_of(&packages).await? {
             // Stored advisories were parsed on import; one that no longer parses is skipped, not fatal to every scan.
             match Record::from_json(&json) {
                 Ok(record) => records.push(record),
                 Err(error) => tracing::warn!(%error, "a stored advisory does not parse"),
             }
         }
-        let index = Arc::new(AdvisoryIndex::new(records));
-        if let Some(snapshot) = &snapshot {
-            *self.loaded.lock().expect("lock is not poisoned") =
-                Some(LoadedAdvisories { snapshot: snapshot.clone(), index: index.clone() });
+        let advisories = AdvisoryIndex::new(records);
+        let mut findings = Vec::new();
+        for (image, inventory) in report.images.iter().zip(&images) {
+            findings.extend(advisories.findings(inventory, image.platform.as_deref()));
         }
-        Ok((snapshot, index))
+        report.summary = SeverityCounts::of(&findings);
+        report.findings = findings;
+        report.snapshot = snapshot;
+        report.scanned_at = Some(unix_millis());
+        Ok(report)
     }
 
     /// Recomputes, from stored layer inventories alone, the findings of every scanned manifest matched against

@@ -416,22 +416,32 @@ fn digest_of(text: &str) -> Digest {
 async fn advisories_replace_by_id_under_a_new_snapshot(stores: &Stores) {
     let scans = &stores.scans;
     assert_eq!(scans.advisory_snapshot().await.unwrap(), None);
-    assert!(scans.advisories().await.unwrap().is_empty());
-    let advisory = |id: &str, summary: &str| StoredAdvisory {
+    let (openssl, zlib, absent) = ("Debian:12\topenssl".to_owned(), "Debian:12\tzlib".to_owned(), "PyPI\tabsent".to_owned());
+    assert!(scans.advisories_of(std::slice::from_ref(&openssl)).await.unwrap().is_empty());
+    let advisory = |id: &str, summary: &str, packages: &[&String]| StoredAdvisory {
         id: id.to_owned(),
         json: format!(r#"{{"id":"{id}","summary":"{summary}"}}"#).into_bytes(),
+        packages: packages.iter().map(|package| (*package).clone()).collect(),
     };
     let first = AdvisorySnapshot { id: "s1".to_owned(), imported_at: 1 };
-    scans.import_advisories(&[advisory("DLA-1", "old"), advisory("GHSA-2", "two")], &first).await.unwrap();
+    let (old, two) = (advisory("DLA-1", "old", &[&openssl]), advisory("GHSA-2", "two", &[&openssl, &zlib]));
+    scans.import_advisories(&[old, two.clone()], &first).await.unwrap();
     assert_eq!(scans.advisory_snapshot().await.unwrap(), Some(first));
     let second = AdvisorySnapshot { id: "s2".to_owned(), imported_at: 2 };
-    scans.import_advisories(&[advisory("DLA-1", "new")], &second).await.unwrap();
+    let new = advisory("DLA-1", "new", &[&openssl]);
+    scans.import_advisories(std::slice::from_ref(&new), &second).await.unwrap();
     assert_eq!(scans.advisory_snapshot().await.unwrap(), Some(second));
-    assert_eq!(scans.advisory("DLA-1").await.unwrap(), Some(advisory("DLA-1", "new").json));
+    assert_eq!(scans.advisory("DLA-1").await.unwrap(), Some(new.json.clone()));
     assert_eq!(scans.advisory("DLA-3").await.unwrap(), None);
-    let mut all = scans.advisories().await.unwrap();
-    all.sort();
-    assert_eq!(all, [advisory("DLA-1", "new").json, advisory("GHSA-2", "two").json]);
+    let of = |packages: Vec<String>| async move {
+        let mut found = scans.advisories_of(&packages).await.unwrap();
+        found.sort();
+        found
+    };
+    assert_eq!(of(vec![openssl.clone()]).await, [new.json.clone(), two.json.clone()]);
+    assert_eq!(of(vec![zlib.clone()]).await, [two.json.clone()]);
+    assert_eq!(of(vec![openssl, zlib, absent.clone()]).await, [new.json, two.json], "each advisory once");
+    assert!(of(vec![absent]).await.is_empty());
 }
 
 async fn layer_inventories_by_digest(stores: &Stores) {

@@ -1,7 +1,7 @@
 //! The DynamoDB metadata store: every port's records in one table (keys in [`layout::dynamo`]); changes touching
 //! several items commit in one TransactWriteItems, tag moves and session progress with conditional writes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest},
 };
 use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
@@ -33,6 +34,10 @@ const BLOB_KEY: &str = "key";
 /// DynamoDB's limits on items per BatchWriteItem and keys per BatchGetItem.
 const BATCH_WRITE_LIMIT: usize = 25;
 const BATCH_GET_LIMIT: usize = 100;
+/// How many single-item writes (the advisory index's ADDs) an import keeps in flight.
+const PARALLEL_WRITES: usize = 16;
+/// The attribute of an `ADVISORIES-OF` item: the ids of the advisories affecting its package, a string set.
+const ADVISORY_IDS: &str = "ids";
 /// DynamoDB's limit on items per TransactWriteItems.
 const TRANSACTION_LIMIT: usize = 100;
 /// How often a delete whose tags moved under it is tried again with fresh tags.
@@ -318,8 +323,8 @@ impl DynamoMetadata {
         Ok(items)
     }
 
-    /// Which of `digests` have no item `(repository, sort_key(digest))`: BatchGetItem, 100 distinct keys a call (it
-    /// refuses a key twice, and manifests may name one digest twice: the empty config as config and layer).
+    /// Which of `digests` have no item `(repository, sort_key(digest))` (manifests may name one digest twice: the
+    /// empty config as config and layer).
     async fn missing(
         &self,
         repository: &RepositoryName,
@@ -327,35 +332,41 @@ impl DynamoMetadata {
         sort_key: fn(&Digest) -> String,
     ) -> Result<Vec<Digest>, StoreError> {
         let pk = keys::repository_pk(repository);
+        let wanted = digests.iter().map(|digest| key(pk.clone(), sort_key(digest))).collect();
         let mut found = HashSet::new();
-        let mut distinct: Vec<&Digest> = digests.iter().collect();
-        distinct.sort();
-        distinct.dedup();
-        for batch in distinct.chunks(BATCH_GET_LIMIT) {
-            let keys_wanted = batch.iter().map(|digest| key(pk.clone(), sort_key(digest))).collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys_wanted))
-                    .consistent_read(true)
-                    .projection_expression("#sk")
-                    .expression_attribute_names("#sk", SK)
-                    .build()
-                    .expect("keys are set"),
-            );
-            // DynamoDB may leave keys for later under load; ask again for those until none remain.
+        for item in self.batch_get(wanted, &[SK]).await? {
+            found.insert(text_of(&item, SK)?.to_owned());
+        }
+        Ok(digests.iter().filter(|digest| !found.contains(&sort_key(digest))).cloned().collect())
+    }
+
+    /// The items of `wanted` (keys) that exist, with only the attributes `projection` names: BatchGetItem, 100
+    /// distinct keys a call (it refuses a key twice), asking again for the keys DynamoDB leaves for later under load.
+    async fn batch_get(&self, mut wanted: Vec<Item>, projection: &[&str]) -> Result<Vec<Item>, StoreError> {
+        wanted.sort_by(|a, b| (text_of(a, PK).ok(), text_of(a, SK).ok()).cmp(&(text_of(b, PK).ok(), text_of(b, SK).ok())));
+        wanted.dedup();
+        let names: Vec<String> = (0..projection.len()).map(|position| format!("#a{position}")).collect();
+        let mut found = Vec::new();
+        for batch in wanted.chunks(BATCH_GET_LIMIT) {
+            let mut request = KeysAndAttributes::builder().set_keys(Some(batch.to_vec())).consistent_read(true);
+            if !projection.is_empty() {
+                request = request.projection_expression(names.join(", "));
+                for (name, attribute) in names.iter().zip(projection) {
+                    request = request.expression_attribute_names(name, *attribute);
+                }
+            }
+            let mut request = Some(request.build().expect("keys are set"));
             while let Some(keys_and_attributes) = request {
                 let output =
                     self.client.batch_get_item().request_items(&self.table, keys_and_attributes).send().await.map_err(dynamo_error)?;
-                for item in output.responses.and_then(|mut responses| responses.remove(&self.table)).unwrap_or_default() {
-                    found.insert(text_of(&item, SK)?.to_owned());
-                }
+                found.extend(output.responses.and_then(|mut responses| responses.remove(&self.table)).unwrap_or_default());
                 request = output
                     .unprocessed_keys
                     .and_then(|mut unprocessed| unprocessed.remove(&self.table))
                     .filter(|left| !left.keys.is_empty());
             }
         }
-        Ok(digests.iter().filter(|digest| !found.contains(&sort_key(digest))).cloned().collect())
+        Ok(found)
     }
 
     /// Commits `items` in one transaction, trying again while it collides with concurrent ones; a failed condition is
@@ -768,19 +779,43 @@ impl ManifestIndex for DynamoMetadata {
     }
 }
 
-/// Advisories: one document each under `ADVISORY`, so the whole set is one Query, written in batches (every part
-/// past the first, then the heads); an import writes the snapshot last.
+/// Advisories: one document each under `ADVISORY`, written in batches (every part past the first, then the heads),
+/// and under `ADVISORIES-OF` the ids affecting each package, which a scan reads for its packages alone; an import
+/// writes the snapshot last.
 #[async_trait]
 impl AdvisoryStore for DynamoMetadata {
     async fn put_advisories(&self, advisories: &[StoredAdvisory]) -> Result<(), StoreError> {
         let (mut parts, mut heads) = (Vec::new(), Vec::new());
+        let mut affecting: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for advisory in advisories {
             let (rest, head) = document_items(keys::ADVISORY_PK.to_owned(), advisory.id.clone(), &advisory.json)?;
             parts.extend(rest.into_iter().map(put_request));
             heads.push(put_request(head));
+            for package in &advisory.packages {
+                affecting.entry(package.clone()).or_default().push(advisory.id.clone());
+            }
         }
         self.batch_write(parts).await?;
-        self.batch_write(heads).await
+        self.batch_write(heads).await?;
+        // Then each package's set of ids grows, with ADD: atomic, so concurrent imports both count. The records go
+        // first, so a package never names an advisory that is not stored.
+        futures_util::stream::iter(affecting)
+            .map(|(package, ids)| async move {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::ADVISORIES_OF_PK.to_owned(), package)))
+                    .update_expression("ADD #ids :ids")
+                    .expression_attribute_names("#ids", ADVISORY_IDS)
+                    .expression_attribute_values(":ids", AttributeValue::Ss(ids))
+                    .send()
+                    .await
+                    .map_err(dynamo_error)
+            })
+            .buffer_unordered(PARALLEL_WRITES)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
     }
 
     async fn put_advisory_snapshot(&self, snapshot: &AdvisorySnapshot) -> Result<(), StoreError> {
@@ -794,9 +829,17 @@ impl AdvisoryStore for DynamoMetadata {
         }
     }
 
-    async fn advisories(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    async fn advisories_of(&self, packages: &[String]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let wanted = packages.iter().map(|package| key(keys::ADVISORIES_OF_PK.to_owned(), package.clone())).collect();
+        let mut ids = BTreeSet::new();
+        for item in self.batch_get(wanted, &[ADVISORY_IDS]).await? {
+            if let Some(AttributeValue::Ss(affecting)) = item.get(ADVISORY_IDS) {
+                ids.extend(affecting.iter().cloned());
+            }
+        }
+        let heads = ids.into_iter().map(|id| key(keys::ADVISORY_PK.to_owned(), id)).collect();
         let mut advisories = Vec::new();
-        for head in self.query(keys::ADVISORY_PK.to_owned(), "", None, usize::MAX).await? {
+        for head in self.batch_get(heads, &[]).await? {
             advisories.push(self.document_json(&head).await?);
         }
         Ok(advisories)

@@ -11,8 +11,8 @@ use super::{
     BlobIndex, IdentityRecords, LinkedBlob, ManifestIndex, ManifestPage, ManifestRecord, PageRequest, RecordCondition, StoreError,
     TaggedManifest, UploadSession, UploadSessions,
     layout::{
-        ADVISORIES, BLOB_KEYS, BLOB_LINKS, IDENTITY, INVENTORIES, MANIFESTS, REFERRERS, REPOSITORIES, SCAN_QUEUE, SCAN_REPORTS, SCAN_STATE,
-        SNAPSHOT_KEY, TAGS, UPLOADS,
+        ADVISORIES, ADVISORY_PACKAGES, BLOB_KEYS, BLOB_LINKS, IDENTITY, INVENTORIES, MANIFESTS, REFERRERS, REPOSITORIES, SCAN_QUEUE,
+        SCAN_REPORTS, SCAN_STATE, SNAPSHOT_KEY, TAGS, UPLOADS,
     },
     scanning::{AdvisorySnapshot, AdvisoryStore, LayerInventories, QueuedScan, ScanQueue, ScanReport, ScanReports, StoredAdvisory},
 };
@@ -57,6 +57,7 @@ impl EmbeddedMetadata {
             txn.open_table(table).map_err(db_error)?;
         }
         txn.open_table(SCAN_QUEUE).map_err(db_error)?;
+        txn.open_table(ADVISORY_PACKAGES).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db), counters: Arc::default() })
     }
@@ -555,8 +556,12 @@ impl AdvisoryStore for EmbeddedMetadata {
         let advisories = advisories.to_vec();
         self.write(move |txn| {
             let mut table = txn.open_table(ADVISORIES).map_err(db_error)?;
+            let mut packages = txn.open_table(ADVISORY_PACKAGES).map_err(db_error)?;
             for advisory in &advisories {
                 table.insert(advisory.id.as_str(), advisory.json.as_slice()).map_err(db_error)?;
+                for package in &advisory.packages {
+                    packages.insert((package.as_str(), advisory.id.as_str()), ()).map_err(db_error)?;
+                }
             }
             Ok(())
         })
@@ -571,10 +576,27 @@ impl AdvisoryStore for EmbeddedMetadata {
         self.read(|txn| Ok(txn.open_table(ADVISORIES).map_err(db_error)?.get(id).map_err(db_error)?.map(|value| value.value().to_vec())))
     }
 
-    async fn advisories(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    async fn advisories_of(&self, packages: &[String]) -> Result<Vec<Vec<u8>>, StoreError> {
         self.read(|txn| {
-            let table = txn.open_table(ADVISORIES).map_err(db_error)?;
-            table.iter().map_err(db_error)?.map(|entry| Ok(entry.map_err(db_error)?.1.value().to_vec())).collect()
+            let (table, index) = (txn.open_table(ADVISORIES).map_err(db_error)?, txn.open_table(ADVISORY_PACKAGES).map_err(db_error)?);
+            let mut ids = std::collections::BTreeSet::new();
+            for package in packages {
+                for entry in index.range((package.as_str(), "")..).map_err(db_error)? {
+                    let (key, _) = entry.map_err(db_error)?;
+                    let (affected, id) = key.value();
+                    if affected != package {
+                        break;
+                    }
+                    ids.insert(id.to_owned());
+                }
+            }
+            let mut found = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(json) = table.get(id.as_str()).map_err(db_error)? {
+                    found.push(json.value().to_vec());
+                }
+            }
+            Ok(found)
         })
     }
 

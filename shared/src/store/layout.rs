@@ -18,6 +18,7 @@
 //! uploads       <session-id>                        -> UploadSession (JSON)
 //! identity      (<kind>, <key>)                     -> record (JSON)  identities, settings, signing keys
 //! advisories    <advisory-id>                       -> OSV record (JSON, as imported)
+//! advisory_packages (<package-key>, <advisory-id>)  -> ()            which advisories affect a package (scans read these)
 //! scan_state    "snapshot"                          -> AdvisorySnapshot (JSON)  the last import
 //! inventories   <layer-digest>                      -> LayerInventory (JSON)
 //! scan_reports  <manifest-digest>                   -> ScanReport (JSON)
@@ -45,6 +46,7 @@
 //! IDENTITY#<kind> <key>                         record (JSON)                  identity record (identity/directory.rs)
 //! COUNTER#<name>  COUNTER                       count, expires_at (TTL)        shared counter (failed logins per window)
 //! ADVISORY        <advisory-id>                 document                       OSV record as imported
+//! ADVISORIES-OF   <package-key>                 ids (string set)               the advisories affecting a package
 //! SCAN-STATE      SNAPSHOT                      snapshot (JSON)                the last advisory import
 //! LAYER#<digest>  INVENTORY                     document                       a layer's inventory
 //! SCAN#<digest>   REPORT                        document                       a manifest's scan report
@@ -174,6 +176,9 @@ pub mod dynamo {
     /// The most compressed bytes one item of a document holds, well within DynamoDB's 400 KB per item.
     pub const DOCUMENT_CHUNK_BYTES: usize = 350 * 1024;
     pub const ADVISORY_PK: &str = "ADVISORY";
+    /// Package keys (`<ecosystem>\t<name>`, see `crate::scan::package_key`) to the advisories affecting them, so a
+    /// scan reads only the records of the packages it found, in batches of 100 keys.
+    pub const ADVISORIES_OF_PK: &str = "ADVISORIES-OF";
     pub const SCAN_STATE_PK: &str = "SCAN-STATE";
     pub const SNAPSHOT_SK: &str = "SNAPSHOT";
     pub const INVENTORY_SK: &str = "INVENTORY";
@@ -209,6 +214,7 @@ pub const REFERRERS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 pub const IDENTITY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("identity");
 pub const ADVISORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("advisories");
+pub const ADVISORY_PACKAGES: TableDefinition<(&str, &str), ()> = TableDefinition::new("advisory_packages");
 pub const SCAN_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("scan_state");
 pub const SNAPSHOT_KEY: &str = "snapshot";
 pub const INVENTORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("inventories");

@@ -200,9 +200,27 @@ pub async fn create_resources(
     dynamodb: &aws_sdk_dynamodb::Client,
     settings: &AwsSettings,
 ) -> Result<(), StoreError> {
+    create_resources_with(s3, dynamodb, settings, TableStream::FromTemplate).await
+}
+
+/// Whether a created table has the template's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableStream {
+    FromTemplate,
+    /// None: for tests that do not read it (see `crate::testing::fresh_aws_resources`).
+    Off,
+}
+
+/// [`create_resources`], the table's stream as `stream` says.
+pub async fn create_resources_with(
+    s3: &aws_sdk_s3::Client,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    settings: &AwsSettings,
+    stream: TableStream,
+) -> Result<(), StoreError> {
     let TemplateResources { bucket, table } = template();
     create_bucket(s3, &settings.bucket, bucket.properties).await?;
-    create_table(dynamodb, &settings.table, table.properties).await
+    create_table(dynamodb, &settings.table, table.properties, stream).await
 }
 
 /// Creates secret `name` holding a random signing key seed unless it exists: what the template's
@@ -285,7 +303,12 @@ async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str, properties: Bucket
     Ok(())
 }
 
-async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str, properties: TableProperties) -> Result<(), StoreError> {
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    properties: TableProperties,
+    stream: TableStream,
+) -> Result<(), StoreError> {
     let attributes = properties.attribute_definitions.into_iter().map(|attribute| {
         AttributeDefinition::builder()
             .attribute_name(attribute.attribute_name)
@@ -306,13 +329,16 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str, properti
         .sse_specification(
             SseSpecification::builder().enabled(encryption.enabled).set_sse_type(encryption.sse_type.as_deref().map(SseType::from)).build(),
         )
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::from(properties.stream_specification.stream_view_type.as_str()))
-                .build()
-                .map_err(dynamodb_failed)?,
-        )
+        .set_stream_specification(match stream {
+            TableStream::FromTemplate => Some(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(properties.stream_specification.stream_view_type.as_str()))
+                    .build()
+                    .map_err(dynamodb_failed)?,
+            ),
+            TableStream::Off => None,
+        })
         .send()
         .await;
     match created {
@@ -474,7 +500,7 @@ mod tests {
 
     #[tokio::test]
     async fn created_resources_have_every_setting_of_the_template() {
-        let settings = crate::testing::fresh_aws_resources().await;
+        let settings = crate::testing::fresh_aws_resources_with(TableStream::FromTemplate).await;
         let (s3, dynamodb) = super::super::aws::clients_from(&crate::testing::emulator_config());
         // Creating what exists already changes nothing and fails nothing.
         create_resources(&s3, &dynamodb, &settings).await.unwrap();

@@ -17,11 +17,13 @@ pub struct AdvisorySnapshot {
     pub imported_at: u64,
 }
 
-/// An OSV record as imported: its id and its JSON, kept byte for byte.
+/// An OSV record as imported: its id, its JSON kept byte for byte, and the keys of the packages it affects
+/// (`crate::scan::package_key`), which a scan looks it up by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAdvisory {
     pub id: String,
     pub json: Vec<u8>,
+    pub packages: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,8 +131,9 @@ pub struct QueuedScan {
 /// OSV advisories, replaced by id on import.
 #[async_trait]
 pub trait AdvisoryStore: Send + Sync {
-    /// Stores `advisories`, replacing those of the same ids. An import writes its records in batches of these, then
-    /// the snapshot.
+    /// Stores `advisories`, replacing those of the same ids, each findable by the packages it affects (a package
+    /// an earlier version of a record named keeps finding it: matching reads the record itself). An import writes
+    /// its records in batches of these, then the snapshot.
     async fn put_advisories(&self, advisories: &[StoredAdvisory]) -> Result<(), StoreError>;
     /// Makes `snapshot` the current one: reports matched against another are out of date.
     async fn put_advisory_snapshot(&self, snapshot: &AdvisorySnapshot) -> Result<(), StoreError>;
@@ -140,8 +143,9 @@ pub trait AdvisoryStore: Send + Sync {
         self.put_advisory_snapshot(snapshot).await
     }
     async fn advisory(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Every stored advisory's JSON.
-    async fn advisories(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The JSON of every stored advisory affecting one of `packages` (package keys), each once: what a scan of an
+    /// image holding those packages matches against, never the whole database.
+    async fn advisories_of(&self, packages: &[String]) -> Result<Vec<Vec<u8>>, StoreError>;
     /// The snapshot of the last import; `None` before the first.
     async fn advisory_snapshot(&self) -> Result<Option<AdvisorySnapshot>, StoreError>;
 }

@@ -19,7 +19,7 @@ use berth::{
     services,
     store::{
         BlobStore, ByteRange, ByteStream, MetadataStore, StoreError, UploadLease, UploadSession,
-        scanning::{AdvisorySnapshot, ScanStore, StoredAdvisory},
+        scanning::{AdvisorySnapshot, ScanStore},
     },
 };
 use bytes::Bytes;
@@ -700,11 +700,11 @@ async fn a_reevaluation_cut_off_by_a_stop_finishes_at_the_next_start() {
     let scans = api.scans.as_ref().expect("the registry scans").0.clone();
     let queued = scans.store().queued_scans(10).await.unwrap();
     assert_eq!(scans.run(&queued[0]).await.unwrap().expect("an image is no report artifact").findings, []);
-    let records: Vec<StoredAdvisory> = advisories(|id| id.starts_with("DLA-"))
+    let records: Vec<_> = advisories(|id| id.starts_with("DLA-"))
         .as_array()
         .unwrap()
         .iter()
-        .map(|record| StoredAdvisory { id: record["id"].as_str().unwrap().to_owned(), json: record.to_string().into_bytes() })
+        .map(|record| berth::scan::import::checked_advisory(record.to_string().into_bytes()).unwrap())
         .collect();
     let snapshot = AdvisorySnapshot { id: "cut-off".to_owned(), imported_at: 1 };
     scans.store().import_advisories(&records, &snapshot).await.unwrap();
