@@ -267,6 +267,33 @@ impl RegistryClient {
         json(url, response).await
     }
 
+    /// A call of the management API whose body is the file at `body`, of `content_type`, streamed from disk (and
+    /// read again if the call is repeated with a token); the answer's JSON.
+    pub async fn manage_file(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: &std::path::Path,
+    ) -> Result<serde_json::Value, ClientError> {
+        let url = self.url(path);
+        let response = self
+            .execute(&url, || {
+                let stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>> =
+                    match std::fs::File::open(body) {
+                        Ok(file) => Box::pin(tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file))),
+                        Err(error) => Box::pin(futures_util::stream::once(async move { Err(error) })),
+                    };
+                self.http
+                    .request(method.clone(), url.clone())
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(reqwest::Body::wrap_stream(stream))
+            })
+            .await?;
+        let response = check(url.clone(), response).await?;
+        json(url, response).await
+    }
+
     /// Every repository, following the catalog's pages; `page_size` asks for that many per request.
     pub async fn repositories(&self, page_size: Option<NonZeroUsize>) -> Result<Vec<String>, ClientError> {
         self.paged(self.paged_url("/v2/_catalog", page_size), |page: Catalog| page.repositories.unwrap_or_default()).await

@@ -5,6 +5,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use berth::{
+    http::scans::NDJSON,
     oci::{Reference, RepositoryName},
     scan::Severity,
     store::scanning::Finding,
@@ -99,25 +100,45 @@ struct Summary {
 pub async fn advisories(args: AdvisoriesArgs) -> Result<(), Box<dyn Error>> {
     let client = args.target.client();
     let AdvisoriesCommand::Import { path } = args.command;
-    let records = read_advisories(&path)?;
-    let imported = client.manage(Method::POST, "/berth/v1/advisories", &[], Some(&serde_json::Value::Array(records))).await?;
+    // One record per line, streamed: an export of any size goes in one import without being held in memory.
+    let records = tempfile::NamedTempFile::new().map_err(|error| format!("cannot make a temporary file: {error}"))?;
+    let mut lines = std::io::BufWriter::new(records.as_file());
+    each_advisory(&path, |name, bytes| {
+        let record = parse_record(&bytes, name)?;
+        serde_json::to_writer(&mut lines, &record)?;
+        Ok(std::io::Write::write_all(&mut lines, b"\n")?)
+    })?;
+    std::io::Write::flush(&mut lines)?;
+    drop(lines);
+    let imported = client.manage_file(Method::POST, "/berth/v1/advisories", NDJSON, records.path()).await?;
     emit(args.target.output, &imported, |imported| {
         format!("Imported {} advisories as snapshot {}", imported["imported"], imported["snapshot"]["id"].as_str().unwrap_or_default())
     })?;
     Ok(())
 }
 
-/// The OSV records at `path`: every `*.json` file under a folder (searched recursively) or in a zip (as OSV's
-/// exports are), each one record, in path order.
-fn read_advisories(path: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
-    if path.is_dir() { read_folder(path) } else { read_zip(path) }
+/// Hands `visit` every OSV record at `path`, as (name, bytes): every `*.json` file under a folder (searched
+/// recursively, in path order) or in a zip (as OSV's exports are, in archive order), each one record.
+fn each_advisory(path: &Path, mut visit: impl FnMut(&str, Vec<u8>) -> Result<(), Box<dyn Error>>) -> Result<(), Box<dyn Error>> {
+    if path.is_dir() {
+        for file in json_files(path)? {
+            let bytes = std::fs::read(&file).map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+            visit(&file.display().to_string(), bytes)?;
+        }
+        return Ok(());
+    }
+    let file = std::fs::File::open(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    scanner::osv_archive::each_json_file(std::io::BufReader::new(file), |name, bytes| visit(&format!("{}: {name}", path.display()), bytes))
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    Ok(())
 }
 
 fn parse_record(bytes: &[u8], name: &str) -> Result<serde_json::Value, Box<dyn Error>> {
     serde_json::from_slice(bytes).map_err(|error| format!("{name} is not JSON: {error}").into())
 }
 
-fn read_folder(folder: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
+/// Every `*.json` file under `folder`, in path order.
+fn json_files(folder: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     let mut files = Vec::new();
     let mut folders = vec![folder.to_owned()];
     while let Some(folder) = folders.pop() {
@@ -131,26 +152,7 @@ fn read_folder(folder: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> 
         }
     }
     files.sort();
-    files
-        .iter()
-        .map(|path| {
-            let bytes = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-            parse_record(&bytes, &path.display().to_string())
-        })
-        .collect()
-}
-
-fn read_zip(path: &Path) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
-    let file = std::fs::File::open(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let mut records = Vec::new();
-    scanner::osv_archive::each_json_file(std::io::BufReader::new(file), |name, bytes| {
-        let name = format!("{}: {name}", path.display());
-        records.push((name.clone(), parse_record(&bytes, &name)?));
-        Ok::<_, Box<dyn Error>>(())
-    })
-    .map_err(|error| format!("{}: {error}", path.display()))?;
-    records.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(records.into_iter().map(|(_, record)| record).collect())
+    Ok(files)
 }
 
 pub async fn scan(args: ScanArgs) -> Result<(), Box<dyn Error>> {

@@ -1457,6 +1457,7 @@ on_both_stores!(
     later_advisories_reevaluate_scanned_images,
     reports_are_attached_to_their_images_as_referrers,
     advisories_are_downloaded_from_their_sources,
+    advisories_stream_in_one_record_per_line,
     scan_endpoints_check_access_and_input,
     the_pull_policy_blocks_vulnerable_images;
     aws only:

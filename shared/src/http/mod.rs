@@ -11,7 +11,7 @@ mod error;
 mod manifests;
 mod ranges;
 pub mod routes;
-mod scans;
+pub mod scans;
 mod token;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Instant};
@@ -173,7 +173,7 @@ async fn serve(services: &Services, endpoint: routes::Endpoint, call: &Call<'_>,
         (routes::Endpoint::Access { method, resource }, Some(tokens), _, _) => access::handle(tokens, method, resource, call, body).await,
         (endpoint @ (routes::Endpoint::ScanReport { .. } | routes::Endpoint::ImportAdvisories), _, Some(manifests), _) => {
             let scans = services.scans.as_deref().ok_or(Error::EndpointUnknown(path))?;
-            scans::handle(scans, manifests, endpoint, body).await
+            scans::handle(scans, manifests, endpoint, call, body).await
         }
         (endpoint, tokens, _, _) if endpoint.function() == Function::Token => token::handle(tokens.as_deref(), endpoint, call, body).await,
         (endpoint, _, Some(manifests), _) if endpoint.function() == Function::Manifests => {

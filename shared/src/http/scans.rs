@@ -1,5 +1,7 @@
 //! The scanning endpoints of the management API: an image's findings, and advisory imports.
 
+use futures_util::StreamExt;
+
 use super::routes::Endpoint;
 use crate::{
     error::Error,
@@ -7,6 +9,7 @@ use crate::{
     registry::Manifests,
     scan::{
         Scans,
+        import::{ImportSummary, checked_advisory},
         report::{ReportView, SnapshotView},
     },
     store::scanning::ScanReport,
@@ -20,10 +23,28 @@ use axum::{
 /// The most an advisory import may carry in one request; the public OSV exports of one ecosystem fit.
 pub const MAX_IMPORT_BYTES: usize = 256 << 20;
 
-pub(super) async fn handle(scans: &Scans, manifests: &Manifests, endpoint: Endpoint, body: Body) -> Result<Response, Error> {
+/// The media type of a streamed import: one OSV record per line.
+pub const NDJSON: &str = "application/x-ndjson";
+/// The longest line (one OSV record) a streamed import takes.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+pub(super) async fn handle(
+    scans: &Scans,
+    manifests: &Manifests,
+    endpoint: Endpoint,
+    call: &super::Call<'_>,
+    body: Body,
+) -> Result<Response, Error> {
     match endpoint {
         Endpoint::ScanReport { name, reference } => scan_report(scans, manifests, &name, &reference).await,
-        Endpoint::ImportAdvisories => import_advisories(scans, body).await,
+        Endpoint::ImportAdvisories => {
+            let content_type = call.parts.headers.get(axum::http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
+            if content_type.is_some_and(|content_type| content_type.starts_with(NDJSON)) {
+                stream_advisories(scans, body).await
+            } else {
+                import_advisories(scans, body).await
+            }
+        }
         other => Err(Error::EndpointUnknown(format!("{other:?}"))),
     }
 }
@@ -50,7 +71,80 @@ async fn import_advisories(scans: &Scans, body: Body) -> Result<Response, Error>
     })?;
     let documents: Vec<serde_json::Value> = serde_json::from_slice(&bytes)
         .map_err(|error| Error::InvalidRequest(format!("the body must be a JSON array of OSV records: {error}")))?;
-    let summary = scans.import(&documents).await?;
+    imported(scans.import(&documents).await?)
+}
+
+/// `POST /berth/v1/advisories` with `Content-Type: application/x-ndjson` — OSV records one per line, of any number:
+/// stored a batch at a time as they arrive, the new snapshot made current after the last. A line that is no OSV
+/// record refuses the import (400 naming the line); what came before it is stored but counts only from the next
+/// import, so no report changes.
+async fn stream_advisories(scans: &Scans, body: Body) -> Result<Response, Error> {
+    let mut import = scans.start_import();
+    let mut lines = LineSplitter::default();
+    let mut stream = body.into_data_stream();
+    let mut number = 0;
+    loop {
+        let chunk = match stream.next().await {
+            Some(chunk) => Some(chunk.map_err(|error| Error::InvalidRequest(format!("the import broke off: {error}")))?),
+            None => None,
+        };
+        let finished = chunk.is_none();
+        for line in lines.push(chunk.as_deref().unwrap_or_default(), finished)? {
+            number += 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let advisory = checked_advisory(line).map_err(|error| Error::InvalidRequest(format!("line {number}: {error}")))?;
+            import.add(advisory).await?;
+        }
+        if finished {
+            return imported(import.finish().await?);
+        }
+    }
+}
+
+fn imported(summary: ImportSummary) -> Result<Response, Error> {
     let snapshot = SnapshotView::from(&summary.snapshot);
     Ok(Json(serde_json::json!({ "imported": summary.imported, "snapshot": snapshot, "reevaluated": summary.reevaluated })).into_response())
+}
+
+/// Cuts a byte stream into lines, holding at most one unfinished line of [`MAX_RECORD_BYTES`].
+#[derive(Default)]
+struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// The lines `chunk` finishes; with `finished`, the last line too, whether or not a newline ends it.
+    fn push(&mut self, chunk: &[u8], finished: bool) -> Result<Vec<Vec<u8>>, Error> {
+        self.pending.extend_from_slice(chunk);
+        let mut lines = Vec::new();
+        while let Some(end) = self.pending.iter().position(|&byte| byte == b'\n') {
+            let rest = self.pending.split_off(end + 1);
+            let mut line = std::mem::replace(&mut self.pending, rest);
+            line.pop();
+            lines.push(line);
+        }
+        if self.pending.len() > MAX_RECORD_BYTES {
+            return Err(Error::TooLarge { what: "advisory record", size: self.pending.len() as u64, limit: MAX_RECORD_BYTES as u64 });
+        }
+        if finished && !self.pending.is_empty() {
+            lines.push(std::mem::take(&mut self.pending));
+        }
+        Ok(lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_cut_across_chunks_and_the_last_needs_no_newline() {
+        let mut lines = LineSplitter::default();
+        assert_eq!(lines.push(b"{\"id\": 1}\n{\"id\"", false).unwrap(), [b"{\"id\": 1}".to_vec()]);
+        assert_eq!(lines.push(b": 2}\n\n{\"id\": 3}", false).unwrap(), [b"{\"id\": 2}".to_vec(), Vec::new()]);
+        assert_eq!(lines.push(b"", true).unwrap(), [b"{\"id\": 3}".to_vec()]);
+        assert!(lines.push(&vec![b'x'; MAX_RECORD_BYTES + 1], false).is_err(), "a record past the limit");
+    }
 }

@@ -588,6 +588,32 @@ pub(super) async fn advisories_are_downloaded_from_their_sources(store: Store) {
     assert_eq!(api.reports_of("scan/daily", &image).await.len(), 1, "the re-evaluated report replaced the attached one");
 }
 
+/// An import streamed as NDJSON (one OSV record per line, any number of them): stored as it arrives, one snapshot at
+/// the end; a line that is no OSV record refuses the import, naming the line, and leaves every report as it was.
+pub(super) async fn advisories_stream_in_one_record_per_line(store: Store) {
+    let api = Api::with_limits(store, SCANNING).await;
+    api.push_layers("scan/lines", "v1", &[debian_base(), applications()]).await;
+    api.scanned("scan/lines", "v1").await;
+    let records = advisories(|_| true);
+    let lines: Vec<String> = records.as_array().unwrap().iter().map(Value::to_string).collect();
+    let ndjson = [("content-type", "application/x-ndjson")];
+    let body = format!("{}\n\n{}", lines[..100].join("\n"), lines[100..].join("\n"));
+    let reply = api.send(Method::POST, "/berth/v1/advisories", &ndjson, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    let imported = reply.json();
+    assert_eq!((&imported["imported"], &imported["reevaluated"]), (&json!(lines.len()), &json!(1)));
+    let report = api.scanned("scan/lines", "v1").await;
+    assert_eq!(report["snapshot"]["id"], imported["snapshot"]["id"]);
+    assert_eq!(findings_of(&report), expected_for_base_and_applications());
+
+    let broken = format!("{}\n{}\n{{\"summary\": \"no id\"}}\n{}", lines[0], lines[1], lines[2]);
+    let refused = api.send(Method::POST, "/berth/v1/advisories", &ndjson, broken).await;
+    refused.assert_error(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+    let message = refused.json()["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("line 3: not an OSV record"), "{message}");
+    assert_eq!(api.scanned("scan/lines", "v1").await["snapshot"]["id"], imported["snapshot"]["id"], "no report changed");
+}
+
 pub(super) async fn scan_endpoints_check_access_and_input(store: Store) {
     let api = Api::with_limits(store, SCANNING).await;
     api.push_layers("scan/guarded", "v1", &[debian_base()]).await;
