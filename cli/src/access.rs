@@ -559,6 +559,10 @@ enum RegistryCommand {
         /// list; `--allow-advisory ''` empties it.
         #[arg(long = "allow-advisory", value_name = "ID")]
         allow_advisories: Vec<String>,
+        /// The registry's tier: basic, standard or premium (any case). A move to a lower tier is refused while a
+        /// feature of the higher one is in use.
+        #[arg(long, value_name = "TIER")]
+        sku: Option<String>,
     },
 }
 
@@ -566,18 +570,20 @@ pub async fn registry(args: RegistryArgs) -> Result<(), Box<dyn Error>> {
     let (client, target) = (args.target.client(), &args.target);
     let shown = match args.command {
         RegistryCommand::Show => client.manage(Method::GET, "/berth/v1/access/registry", &[], None).await?,
-        RegistryCommand::Update { anonymous_pull, block_severity, allow_advisories } => {
+        RegistryCommand::Update { anonymous_pull, block_severity, allow_advisories, sku } => {
             let allowed: Option<Vec<&String>> =
                 (!allow_advisories.is_empty()).then(|| allow_advisories.iter().filter(|id| !id.is_empty()).collect());
-            let change = json!({"anonymousPull": anonymous_pull, "blockSeverity": block_severity, "allowedAdvisories": allowed});
+            let change =
+                json!({"anonymousPull": anonymous_pull, "blockSeverity": block_severity, "allowedAdvisories": allowed, "sku": sku});
             client.manage(Method::PATCH, "/berth/v1/access/registry", &[], Some(&change)).await?
         }
     };
     target.emit(&shown, |shown| {
-        let mut table = Table::new(vec!["NAME", "ANONYMOUS PULL", "BLOCK SEVERITY", "ALLOWED ADVISORIES"]);
+        let mut table = Table::new(vec!["NAME", "SKU", "ANONYMOUS PULL", "BLOCK SEVERITY", "ALLOWED ADVISORIES"]);
         let allowed: Vec<String> = shown["allowedAdvisories"].as_array().into_iter().flatten().map(text).collect();
-        let block = if shown["blockSeverity"].is_null() { "none".to_owned() } else { text(&shown["blockSeverity"]) };
-        table.row(vec![text(&shown["name"]), text(&shown["anonymousPull"]), block, allowed.join(", ")]);
+        let or_none = |value: &Value| if value.is_null() { "none".to_owned() } else { text(value) };
+        let row = [text(&shown["name"]), or_none(&shown["sku"]), text(&shown["anonymousPull"]), or_none(&shown["blockSeverity"])];
+        table.row(row.into_iter().chain([allowed.join(", ")]).collect());
         table.render()
     })
 }

@@ -23,6 +23,7 @@ use berth::{
         s3::S3Limits,
     },
     telemetry,
+    tier::Sku,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,6 +94,14 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "BERTH_LOG_JSON")]
     log_json: bool,
+    /// The registry's tier (basic, standard or premium, any case) unless `berth registry update --sku` chose one;
+    /// without either, nothing is limited.
+    #[arg(long, env = "BERTH_SKU", value_parser = parse_sku)]
+    sku: Option<Sku>,
+}
+
+fn parse_sku(text: &str) -> Result<Sku, String> {
+    text.parse().map_err(|error: berth::tier::UnknownSku| error.to_string())
 }
 
 /// The token service over `records` with the key `seed` stands for, publishing its public key for other processes
@@ -103,8 +112,9 @@ async fn access_control(
     seed: &[u8],
     data_dir: &std::path::Path,
     external: &ExternalLogins,
+    sku: Option<Sku>,
 ) -> Result<AccessControl, Box<dyn std::error::Error>> {
-    let directory = Directory::new(records, name.to_owned(), None);
+    let directory = Directory::new(records, name.to_owned(), None).with_default_sku(sku);
     let key = SigningKey::from_seed(seed)?;
     directory.publish_key(key.public_key()).await?;
     if let Some((username, path)) = bootstrap::initial_owner(&directory, data_dir).await? {
@@ -146,7 +156,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             store.clone().sweep_in_background();
             tracing::info!(data_dir = %args.data_dir.display(), "embedded store");
             let seed = bootstrap::local_signing_seed(&args.data_dir)?;
-            let access = access_control(store.metadata.clone(), &args.name, &seed, &args.data_dir, &external).await?;
+            let access = access_control(store.metadata.clone(), &args.name, &seed, &args.data_dir, &external, args.sku).await?;
             let (scans, trigger, events) = services::scanning(store.blobs.clone(), store.metadata.clone(), events);
             trigger.spawn_worker(worker::DEFAULT_CONCURRENCY);
             let mut services = services::over_embedded(&store, limits, events, args.public_url, access);
@@ -172,7 +182,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 None => bootstrap::local_signing_seed(&args.data_dir)?,
             };
             let records = Arc::new(DynamoMetadata::new(dynamodb.clone(), &settings.table));
-            let access = access_control(records, &args.name, &seed, &args.data_dir, &external).await?;
+            let access = access_control(records, &args.name, &seed, &args.data_dir, &external, args.sku).await?;
             let (blobs, metadata) = aws::stores(s3.clone(), dynamodb.clone(), &settings);
             let (scans, trigger, events) = services::scanning(Arc::new(blobs), Arc::new(metadata), events);
             trigger.spawn_worker(worker::DEFAULT_CONCURRENCY);
@@ -193,4 +203,15 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(addr = %args.addr, tls = tls.is_some(), "berth registry listening");
     server::serve(listener, http::router(services), tls, server::DRAIN_TIMEOUT).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tier_is_taken_in_any_case() {
+        assert_eq!(parse_sku("PREMIUM"), Ok(Sku::Premium));
+        assert_eq!(parse_sku("gold").unwrap_err(), "unknown tier \"gold\": basic, standard or premium");
+    }
 }

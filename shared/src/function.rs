@@ -27,6 +27,7 @@ use crate::{
         s3::S3Limits,
     },
     stream, telemetry,
+    tier::Sku,
 };
 
 /// Presigned URLs die with the credentials that signed them and should not outlive a pull: at most 20 minutes.
@@ -59,6 +60,8 @@ pub struct FunctionConfig {
     pub limits: Limits,
     /// The registry's public base URL, where a proxy hides the host clients use (`BERTH_PUBLIC_URL`).
     pub public_url: Option<PublicUrl>,
+    /// The deployment's tier (`BERTH_SKU`, the template's `Sku`), where the registry's settings choose none.
+    pub default_sku: Option<Sku>,
     /// How long a stopping process lets requests in flight finish (`BERTH_SHUTDOWN_GRACE_SECONDS`, default 5): the
     /// upload service's container gets as long as ECS waits before it kills it.
     pub drain: Duration,
@@ -138,6 +141,9 @@ impl FunctionConfig {
             problems.push(format!("BERTH_HOST={text} is not an IP address"));
             IpAddr::from([0, 0, 0, 0])
         });
+        let default_sku = lookup("BERTH_SKU")
+            .filter(|text| !text.is_empty())
+            .and_then(|text| text.parse::<Sku>().map_err(|error| problems.push(format!("BERTH_SKU: {error}"))).ok());
         let public_url = lookup("BERTH_PUBLIC_URL")
             .filter(|text| !text.is_empty())
             .and_then(|text| PublicUrl::parse(&text).map_err(|error| problems.push(format!("BERTH_PUBLIC_URL={error}"))).ok());
@@ -166,6 +172,7 @@ impl FunctionConfig {
             origin_secrets,
             limits: Limits { max_manifest_bytes, max_request_bytes },
             public_url,
+            default_sku,
             drain,
             host,
             port,
@@ -179,7 +186,8 @@ impl FunctionConfig {
 pub async fn services(config: &FunctionConfig, serve: &[Function], sdk: &aws_config::SdkConfig) -> Result<Services, String> {
     let (s3, dynamodb) = aws::clients_from(sdk);
     let directory =
-        Directory::new(Arc::new(DynamoMetadata::new(dynamodb.clone(), &config.table)), config.registry_name.clone(), config.owner.clone());
+        Directory::new(Arc::new(DynamoMetadata::new(dynamodb.clone(), &config.table)), config.registry_name.clone(), config.owner.clone())
+            .with_default_sku(config.default_sku);
     let access = match &config.signing_key_secret {
         Some(secret) => {
             let seed = aws::signing_seed(&aws::secrets_client(sdk), secret)
@@ -354,6 +362,18 @@ mod tests {
         for expected in expected {
             assert!(error.to_string().contains(expected), "{error} should mention {expected}");
         }
+    }
+
+    #[test]
+    fn the_tier_is_read_in_any_case_and_checked() {
+        let required = [("BERTH_BUCKET", "b"), ("BERTH_TABLE", "t"), ("BERTH_REGISTRY_NAME", "reg")];
+        assert_eq!(config(&required, true).unwrap().default_sku, None);
+        assert_eq!(
+            config(&[required[0], required[1], required[2], ("BERTH_SKU", "Premium")], true).unwrap().default_sku,
+            Some(Sku::Premium)
+        );
+        let wrong = config(&[required[0], required[1], required[2], ("BERTH_SKU", "gold")], true).unwrap_err();
+        assert!(wrong.to_string().contains("BERTH_SKU: unknown tier \"gold\""), "{wrong}");
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub mod services;
 pub mod store;
 pub mod stream;
 pub mod telemetry;
+pub mod tier;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

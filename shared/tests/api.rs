@@ -54,6 +54,8 @@ struct Limits {
     /// The OIDC issuer whose ID tokens the token service takes.
     external: ExternalLogins,
     scanning: Scanning,
+    /// The deployment's tier (`BERTH_SKU`).
+    sku: Option<berth::tier::Sku>,
 }
 
 /// Whether the registry scans what is pushed to it, as `berth serve` does.
@@ -75,6 +77,7 @@ const DEFAULT_LIMITS: Limits = Limits {
     public_url: None,
     external: ExternalLogins { oidc: None, sts_endpoint: None },
     scanning: Scanning::Off,
+    sku: None,
 };
 
 struct Api {
@@ -137,7 +140,8 @@ impl Api {
         let public_url = limits.public_url.clone();
         let access = |records: Arc<dyn IdentityRecords>| {
             let key = SigningKey::from_seed(uuid::Uuid::new_v4().as_bytes().repeat(2).as_slice()).unwrap();
-            AccessControl::issuing(TokenService::new(Directory::new(records, REGISTRY.to_owned(), None), key, &limits.external))
+            let directory = Directory::new(records, REGISTRY.to_owned(), None).with_default_sku(limits.sku);
+            AccessControl::issuing(TokenService::new(directory, key, &limits.external))
         };
         let services = match store {
             Store::Embedded => {
@@ -1414,6 +1418,7 @@ on_both_stores!(
     scoped_tokens_reach_only_their_repositories,
     a_mount_needs_pull_on_its_source,
     anonymous_pull_is_off_by_default,
+    tiers_gate_features_and_refuse_downgrades,
     failed_logins_are_rate_limited,
     basic_credentials_work_on_the_registry_itself,
     oidc_id_tokens_are_logins_for_assigned_subjects,

@@ -131,6 +131,14 @@ fn scan_show_reports_the_findings_of_a_pushed_image(kind: RegistryKind) {
         berth(&registry, &["registry", "update", "--block-severity", "none", "--allow-advisory", ""]).args(["--output", "table"]),
     );
     assert!(table.contains("BLOCK SEVERITY") && table.lines().any(|row| row.starts_with("berth-e2e") && row.contains("none")), "{table}");
+
+    // The tier, in any case; anonymous pull needs Standard.
+    assert_eq!(json_of(&registry, &["registry", "update", "--sku", "Basic"])["sku"], "basic");
+    let refused = run_failing(&mut berth(&registry, &["registry", "update", "--anonymous-pull", "true"]));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("anonymous pull needs the standard tier; this registry is basic"), "{said}");
+    let table = stdout_of(berth(&registry, &["registry", "show"]).args(["--output", "table"]));
+    assert!(table.lines().next().unwrap().contains("SKU") && table.contains("basic"), "{table}");
 }
 
 /// Only `berth serve` scans what is pushed to it so far: the AWS deployment's scan function is not built yet.

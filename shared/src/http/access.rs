@@ -19,8 +19,11 @@ use crate::{
     identity::{
         TokenService,
         access::{RepositoryPattern, Role},
-        directory::{AdminUser, DirectoryError, RegistrySettings, RepositoryToken, RoleAssignment, ServicePrincipal, SettingsUpdate},
+        directory::{
+            AdminUser, Directory, DirectoryError, RegistrySettings, RepositoryToken, RoleAssignment, ServicePrincipal, SettingsUpdate,
+        },
     },
+    tier::Sku,
 };
 
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -79,6 +82,9 @@ struct SettingsChange {
     block_severity: Option<String>,
     #[serde(default)]
     allowed_advisories: Option<Vec<String>>,
+    /// basic, standard or premium, any case.
+    #[serde(default)]
+    sku: Option<String>,
 }
 
 impl SettingsChange {
@@ -90,17 +96,21 @@ impl SettingsChange {
                 Some(Some(level.parse::<Severity>().map_err(|error| Error::InvalidRequest(format!("blockSeverity: {error}, or none")))?))
             }
         };
-        Ok(SettingsUpdate { anonymous_pull: self.anonymous_pull, block_severity, allowed_advisories: self.allowed_advisories })
+        let sku = self.sku.map(|text| text.parse::<Sku>().map_err(|error| Error::InvalidRequest(format!("sku: {error}")))).transpose()?;
+        Ok(SettingsUpdate { anonymous_pull: self.anonymous_pull, block_severity, allowed_advisories: self.allowed_advisories, sku })
     }
 }
 
 /// The registry's settings as the API shows them.
-fn settings_view(registry: &str, settings: &RegistrySettings) -> serde_json::Value {
+fn settings_view(directory: &Directory, settings: &RegistrySettings) -> serde_json::Value {
+    let sku = directory.sku(settings);
     json!({
-        "name": registry,
+        "name": directory.registry(),
         "anonymousPull": settings.anonymous_pull,
         "blockSeverity": settings.block_severity,
         "allowedAdvisories": settings.allowed_advisories,
+        "sku": sku,
+        "limits": sku.map(Sku::limits),
     })
 }
 
@@ -310,10 +320,10 @@ async fn serve(tokens: &TokenService, method: &Method, resource: AccessResource,
             let password = directory.renew_token_password(&name, slot).await?;
             ok(json!({"username": name, "password": password}))
         }
-        (AccessResource::Registry, Method::GET) => ok(settings_view(directory.registry(), &directory.settings().await?)),
+        (AccessResource::Registry, Method::GET) => ok(settings_view(directory, &directory.settings().await?)),
         (AccessResource::Registry, Method::PATCH) => {
             let change: SettingsChange = read_json(body).await?;
-            ok(settings_view(directory.registry(), &directory.update_settings(change.update()?).await?))
+            ok(settings_view(directory, &directory.update_settings(change.update()?).await?))
         }
         _ => return Err(unsupported()),
     })

@@ -14,7 +14,10 @@ use super::{
     secrets::{self, StoredSecret},
     tokens::now_seconds,
 };
-use crate::store::{IdentityRecords, RecordCondition, StoreError};
+use crate::{
+    store::{IdentityRecords, RecordCondition, StoreError},
+    tier::{Feature, Sku},
+};
 
 /// ACR's docker user name for a refresh token given as the password (`az acr login`).
 pub const REFRESH_TOKEN_USERNAME: &str = "00000000-0000-0000-0000-000000000000";
@@ -82,6 +85,9 @@ pub struct RegistrySettings {
     /// Advisories (by id or alias, a CVE say) that never block a pull.
     #[serde(default)]
     pub allowed_advisories: Vec<String>,
+    /// The tier chosen for the registry; `None` leaves the deployment's ([`Directory::with_default_sku`]).
+    #[serde(default)]
+    pub sku: Option<Sku>,
 }
 
 /// A change of the registry's settings: `None` keeps a setting as it is.
@@ -91,6 +97,7 @@ pub struct SettingsUpdate {
     /// `Some(None)` turns blocking off.
     pub block_severity: Option<Option<Severity>>,
     pub allowed_advisories: Option<Vec<String>>,
+    pub sku: Option<Sku>,
 }
 
 /// Who a token speaks for, as its `sub` claim spells it.
@@ -168,6 +175,8 @@ pub struct Directory {
     bootstrap_owner: Option<String>,
     /// The settings as this process last read or wrote them, and when: what [`Directory::recent_settings`] serves.
     settings_seen: Arc<Mutex<Option<(Instant, RegistrySettings)>>>,
+    /// The deployment's tier (template parameter `Sku`, `berth serve --sku`), where the settings choose none.
+    default_sku: Option<Sku>,
 }
 
 /// How long [`Directory::recent_settings`] trusts settings it read: a change made through another process (another
@@ -213,7 +222,18 @@ fn slot_still_matches(passwords: &[Option<StoredSecret>; 2], credential: &str) -
 
 impl Directory {
     pub fn new(records: Arc<dyn IdentityRecords>, registry: String, bootstrap_owner: Option<String>) -> Self {
-        Self { records, registry, bootstrap_owner, settings_seen: Arc::default() }
+        Self { records, registry, bootstrap_owner, settings_seen: Arc::default(), default_sku: None }
+    }
+
+    /// The directory of a deployment of tier `sku` (none: no tier, nothing limited), unless its settings choose one.
+    pub fn with_default_sku(mut self, sku: Option<Sku>) -> Self {
+        self.default_sku = sku;
+        self
+    }
+
+    /// The registry's tier: its settings' choice, else the deployment's.
+    pub fn sku(&self, settings: &RegistrySettings) -> Option<Sku> {
+        settings.sku.or(self.default_sku)
     }
 
     /// The records underneath, for what keeps no identity (the shared failed-login counters).
@@ -347,7 +367,8 @@ impl Directory {
     /// What a caller without credentials may do: pull everything when anonymous pull is on, else nothing.
     pub async fn anonymous_permissions(&self) -> Result<Permissions, DirectoryError> {
         let settings = self.settings().await?;
-        Ok(if settings.anonymous_pull { Permissions::pull_everywhere() } else { Permissions::default() })
+        let allowed = settings.anonymous_pull && Feature::AnonymousPull.allowed_on(self.sku(&settings));
+        Ok(if allowed { Permissions::pull_everywhere() } else { Permissions::default() })
     }
 
     async fn principal_permissions(&self, principal: &ServicePrincipal) -> Result<Permissions, DirectoryError> {
@@ -631,6 +652,10 @@ impl Directory {
                     if let Some(allowed) = &change.allowed_advisories {
                         settings.allowed_advisories = allowed.clone();
                     }
+                    if let Some(sku) = change.sku {
+                        settings.sku = Some(sku);
+                    }
+                    self.check_tier(settings, change.sku.is_some())?;
                     Ok(settings.clone())
                 },
                 Some(RegistrySettings::default()),
@@ -638,6 +663,22 @@ impl Directory {
             .await?;
         self.saw_settings(&updated);
         Ok(updated)
+    }
+
+    /// Refuses `settings` when they use a feature their tier lacks: naming the tier the feature needs, or, when the
+    /// change was a move to a lower tier, the feature that keeps it from moving.
+    fn check_tier(&self, settings: &RegistrySettings, moved: bool) -> Result<(), DirectoryError> {
+        let sku = self.sku(settings);
+        let in_use = [(Feature::AnonymousPull, settings.anonymous_pull)];
+        if let Some((feature, _)) = in_use.into_iter().find(|(feature, used)| *used && !feature.allowed_on(sku)) {
+            let (needed, tier) = (feature.minimum_sku(), sku.map_or("none", Sku::as_str));
+            return Err(DirectoryError::Invalid(if moved {
+                format!("cannot move to the {tier} tier while {} is on: it needs the {needed} tier; turn it off first", feature.name())
+            } else {
+                format!("{} needs the {needed} tier; this registry is {tier}", feature.name())
+            }));
+        }
+        Ok(())
     }
 
     /// Publishes the token function's public key for the verifying functions.

@@ -9,7 +9,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use berth::identity::{TokenService, directory::Directory, keys::SigningKey};
 use serde_json::{Value, json};
 
-use super::{Api, REGISTRY, Reply, Store, sha256};
+use super::{Api, DEFAULT_LIMITS, Limits, REGISTRY, Reply, Store, sha256};
 
 fn basic(username: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{username}:{password}")))
@@ -364,13 +364,52 @@ pub async fn anonymous_pull_is_off_by_default(store: Store) {
     let pull = api.send_with(token["token"].as_str().unwrap(), Method::GET, "/v2/public/app/manifests/v1", Body::empty()).await;
     assert_eq!(pull.status, StatusCode::UNAUTHORIZED);
     let shown = api.manage(Method::PATCH, "registry", json!({"anonymousPull": true}), StatusCode::OK).await;
-    assert_eq!(shown, json!({"name": REGISTRY, "anonymousPull": true, "blockSeverity": null, "allowedAdvisories": []}));
+    assert_eq!(
+        shown,
+        json!({"name": REGISTRY, "anonymousPull": true, "blockSeverity": null, "allowedAdvisories": [], "sku": null, "limits": null})
+    );
     let token = anonymous_token(&api).await;
     assert_eq!(token["scope"], "repository:public/app:pull");
     let token = token["token"].as_str().unwrap();
     assert_eq!(api.send_with(token, Method::GET, "/v2/public/app/manifests/v1", Body::empty()).await.status, StatusCode::OK);
     assert_eq!(api.send_with(token, Method::POST, "/v2/public/app/blobs/uploads/", Body::empty()).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(api.send_with(token, Method::GET, "/v2/_catalog", Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Tiers: chosen in any case and shown lowercase with their limits; a feature above the tier is refused naming the
+/// tier it needs, a move to a lower tier while such a feature is on is refused naming the feature, and a refused
+/// change changes nothing. The deployment's tier counts where the settings choose none.
+pub async fn tiers_gate_features_and_refuse_downgrades(store: Store) {
+    let api = Api::new(store).await;
+    let patch = |change: Value, expected: StatusCode| api.manage(Method::PATCH, "registry", change, expected);
+    let shown = patch(json!({"sku": "PREMIUM"}), StatusCode::OK).await;
+    assert_eq!(
+        (&shown["sku"], &shown["limits"]["tokens"], &shown["limits"]["readOpsPerMinute"]),
+        (&json!("premium"), &json!(50_000), &json!(10_000))
+    );
+    assert_eq!(shown["limits"]["storageBytes"], json!(500u64 << 30));
+    let refused = patch(json!({"sku": "gold"}), StatusCode::BAD_REQUEST).await;
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("unknown tier \"gold\": basic, standard or premium"), "{refused}");
+
+    assert_eq!(patch(json!({"sku": "basic"}), StatusCode::OK).await["sku"], "basic");
+    let refused = patch(json!({"anonymousPull": true}), StatusCode::BAD_REQUEST).await;
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("anonymous pull needs the standard tier; this registry is basic"), "{message}");
+    assert_eq!(api.manage(Method::GET, "registry", Value::Null, StatusCode::OK).await["anonymousPull"], false);
+
+    let shown = patch(json!({"sku": "Standard", "anonymousPull": true}), StatusCode::OK).await;
+    assert_eq!((&shown["sku"], &shown["anonymousPull"]), (&json!("standard"), &json!(true)));
+    let refused = patch(json!({"sku": "basic"}), StatusCode::BAD_REQUEST).await;
+    let message = refused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("cannot move to the basic tier while anonymous pull is on: it needs the standard tier"), "{message}");
+    assert_eq!(api.manage(Method::GET, "registry", Value::Null, StatusCode::OK).await["sku"], "standard", "nothing changed");
+    assert_eq!(anonymous_token(&api).await["scope"], "repository:public/app:pull");
+
+    let basic = Api::with_limits(store, Limits { sku: Some(berth::tier::Sku::Basic), ..DEFAULT_LIMITS }).await;
+    let shown = basic.manage(Method::GET, "registry", Value::Null, StatusCode::OK).await;
+    assert_eq!((&shown["sku"], &shown["limits"]["tokens"]), (&json!("basic"), &json!(100)));
+    basic.manage(Method::PATCH, "registry", json!({"anonymousPull": true}), StatusCode::BAD_REQUEST).await;
+    assert_eq!(basic.manage(Method::PATCH, "registry", json!({"sku": "premium"}), StatusCode::OK).await["sku"], "premium");
 }
 
 pub async fn failed_logins_are_rate_limited(store: Store) {
