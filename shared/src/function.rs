@@ -315,7 +315,12 @@ pub async fn run_advisories() -> ExitCode {
     let Some((_, services, on_lambda)) = start(&[Function::Advisories]).await else { return ExitCode::FAILURE };
     let scans = services.scans.expect("the advisories function's services scan");
     let sources = download::sources(std::env::var(download::SOURCES_VARIABLE).ok().as_deref());
-    let http = match reqwest::Client::builder().user_agent(concat!("berth/", env!("CARGO_PKG_VERSION"))).build() {
+    // A source that stalls fails on its own, leaving the run the time for the others.
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60));
+    let http = match client.build() {
         Ok(http) => http,
         Err(error) => return exit_code(Err(format!("cannot make an HTTP client: {error}"))),
     };

@@ -76,8 +76,8 @@ async fn import_advisories(scans: &Scans, body: Body) -> Result<Response, Error>
 
 /// `POST /berth/v1/advisories` with `Content-Type: application/x-ndjson` — OSV records one per line, of any number:
 /// stored a batch at a time as they arrive, the new snapshot made current after the last. A line that is no OSV
-/// record refuses the import (400 naming the line); what came before it is stored but counts only from the next
-/// import, so no report changes.
+/// record refuses the import (400 naming the line): no stored report changes, though the records before it stay
+/// stored (see [`crate::scan::import::AdvisoryImport`]).
 async fn stream_advisories(scans: &Scans, body: Body) -> Result<Response, Error> {
     let mut import = scans.start_import();
     let mut lines = LineSplitter::default();
@@ -108,30 +108,40 @@ fn imported(summary: ImportSummary) -> Result<Response, Error> {
     Ok(Json(serde_json::json!({ "imported": summary.imported, "snapshot": snapshot, "reevaluated": summary.reevaluated })).into_response())
 }
 
-/// Cuts a byte stream into lines, holding at most one unfinished line of [`MAX_RECORD_BYTES`].
+/// Cuts a byte stream into lines, holding at most one unfinished line of [`MAX_RECORD_BYTES`]: each byte is
+/// searched once, and the buffer is compacted once per chunk.
 #[derive(Default)]
 struct LineSplitter {
     pending: Vec<u8>,
+    /// How far `pending` is known to hold no newline.
+    searched: usize,
 }
 
 impl LineSplitter {
     /// The lines `chunk` finishes; with `finished`, the last line too, whether or not a newline ends it.
     fn push(&mut self, chunk: &[u8], finished: bool) -> Result<Vec<Vec<u8>>, Error> {
         self.pending.extend_from_slice(chunk);
-        let mut lines = Vec::new();
-        while let Some(end) = self.pending.iter().position(|&byte| byte == b'\n') {
-            let rest = self.pending.split_off(end + 1);
-            let mut line = std::mem::replace(&mut self.pending, rest);
-            line.pop();
-            lines.push(line);
+        let (mut lines, mut start) = (Vec::new(), 0);
+        while let Some(offset) = self.pending[self.searched..].iter().position(|&byte| byte == b'\n') {
+            let end = self.searched + offset;
+            lines.push(self.checked(&self.pending[start..end])?.to_vec());
+            (start, self.searched) = (end + 1, end + 1);
         }
-        if self.pending.len() > MAX_RECORD_BYTES {
-            return Err(Error::TooLarge { what: "advisory record", size: self.pending.len() as u64, limit: MAX_RECORD_BYTES as u64 });
-        }
+        self.pending.drain(..start);
+        self.searched = self.pending.len();
+        self.checked(&self.pending)?;
         if finished && !self.pending.is_empty() {
             lines.push(std::mem::take(&mut self.pending));
+            self.searched = 0;
         }
         Ok(lines)
+    }
+
+    fn checked<'l>(&self, line: &'l [u8]) -> Result<&'l [u8], Error> {
+        if line.len() > MAX_RECORD_BYTES {
+            return Err(Error::TooLarge { what: "advisory record", size: line.len() as u64, limit: MAX_RECORD_BYTES as u64 });
+        }
+        Ok(line)
     }
 }
 
@@ -146,5 +156,16 @@ mod tests {
         assert_eq!(lines.push(b": 2}\n\n{\"id\": 3}", false).unwrap(), [b"{\"id\": 2}".to_vec(), Vec::new()]);
         assert_eq!(lines.push(b"", true).unwrap(), [b"{\"id\": 3}".to_vec()]);
         assert!(lines.push(&vec![b'x'; MAX_RECORD_BYTES + 1], false).is_err(), "a record past the limit");
+        let mut whole = vec![b'y'; MAX_RECORD_BYTES + 1];
+        whole.extend_from_slice(b"\n{}\n");
+        assert!(LineSplitter::default().push(&whole, true).is_err(), "a finished line past the limit, inside one chunk");
+        let mut split = LineSplitter::default();
+        let parts: Vec<Vec<u8>> = b"{\"a\": 1}\n{\"b\": 2}".chunks(3).map(<[u8]>::to_vec).collect();
+        let mut seen = Vec::new();
+        for part in &parts {
+            seen.extend(split.push(part, false).unwrap());
+        }
+        seen.extend(split.push(b"", true).unwrap());
+        assert_eq!(seen, [b"{\"a\": 1}".to_vec(), b"{\"b\": 2}".to_vec()]);
     }
 }

@@ -173,10 +173,18 @@ pub struct Directory {
     registry: String,
     /// The IAM principal the deployment names as its first owner (on AWS), an owner whatever the records say.
     bootstrap_owner: Option<String>,
-    /// The settings as this process last read or wrote them, and when: what [`Directory::recent_settings`] serves.
-    settings_seen: Arc<Mutex<Option<(Instant, RegistrySettings)>>>,
+    /// The settings as this process last read or wrote them: what [`Directory::recent_settings`] serves.
+    settings_seen: Arc<Mutex<SettingsSeen>>,
     /// The deployment's tier (template parameter `Sku`, `berth serve --sku`), where the settings choose none.
     default_sku: Option<Sku>,
+}
+
+/// The settings a process last saw, and when; `generation` counts the process's own updates, so a read that
+/// started before one never replaces what it wrote.
+#[derive(Default)]
+struct SettingsSeen {
+    generation: u64,
+    copy: Option<(Instant, RegistrySettings)>,
 }
 
 /// How long [`Directory::recent_settings`] trusts settings it read: a change made through another process (another
@@ -616,24 +624,24 @@ impl Directory {
     // --- Settings and keys ----------------------------------------------------------------------------------
 
     pub async fn settings(&self) -> Result<RegistrySettings, DirectoryError> {
+        let generation = self.settings_seen.lock().expect("lock is not poisoned").generation;
         let settings: RegistrySettings = self.get(SETTINGS, SETTINGS).await?.unwrap_or_default();
-        self.saw_settings(&settings);
+        let mut seen = self.settings_seen.lock().expect("lock is not poisoned");
+        if seen.generation == generation {
+            seen.copy = Some((Instant::now(), settings.clone()));
+        }
         Ok(settings)
     }
 
     /// The settings, read again only when this process's copy is older than [`SETTINGS_MAX_AGE`]: for what checks
     /// them on every request (the pull policy on every manifest pull), at one read per process and period.
     pub async fn recent_settings(&self) -> Result<RegistrySettings, DirectoryError> {
-        if let Some((seen_at, settings)) = self.settings_seen.lock().expect("lock is not poisoned").as_ref()
+        if let Some((seen_at, settings)) = self.settings_seen.lock().expect("lock is not poisoned").copy.as_ref()
             && seen_at.elapsed() < SETTINGS_MAX_AGE
         {
             return Ok(settings.clone());
         }
         self.settings().await
-    }
-
-    fn saw_settings(&self, settings: &RegistrySettings) {
-        *self.settings_seen.lock().expect("lock is not poisoned") = Some((Instant::now(), settings.clone()));
     }
 
     pub async fn update_settings(&self, change: SettingsUpdate) -> Result<RegistrySettings, DirectoryError> {
@@ -661,7 +669,9 @@ impl Directory {
                 Some(RegistrySettings::default()),
             )
             .await?;
-        self.saw_settings(&updated);
+        let mut seen = self.settings_seen.lock().expect("lock is not poisoned");
+        seen.generation += 1;
+        seen.copy = Some((Instant::now(), updated.clone()));
         Ok(updated)
     }
 

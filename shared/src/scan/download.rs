@@ -58,8 +58,9 @@ pub struct SourceResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct DownloadSummary {
     pub sources: Vec<SourceResult>,
+    /// `None` when no source gave a record: the advisories stay as they were.
     #[serde(flatten)]
-    pub import: ImportSummary,
+    pub import: Option<ImportSummary>,
 }
 
 impl DownloadSummary {
@@ -82,8 +83,12 @@ pub async fn scheduled_import(scans: &Scans, http: &reqwest::Client, sources: &[
     let backend_calls: u32 = calls.values().sum();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let summary = summary.map_err(|error| format!("the advisory import failed: {error}"))?;
-    let (imported, reevaluated) = (summary.import.imported, summary.import.reevaluated);
-    tracing::info!(imported, reevaluated, snapshot = summary.import.snapshot.id, elapsed_ms, backend_calls, ?calls, "advisories imported");
+    let Some(import) = &summary.import else {
+        let failures = summary.failures().unwrap_or_else(|| "they hold no records".to_owned());
+        return Err(format!("no source gave an advisory, so the advisories stay as they were: {failures}"));
+    };
+    let (imported, reevaluated) = (import.imported, import.reevaluated);
+    tracing::info!(imported, reevaluated, snapshot = import.snapshot.id, elapsed_ms, backend_calls, ?calls, "advisories imported");
     match summary.failures() {
         Some(failures) => Err(format!("imported {imported} advisories, but some sources failed: {failures}")),
         None => Ok(summary),
@@ -110,7 +115,11 @@ pub async fn download_and_import(scans: &Scans, http: &reqwest::Client, sources:
         tracing::info!(url, records = result.records, skipped = result.skipped, "advisory source read");
         results.push(result);
     }
-    Ok(DownloadSummary { sources: results, import: import.finish().await? })
+    // Nothing read at all (every source down): no new snapshot, no re-evaluation of every report for nothing.
+    if results.iter().all(|source| source.records == 0) {
+        return Ok(DownloadSummary { sources: results, import: None });
+    }
+    Ok(DownloadSummary { sources: results, import: Some(import.finish().await?) })
 }
 
 enum SourceFailure {

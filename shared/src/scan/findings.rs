@@ -9,8 +9,14 @@ use crate::store::scanning::Finding;
 /// The key advisories are stored and looked up under: an OSV ecosystem string (exact: `Debian:12` is not `Debian:11`)
 /// and a package name in the form its ecosystem compares names in (PEP 503 for PyPI). A tab is in neither.
 pub fn package_key(ecosystem: &Ecosystem, name: &str) -> String {
-    format!("{}\t{}", ecosystem.as_str(), ecosystem.normalize_name(name))
+    let key = format!("{}\t{}", ecosystem.as_str(), ecosystem.normalize_name(name));
+    // An image or a record may name a package at any length, and DynamoDB's keys hold 1024 bytes: long keys are
+    // their hash, the same on import and on lookup.
+    if key.len() <= MAX_PLAIN_KEY_BYTES { key } else { format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key))) }
 }
+
+/// The longest package key kept as it is.
+const MAX_PLAIN_KEY_BYTES: usize = 512;
 
 /// The keys of the packages `record` affects; records of ecosystems Berth cannot order have none (they match nothing).
 pub fn record_package_keys(record: &Record) -> Vec<String> {
@@ -108,6 +114,17 @@ fn workaround(details: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_package_keys_are_hashed_alike() {
+        let ecosystem: Ecosystem = "npm".parse().unwrap();
+        assert_eq!(package_key(&ecosystem, "left-pad"), "npm\tleft-pad");
+        let long = "x".repeat(2000);
+        let key = package_key(&ecosystem, &long);
+        assert!(key.starts_with("sha256:") && key.len() == 71, "{key}");
+        assert_eq!(key, package_key(&ecosystem, &long));
+        assert_ne!(key, package_key(&ecosystem, &"x".repeat(1999)));
+    }
 
     #[test]
     fn the_workaround_section_is_the_guidance() {

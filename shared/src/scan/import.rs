@@ -36,9 +36,9 @@ pub struct ImportSummary {
     pub reevaluated: usize,
 }
 
-/// An import under way: records stored as they are added. Until [`AdvisoryImport::finish`] the previous snapshot
-/// stays current, so an import cut off midway leaves every report as it was (the records it stored count from the
-/// next import on).
+/// An import under way: records stored as they are added, and matched by the scans that run from then on. Only
+/// [`AdvisoryImport::finish`] makes a new snapshot current and re-evaluates the reports, so an import cut off midway
+/// changes no stored report; the records it stored stay (an import replaces records by id, never removes any).
 pub struct AdvisoryImport<'s> {
     scans: &'s Scans,
     batch: Vec<StoredAdvisory>,
@@ -46,7 +46,12 @@ pub struct AdvisoryImport<'s> {
 }
 
 impl AdvisoryImport<'_> {
+    /// Adds a record; a later one of the same id replaces it (one write per id and batch, as DynamoDB takes them).
     pub async fn add(&mut self, advisory: StoredAdvisory) -> Result<(), StoreError> {
+        if let Some(earlier) = self.batch.iter_mut().find(|earlier| earlier.id == advisory.id) {
+            *earlier = advisory;
+            return Ok(());
+        }
         self.batch.push(advisory);
         if self.batch.len() == IMPORT_BATCH {
             self.store_batch().await?;

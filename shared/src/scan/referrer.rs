@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::{Scans, report::ReportView, report::rfc3339};
+use scanner::inventory::Compression;
+
+use super::{ScannedManifest, Scans, report::ReportView, report::rfc3339};
 use crate::{
     error::Error,
     oci::{Algorithm, Digest, Reference, RepositoryName, media_types::OCI_MANIFEST},
@@ -22,6 +24,8 @@ pub const REPORT_ARTIFACT_TYPE: &str = "application/vnd.berth.vulnerability-repo
 pub const REPORT_FILE: &str = "vulnerability-report.json";
 /// The annotation naming the advisory snapshot the findings were matched against.
 pub const SNAPSHOT_ANNOTATION: &str = "io.berth.advisory-snapshot";
+/// When the report's scan ran (RFC 3339, milliseconds: it orders reports of one image).
+const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 /// The OCI empty descriptor's media type and content: an artifact without a config of its own.
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY_CONFIG: &[u8] = b"{}";
@@ -30,7 +34,7 @@ const REPLACED_PAGE: usize = 100;
 
 impl Scans {
     /// Attaches `report` to its image: the new artifact is stored first and older reports of the image go after, so
-    /// a reader always finds one. Only finished scans of a filesystem get one; an image deleted since gets none.
+    /// a reader always finds one (see [`Scans::keep_newest_report`]). Only finished scans of a filesystem get one; an image deleted since gets none.
     pub(super) async fn attach(&self, report: &ScanReport) -> Result<(), StoreError> {
         if report.status != ScanStatus::Done || report.images.iter().all(|image| image.layers.is_empty()) {
             return Ok(());
@@ -40,7 +44,8 @@ impl Scans {
         let view = serde_json::to_vec_pretty(&ReportView::of(report, repository, image)).expect("reports serialize");
         let (layer_size, layer) = (view.len(), self.store_blob(repository, Bytes::from(view)).await?);
         let config = self.store_blob(repository, Bytes::from_static(EMPTY_CONFIG)).await?;
-        let mut annotations = BTreeMap::from([("org.opencontainers.image.created", rfc3339(report.scanned_at.unwrap_or_default()))]);
+        let created = rfc3339(report.scanned_at.unwrap_or_default());
+        let mut annotations = BTreeMap::from([(CREATED_ANNOTATION, created.clone())]);
         if let Some(snapshot) = &report.snapshot {
             annotations.insert(SNAPSHOT_ANNOTATION, snapshot.id.clone());
         }
@@ -57,24 +62,36 @@ impl Scans {
         let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("JSON values serialize"));
         let digest = Digest::of(Algorithm::Sha256, &bytes);
         self.registry.put(repository, &Reference::Digest(digest.clone()), Some(OCI_MANIFEST), bytes).await.map_err(refused)?;
-        self.remove_reports_except(repository, image, &digest).await
+        self.keep_newest_report(repository, image, &digest, &created).await
     }
 
-    /// Deletes every report artifact of `image` but `kept`.
-    async fn remove_reports_except(&self, repository: &RepositoryName, image: &Digest, kept: &Digest) -> Result<(), StoreError> {
+    /// Leaves one report artifact of `image`, the newest (by its creation time, then digest): older ones are
+    /// deleted, and `ours` too when a newer one is there. Two re-evaluations racing on one image so agree on the
+    /// one to keep, and never delete each other's.
+    async fn keep_newest_report(
+        &self,
+        repository: &RepositoryName,
+        image: &Digest,
+        ours: &Digest,
+        created: &str,
+    ) -> Result<(), StoreError> {
         let mut page = PageRequest { limit: REPLACED_PAGE, after: None };
-        let mut replaced = Vec::new();
+        let mut attached = Vec::new();
         loop {
             let listed = self.registry.referrers(repository, image, Some(REPORT_ARTIFACT_TYPE), &page).await.map_err(refused)?;
-            replaced.extend(listed.iter().map(|descriptor| descriptor.digest.clone()).filter(|digest| digest != kept));
+            attached.extend(listed.iter().map(|descriptor| {
+                let created = descriptor.annotations.as_ref().and_then(|annotations| annotations.get(CREATED_ANNOTATION)).cloned();
+                (created.unwrap_or_default(), descriptor.digest.clone())
+            }));
             if listed.len() < page.limit {
                 break;
             }
             page.after = listed.last().map(|descriptor| descriptor.digest.to_string());
         }
-        for digest in replaced {
+        let newest = attached.iter().max().cloned().unwrap_or_else(|| (created.to_owned(), ours.clone()));
+        for (_, digest) in attached.into_iter().filter(|entry| *entry != newest) {
             match self.registry.delete(repository, &Reference::Digest(digest)).await {
-                // Another scan of the same image replaced it first.
+                // Another scan of the same image deleted it first.
                 Ok(()) | Err(Error::ManifestUnknown(_)) => {}
                 Err(error) => return Err(refused(error)),
             }
@@ -93,10 +110,16 @@ impl Scans {
         Ok(digest)
     }
 
-    /// Whether `manifest` of `repository` is a report artifact: scanning one would report on a report.
+    /// Whether `manifest` of `repository` is a report artifact as Berth attaches them: of the report type and with
+    /// no filesystem to scan. The type alone exempts nothing: an image that claims it is scanned like any other.
     pub(super) async fn is_report(&self, repository: &RepositoryName, manifest: &Digest) -> Result<bool, StoreError> {
         let record = self.manifests.manifest(repository, manifest).await?;
-        Ok(record.is_some_and(|record| record.artifact_type.as_deref() == Some(REPORT_ARTIFACT_TYPE)))
+        if record.is_none_or(|record| record.artifact_type.as_deref() != Some(REPORT_ARTIFACT_TYPE)) {
+            return Ok(false);
+        }
+        let Ok(parsed) = serde_json::from_slice::<ScannedManifest>(&self.blobs.get(manifest).await?) else { return Ok(false) };
+        let holds_a_filesystem = parsed.layers.iter().any(|layer| Compression::from_media_type(&layer.media_type).is_ok());
+        Ok(parsed.manifests.is_empty() && !holds_a_filesystem)
     }
 }
 

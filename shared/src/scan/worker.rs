@@ -39,10 +39,7 @@ impl ScanTrigger {
 #[async_trait]
 impl EventSink for ScanTrigger {
     async fn publish(&self, event: RegistryEvent) {
-        let RegistryEvent::ManifestPushed { repository, digest, artifact_type, .. } = event else { return };
-        if artifact_type.as_deref() == Some(super::REPORT_ARTIFACT_TYPE) {
-            return;
-        }
+        let RegistryEvent::ManifestPushed { repository, digest, .. } = event else { return };
         // A push is answered only after this: the queue entry survives a crash right after the answer.
         if let Err(error) = self.scans.enqueue(&repository, &digest).await {
             tracing::error!(%repository, %digest, %error, "cannot queue a scan of the pushed manifest");

@@ -786,13 +786,13 @@ impl ManifestIndex for DynamoMetadata {
 impl AdvisoryStore for DynamoMetadata {
     async fn put_advisories(&self, advisories: &[StoredAdvisory]) -> Result<(), StoreError> {
         let (mut parts, mut heads) = (Vec::new(), Vec::new());
-        let mut affecting: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut affecting: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for advisory in advisories {
             let (rest, head) = document_items(keys::ADVISORY_PK.to_owned(), advisory.id.clone(), &advisory.json)?;
             parts.extend(rest.into_iter().map(put_request));
             heads.push(put_request(head));
             for package in &advisory.packages {
-                affecting.entry(package.clone()).or_default().push(advisory.id.clone());
+                affecting.entry(package.clone()).or_default().insert(advisory.id.clone());
             }
         }
         self.batch_write(parts).await?;
@@ -807,7 +807,7 @@ impl AdvisoryStore for DynamoMetadata {
                     .set_key(Some(key(keys::ADVISORIES_OF_PK.to_owned(), package)))
                     .update_expression("ADD #ids :ids")
                     .expression_attribute_names("#ids", ADVISORY_IDS)
-                    .expression_attribute_values(":ids", AttributeValue::Ss(ids))
+                    .expression_attribute_values(":ids", AttributeValue::Ss(ids.into_iter().collect()))
                     .send()
                     .await
                     .map_err(dynamo_error)

@@ -267,10 +267,13 @@ mod tests {
         assert_eq!(dynamo::queued_scan_sk(&repository, &digest), format!("team/app#{digest}"));
         assert_eq!(dynamo::chunk_pk(&dynamo::report_pk(&digest), dynamo::REPORT_SK), format!("CHUNK#SCAN#{digest}#REPORT"));
         assert!(!dynamo::stored_blob_pk(&digest).starts_with("REPO#"), "a registry-wide item, in no repository's partition");
-        // The roles may update only counters (a dynamodb:LeadingKeys condition in the template, which the emulator
-        // does not enforce): the condition's pattern must be the prefix the counters' keys have.
+        // The roles may update only counters and the advisory index (a dynamodb:LeadingKeys condition in the
+        // template, which the emulator does not enforce): the condition's patterns must be their keys' prefixes.
         let pattern = format!("\"{}*\"", dynamo::counter_pk(""));
         assert_eq!(crate::store::resources::TEMPLATE.matches(&pattern).count(), 3, "each role's condition names {pattern}");
+        // And the advisory index, whose items all share one partition key.
+        let pattern = format!("- \"{}\"\n", dynamo::ADVISORIES_OF_PK);
+        assert_eq!(crate::store::resources::TEMPLATE.matches(&pattern).count(), 3, "the importing roles' conditions name {pattern}");
         let mut prefixes = [dynamo::TAG_PREFIX, dynamo::REFERRER_PREFIX, dynamo::BLOB_PREFIX, dynamo::MANIFEST_PREFIX];
         prefixes.sort();
         assert_eq!(prefixes, [dynamo::BLOB_PREFIX, dynamo::MANIFEST_PREFIX, dynamo::REFERRER_PREFIX, dynamo::TAG_PREFIX]);

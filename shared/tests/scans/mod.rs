@@ -581,11 +581,17 @@ pub(super) async fn advisories_are_downloaded_from_their_sources(store: Store) {
     let counts: Vec<(usize, usize)> = summary.sources.iter().map(|source| (source.records, source.skipped)).collect();
     assert_eq!(counts, [(debian.len(), 0), (others.len(), 1)]);
     assert!(summary.sources.iter().all(|source| source.error.is_none()));
-    assert_eq!((summary.import.imported, summary.import.reevaluated), (debian.len() + others.len(), 1));
+    let import = summary.import.expect("the sources gave records");
+    assert_eq!((import.imported, import.reevaluated), (debian.len() + others.len(), 1));
     let report = api.scanned("scan/daily", "v1").await;
-    assert_eq!(report["snapshot"]["id"], summary.import.snapshot.id);
+    assert_eq!(report["snapshot"]["id"], import.snapshot.id);
     assert_eq!(findings_of(&report), expected_for_base_and_applications());
     assert_eq!(api.reports_of("scan/daily", &image).await.len(), 1, "the re-evaluated report replaced the attached one");
+
+    // Every source down: no new snapshot.
+    let error = berth::scan::download::scheduled_import(scans, &http, &[source("/missing/all.zip")]).await.unwrap_err();
+    assert!(error.starts_with("no source gave an advisory, so the advisories stay as they were"), "{error}");
+    assert_eq!(api.scanned("scan/daily", "v1").await["snapshot"]["id"], import.snapshot.id);
 }
 
 /// An import streamed as NDJSON (one OSV record per line, any number of them): stored as it arrives, one snapshot at
