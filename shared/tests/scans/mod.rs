@@ -514,6 +514,19 @@ pub(super) async fn reports_are_attached_to_their_images_as_referrers(store: Sto
     let old = api.send(Method::GET, &format!("/v2/scan/attached/manifests/{artifact}"), &[("accept", OCI_MANIFEST)], "").await;
     old.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 
+    // An image claiming the report type is still scanned: the type alone exempts nothing.
+    let base = debian_base();
+    let layer = api.push_blob("scan/attached", &base).await;
+    let config = api.push_blob("scan/attached", b"{}").await;
+    let disguised = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": berth::scan::REPORT_ARTIFACT_TYPE,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": [{"mediaType": GZIP_LAYER, "digest": layer.to_string(), "size": base.len()}]}))
+    .unwrap();
+    assert_eq!(api.put_manifest("scan/attached", "disguised", OCI_MANIFEST, &disguised).await.status, StatusCode::CREATED);
+    let report = api.scanned("scan/attached", "disguised").await;
+    assert_eq!((&report["status"], &report["summary"]["total"]), (&json!("done"), &json!(4)), "{report}");
+
     let broken = api.push_layers("scan/attached", "broken", &[b"no tar at all".to_vec()]).await;
     assert_eq!(api.scanned("scan/attached", "broken").await["status"], "failed");
     assert_eq!(api.reports_of("scan/attached", &broken).await, Vec::<Value>::new());
@@ -612,12 +625,16 @@ pub(super) async fn advisories_stream_in_one_record_per_line(store: Store) {
     assert_eq!(report["snapshot"]["id"], imported["snapshot"]["id"]);
     assert_eq!(findings_of(&report), expected_for_base_and_applications());
 
+    // A record given twice in one import is written once, the last copy.
+    let twice = api.import_advisories(&json!([records[0], records[1], records[0]])).await;
+    assert_eq!(twice["imported"], 2);
+
     let broken = format!("{}\n{}\n{{\"summary\": \"no id\"}}\n{}", lines[0], lines[1], lines[2]);
     let refused = api.send(Method::POST, "/berth/v1/advisories", &ndjson, broken).await;
     refused.assert_error(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
     let message = refused.json()["errors"][0]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("line 3: not an OSV record"), "{message}");
-    assert_eq!(api.scanned("scan/lines", "v1").await["snapshot"]["id"], imported["snapshot"]["id"], "no report changed");
+    assert_eq!(api.scanned("scan/lines", "v1").await["snapshot"]["id"], twice["snapshot"]["id"], "no report changed");
 }
 
 pub(super) async fn scan_endpoints_check_access_and_input(store: Store) {
