@@ -3,10 +3,11 @@
 
 use std::{fmt, str::FromStr};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A service tier. Spelled in any case on input, lowercase on output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Sku {
     Basic,
     Standard,
@@ -71,12 +72,6 @@ impl FromStr for Sku {
 
     fn from_str(text: &str) -> Result<Sku, UnknownSku> {
         Sku::ALL.into_iter().find(|sku| sku.as_str().eq_ignore_ascii_case(text)).ok_or_else(|| UnknownSku(text.to_owned()))
-    }
-}
-
-impl Serialize for Sku {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -1,5 +1,10 @@
 //! The scanning endpoints of the management API: an image's findings, and advisory imports.
 
+use axum::{
+    Json,
+    body::Body,
+    response::{IntoResponse, Response},
+};
 use futures_util::StreamExt;
 
 use super::routes::Endpoint;
@@ -13,11 +18,6 @@ use crate::{
         report::{ReportView, SnapshotView},
     },
     store::scanning::ScanReport,
-};
-use axum::{
-    Json,
-    body::Body,
-    response::{IntoResponse, Response},
 };
 
 /// The most an advisory import may carry in one request; the public OSV exports of one ecosystem fit.

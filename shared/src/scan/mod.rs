@@ -52,6 +52,8 @@ pub enum ScanError {
 /// The fields of an image manifest or index a scan follows.
 #[derive(Deserialize)]
 struct ScannedManifest {
+    #[serde(default, rename = "artifactType")]
+    artifact_type: Option<String>,
     #[serde(default)]
     layers: Vec<Descriptor>,
     #[serde(default)]
@@ -114,11 +116,9 @@ impl Scans {
     /// artifact itself is left alone (`None`). A scan that cannot finish is reported failed, with the reason (its
     /// layers will not read better next time). Only storage failures are returned, for the caller to retry.
     pub async fn scan_and_store(&self, repository: &RepositoryName, manifest: &Digest) -> Result<Option<ScanReport>, StoreError> {
-        if self.is_report(repository, manifest).await? {
-            return Ok(None);
-        }
         let report = match self.scan(repository, manifest).await {
-            Ok(report) => report,
+            Ok(Some(report)) => report,
+            Ok(None) => return Ok(None),
             Err(ScanError::Store(error)) => return Err(error),
             Err(error) => {
                 tracing::warn!(%manifest, %error, "scan failed");
@@ -137,8 +137,12 @@ impl Scans {
     }
 
     /// Scans `manifest` of `repository`: every image it names, each layer's inventory read only when not stored yet.
-    pub async fn scan(&self, repository: &RepositoryName, manifest: &Digest) -> Result<ScanReport, ScanError> {
+    /// `None` for a report artifact, which holds no filesystem to scan.
+    pub async fn scan(&self, repository: &RepositoryName, manifest: &Digest) -> Result<Option<ScanReport>, ScanError> {
         let parsed = self.read_manifest(repository, manifest).await?;
+        if parsed.is_report() {
+            return Ok(None);
+        }
         let mut images = Vec::new();
         if parsed.manifests.is_empty() {
             images.push(ScannedImage {
@@ -157,7 +161,7 @@ impl Scans {
             images.push(ScannedImage { digest: child.digest.clone(), platform, layers: self.inventory_layers(repository, &layers).await? });
         }
         let report = ScanReport { status: ScanStatus::Done, images, ..pending(repository, manifest) };
-        Ok(self.evaluate(report).await?)
+        Ok(Some(self.evaluate(report).await?))
     }
 
     /// A manifest of `repository`; one deleted since its push fails the scan rather than leaving it queued.
@@ -236,8 +240,8 @@ impl Scans {
     }
 
     /// Recomputes, from stored layer inventories alone, the findings of every scanned manifest matched against
-    /// another snapshot than the current one, and attaches the new reports; returns how many. An import calls it, and so does the worker at start,
-    /// so a re-evaluation cut off by a stop is finished then.
+    /// another snapshot than the current one, and attaches the new reports; returns how many. An import calls it,
+    /// and so does the worker at start, so a re-evaluation cut off by a stop is finished then.
     pub async fn reevaluate_stale(&self) -> Result<usize, StoreError> {
         let current = self.store.advisory_snapshot().await?;
         let mut page = PageRequest { limit: REEVALUATION_PAGE, after: None };

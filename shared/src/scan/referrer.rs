@@ -34,7 +34,8 @@ const REPLACED_PAGE: usize = 100;
 
 impl Scans {
     /// Attaches `report` to its image: the new artifact is stored first and older reports of the image go after, so
-    /// a reader always finds one (see [`Scans::keep_newest_report`]). Only finished scans of a filesystem get one; an image deleted since gets none.
+    /// a reader always finds one (see [`Scans::keep_newest_report`]). Only finished scans of a filesystem get one;
+    /// an image deleted since gets none.
     pub(super) async fn attach(&self, report: &ScanReport) -> Result<(), StoreError> {
         if report.status != ScanStatus::Done || report.images.iter().all(|image| image.layers.is_empty()) {
             return Ok(());
@@ -109,17 +110,14 @@ impl Scans {
         }
         Ok(digest)
     }
+}
 
-    /// Whether `manifest` of `repository` is a report artifact as Berth attaches them: of the report type and with
-    /// no filesystem to scan. The type alone exempts nothing: an image that claims it is scanned like any other.
-    pub(super) async fn is_report(&self, repository: &RepositoryName, manifest: &Digest) -> Result<bool, StoreError> {
-        let record = self.manifests.manifest(repository, manifest).await?;
-        if record.is_none_or(|record| record.artifact_type.as_deref() != Some(REPORT_ARTIFACT_TYPE)) {
-            return Ok(false);
-        }
-        let Ok(parsed) = serde_json::from_slice::<ScannedManifest>(&self.blobs.get(manifest).await?) else { return Ok(false) };
-        let holds_a_filesystem = parsed.layers.iter().any(|layer| Compression::from_media_type(&layer.media_type).is_ok());
-        Ok(parsed.manifests.is_empty() && !holds_a_filesystem)
+impl ScannedManifest {
+    /// Whether this is a report artifact as Berth attaches them: of the report type and with no filesystem to scan.
+    /// The type alone exempts nothing: an image that claims it is scanned like any other.
+    pub(super) fn is_report(&self) -> bool {
+        let holds_a_filesystem = self.layers.iter().any(|layer| Compression::from_media_type(&layer.media_type).is_ok());
+        self.artifact_type.as_deref() == Some(REPORT_ARTIFACT_TYPE) && self.manifests.is_empty() && !holds_a_filesystem
     }
 }
 
